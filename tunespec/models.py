@@ -1,0 +1,38 @@
+"""Model resolvers: from the spec's `model.base` string to something a trainer can load.
+
+Resolvers are registered by plugins (`tunespec_model_resolvers` hook); the local backend
+ships resolvers for a local folder, a hub id, a GGUF file and `package:` files. Resolving
+only locates files: loading (torch, transformers) is the backend's business.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    ref: str
+    """The spec's `model.base`, as written."""
+    kind: Literal["hf_folder", "hub", "gguf"]
+    location: str
+    """Folder (hf_folder, gguf: the folder holding the file) or hub id."""
+    gguf_file: str | None = None
+    """File name inside `location` when kind is gguf."""
+    revision: str | None = None
+
+    @property
+    def display(self) -> str:
+        return f"{self.location}/{self.gguf_file}" if self.gguf_file else self.location
+
+
+class ModelResolver(Protocol):
+    name: str
+
+    def handles(self, ref: str) -> bool:
+        """True if this resolver understands `ref` (cheap: no I/O beyond a stat)."""
+
+    def resolve(self, ref: str, base_dir: Path) -> ResolvedModel:
+        """Locate the model; raise `DiagnosticError` (code TS306) with a hint when it cannot."""

