@@ -1,0 +1,256 @@
+"""From loaded YAML to a validated `ResolvedSpec`, with every schema problem located.
+
+Validation runs in two steps so each problem gets the best message:
+1. the `TuningJob` model checks everything but the backend's own options;
+2. the backend named in `backend.name` is looked up among installed plugins and its
+   `config_model` checks the rest of the `backend` block.
+Pydantic errors become diagnostics at the line and column of the offending key or value,
+with a did-you-mean for unknown keys and choices.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from typing import Any, Iterable
+
+from pydantic import BaseModel, ValidationError
+
+from tunespec.diagnostics import Diagnostic, Location
+from tunespec.plugins.host import PluginHost
+from tunespec.spec.loader import LoadedDocument
+from tunespec.spec.model import API_VERSION, TuningJob
+from tunespec.spec.resolve import ResolvedSpec
+
+RANGE_ERRORS = {
+    "greater_than", "greater_than_equal", "less_than", "less_than_equal", "too_short", "too_long",
+    "finite_number", "multiple_of",
+}
+CHOICE_ERRORS = {"literal_error", "enum"}
+
+
+def validate_document(doc: LoadedDocument, host: PluginHost) -> tuple[ResolvedSpec | None, list[Diagnostic]]:
+    """Validate one loaded document. Returns the spec (None if anything is wrong) and problems."""
+    data = doc.data
+    header = _check_header(doc)
+    if header:
+        return None, header
+    diagnostics: list[Diagnostic] = []
+    job: TuningJob | None = None
+    try:
+        job = TuningJob.model_validate(data)
+    except ValidationError as exc:
+        diagnostics.extend(_convert(exc, doc, TuningJob, ()))
+
+    backend_block = data.get("backend") if isinstance(data, dict) else None
+    config = None
+    if isinstance(backend_block, dict) and isinstance(backend_block.get("name"), str):
+        config, problems = _validate_backend_block(backend_block, doc, host)
+        diagnostics.extend(problems)
+    if diagnostics or job is None or config is None:
+        return None, _dedupe(diagnostics)
+    spec = ResolvedSpec(
+        job=job,
+        config=config,
+        file=doc.file,
+        document=doc.index,
+        positions=doc.positions,
+        redacted=doc.redacted,
+        secret_digest=doc.secret_digest,
+    )
+    return spec, []
+
+
+def _check_header(doc: LoadedDocument) -> list[Diagnostic]:
+    """apiVersion and kind first: with the wrong ones, nothing else is worth reporting."""
+    data = doc.data
+    problems = []
+    for key, expected in (("apiVersion", API_VERSION), ("kind", "TuningJob")):
+        value = data.get(key)
+        if value is None:
+            continue  # reported as missing by the model
+        if value != expected:
+            problems.append(
+                Diagnostic(
+                    "TS117",
+                    f"unsupported {key} {value!r}",
+                    doc.location((key,)),
+                    f"this tunespec reads `{key}: {expected}`",
+                )
+            )
+    return problems
+
+
+def _validate_backend_block(block: dict, doc: LoadedDocument, host: PluginHost) -> tuple[BaseModel | None, list[Diagnostic]]:
+    name = block["name"]
+    backends = host.backends()
+    backend = backends.get(name)
+    if backend is None:
+        broken = next((p for p in host.plugins if p.name == name and p.status in ("broken", "disabled")), None)
+        if broken is not None:
+            hint = f"plugin {name!r} is {broken.status}" + (f": {broken.error}" if broken.error else "") + "; see `tunespec plugins`"
+        else:
+            hint = _did_you_mean(name, backends) or "see `tunespec plugins` for installed backends"
+        return None, [
+            Diagnostic("TS119", f"unknown backend {name!r}; installed: {', '.join(sorted(backends)) or 'none'}", doc.location(("backend", "name")), hint)
+        ]
+    options = {k: v for k, v in block.items() if k != "name"}
+    try:
+        return backend.config_model.model_validate(options), []
+    except ValidationError as exc:
+        return None, _convert(exc, doc, backend.config_model, ("backend",))
+
+
+def _convert(exc: ValidationError, doc: LoadedDocument, root: type[BaseModel], prefix: tuple) -> list[Diagnostic]:
+    out = []
+    for error in exc.errors(include_url=False):
+        data_path = prefix + _data_path(doc.data, prefix, error["loc"])
+        out.append(_diagnostic(error, data_path, doc, root, prefix))
+    return out
+
+
+def _data_path(data: Any, prefix: tuple, loc: tuple) -> tuple:
+    """Pydantic locations include union-member tags ('literal[...]', 'list[str]'); keep only
+    the parts that exist in the data, and the first missing key (for `missing` errors)."""
+    node = data
+    for part in prefix:
+        node = node.get(part) if isinstance(node, dict) else None
+    path: list[Any] = []
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+            path.append(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+            path.append(part)
+        elif isinstance(node, dict) and isinstance(part, str) and not _is_union_tag(part):
+            path.append(part)  # a missing key: point at it, the location falls back to its parent
+            node = None
+    return tuple(path)
+
+
+def _is_union_tag(part: str) -> bool:
+    return any(c in part for c in "[]()") or part in {"str", "int", "float", "bool", "function-after", "function-before"}
+
+
+def _diagnostic(error: dict, path: tuple, doc: LoadedDocument, root: type[BaseModel], prefix: tuple) -> Diagnostic:
+    kind = error["type"]
+    dotted_field = path[-1] if path else ""
+    value = error.get("input")
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(root, path[len(prefix):-1])
+        hint = _did_you_mean(str(dotted_field), allowed) or (f"allowed keys here: {', '.join(sorted(allowed))}" if allowed else None)
+        return Diagnostic("TS110", f"unknown key {dotted_field!r}", doc.location(path, key=True), hint)
+    if kind == "missing":
+        return Diagnostic("TS111", f"missing required key {dotted_field!r}", doc.location(path), _missing_hint(path))
+    message = error["msg"]
+    if kind == "value_error" and "conflict:" in message:
+        text = message.split("conflict:", 1)[1].strip()
+        what, _, fix = text.partition(";")
+        return Diagnostic("TS115", what.strip(), doc.location(path), fix.strip() or None)
+    if kind in CHOICE_ERRORS:
+        choices = _choices(error)
+        hint = _did_you_mean(str(value), choices) if isinstance(value, str) else None
+        return Diagnostic("TS114", f"{value!r} is not allowed here; expected {message.removeprefix('Input should be ')}", doc.location(path), hint)
+    if kind in RANGE_ERRORS:
+        return Diagnostic("TS113", f"{value!r} is out of range: {_lower(message)}", doc.location(path), None)
+    if kind.endswith("_type") or kind.endswith("_parsing") or kind in {"model_attributes_type", "bool_parsing"}:
+        return Diagnostic("TS112", f"wrong type: {_lower(message)}, got {_describe(value)}", doc.location(path), None)
+    return Diagnostic("TS116", f"invalid value {value!r}: {_lower(message.removeprefix('Value error, '))}", doc.location(path), None)
+
+
+def _lower(message: str) -> str:
+    return message[:1].lower() + message[1:]
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        return f"a {'mapping' if isinstance(value, dict) else 'list'}"
+    return f"{type(value).__name__} {value!r}" if value is not None else "null"
+
+
+def _choices(error: dict) -> list[str]:
+    expected = (error.get("ctx") or {}).get("expected", "")
+    return [c.strip().strip("'\"") for c in expected.replace(" or ", ",").split(",") if c.strip()]
+
+
+def _missing_hint(path: tuple) -> str | None:
+    hints = {
+        ("metadata",): "add `metadata: {name: my-job}`",
+        ("model",): "add `model: {base: <model>}`",
+        ("data",): "add `data: {train: path/to/train.jsonl}`",
+        ("backend",): "add `backend: {name: local}`",
+    }
+    return hints.get(path)
+
+
+def _did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
+    match = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f"did you mean {match[0]!r}?" if match else None
+
+
+def _allowed_keys(model: type[BaseModel] | None, path: tuple) -> list[str]:
+    """Keys allowed in the mapping at `path` (relative to `model`)."""
+    for part in path:
+        if model is None:
+            return []
+        if isinstance(part, int):
+            continue
+        field = next((f for n, f in model.model_fields.items() if (f.alias or n) == part), None)
+        model = _model_in(field.annotation) if field else None
+    if model is None:
+        return []
+    return [f.alias or n for n, f in model.model_fields.items()]
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation like `Model | None` or `list[Model]`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType, list, tuple):
+        for arg in typing.get_args(annotation):
+            found = _model_in(arg)
+            if found:
+                return found
+    return None
+
+
+def _dedupe(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """One diagnostic per location and code (a union type reports each member's failure)."""
+    seen = set()
+    out = []
+    for d in diagnostics:
+        key = (d.code, d.location.path, d.location.line, d.location.column)
+        if key not in seen:
+            seen.add(key)
+            out.append(d)
+    return out
+
+
+def spec_json_schema(host: PluginHost) -> dict[str, Any]:
+    """JSON Schema of a TuningJob with every installed backend's options, for editors
+    (e.g. `# yaml-language-server: $schema=tunespec.schema.json`)."""
+    schema = TuningJob.model_json_schema(by_alias=True)
+    defs = schema.setdefault("$defs", {})
+    variants = []
+    for name, backend in sorted(host.backends().items()):
+        sub = backend.config_model.model_json_schema()
+        for def_name, definition in sub.pop("$defs", {}).items():
+            defs[def_name] = definition
+        properties = {"name": {"const": name, "description": backend.description}, **sub.get("properties", {})}
+        variants.append(
+            {
+                "title": f"{name} backend",
+                "type": "object",
+                "properties": properties,
+                "required": ["name", *sub.get("required", [])],
+                "additionalProperties": False,
+            }
+        )
+    if variants:
+        schema["properties"]["backend"] = {"description": "Where the job runs: `name` plus that backend's options.", "oneOf": variants}
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "tunespec TuningJob"
+    return schema
