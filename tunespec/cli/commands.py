@@ -1,0 +1,393 @@
+"""One function per CLI command. Each returns the process exit code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from tunespec.cli import render
+from tunespec.diagnostics import Diagnostic, Location
+from tunespec.plugins.host import plugin_host
+from tunespec.progress import Progress
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+
+
+def _progress(args: argparse.Namespace) -> Progress:
+    return Progress(enabled=args.output == "human" and sys.stderr.isatty(), quiet=args.output == "json")
+
+
+def _check_all(args: argparse.Namespace) -> tuple[list[Any], list[Diagnostic], Any]:
+    """Load every spec under args.paths and run every check on each."""
+    from tunespec.pipeline import check_spec, load_specs, state_for
+
+    host = plugin_host()
+    specs, problems = load_specs(args.paths, host)
+    state = state_for(args.paths, args.state)
+    with _progress(args) as progress:
+        checked = [check_spec(spec, host, state, progress) for spec in specs]
+    return checked, problems, state
+
+
+def _report_problems(args: argparse.Namespace, problems: list[Diagnostic], checked: list[Any]) -> int:
+    """Render (human mode) every problem; return the number of errors."""
+    errors = sum(d.is_error for d in problems) + sum(c.diagnostics.error_count for c in checked)
+    warnings = sum(not d.is_error for d in problems) + sum(c.diagnostics.warning_count for c in checked)
+    if args.output == "human":
+        render.diagnostics(problems)
+        for c in checked:
+            render.diagnostics(c.diagnostics, c.diagnostics.omitted())
+        render.summary(errors, warnings)
+    return errors
+
+
+def _data_rows(report: Any) -> list[tuple[str, Any]]:
+    if report is None:
+        return []
+    return list(report.summary_rows()) if hasattr(report, "summary_rows") else []
+
+
+def _checked_json(c: Any) -> dict[str, Any]:
+    return {
+        "name": c.spec.name,
+        "file": str(c.spec.file),
+        "document": c.spec.document,
+        "backend": c.backend.name,
+        "ok": c.ok,
+        "fingerprint": c.spec.fingerprint if c.ok else None,
+        "data": c.data.model_dump(mode="json") if c.data is not None and hasattr(c.data, "model_dump") else None,
+        **c.diagnostics.to_json(),
+    }
+
+
+# validate ----------------------------------------------------------------------------
+
+
+def validate(args: argparse.Namespace) -> int:
+    checked, problems, _ = _check_all(args)
+    errors = _report_problems(args, problems, checked)
+    if args.output == "json":
+        render.print_json({"specs": [_checked_json(c) for c in checked], "diagnostics": [d.to_json() for d in problems], "errors": errors})
+    else:
+        for c in checked:
+            mark = "[green]ok[/green]" if c.ok else "[red]invalid[/red]"
+            render.out.print(f"{mark} {c.spec.name} [dim]({c.spec.file}, backend {c.backend.name})[/dim]")
+            if c.data is not None:
+                render.rows("  data", _data_rows(c.data))
+    return EXIT_ERROR if errors else EXIT_OK
+
+
+# plan --------------------------------------------------------------------------------
+
+
+def plan(args: argparse.Namespace) -> int:
+    from tunespec.pipeline import diff
+
+    checked, problems, state = _check_all(args)
+    errors = _report_problems(args, problems, checked)
+    changes = {c.spec.name: diff(c, state) for c in checked if c.ok}
+    if args.output == "json":
+        specs = []
+        for c in checked:
+            item = _checked_json(c)
+            if c.ok:
+                change = changes[c.spec.name]
+                item["plan"] = c.plan.model_dump(mode="json")
+                item["change"] = {"action": change.action, "changed": change.changed, "previous_run": change.previous.run_id if change.previous else None}
+            specs.append(item)
+        render.print_json({"specs": specs, "diagnostics": [d.to_json() for d in problems], "errors": errors})
+    else:
+        for c in checked:
+            if c.ok:
+                _print_plan(c, changes[c.spec.name])
+    if errors:
+        return EXIT_ERROR
+    return EXIT_CHANGES if any(ch.action in ("create", "replace", "resume") for ch in changes.values()) else EXIT_OK
+
+
+ACTION_STYLE = {"create": "green", "replace": "yellow", "resume": "cyan", "no-op": "dim", "in-flight": "cyan"}
+
+
+def _print_plan(c: Any, change: Any) -> None:
+    style = ACTION_STYLE.get(change.action, "")
+    render.out.rule(f"[bold]{c.spec.name}[/bold]  [{style}]{change.action}[/{style}]", align="left")
+    render.out.print(f"[dim]{c.spec.file} · backend {c.backend.name} · fingerprint {c.spec.fingerprint[:12]}[/dim]")
+    if change.previous is not None:
+        render.out.print(f"[dim]last run {change.previous.run_id} ({change.previous.status})[/dim]")
+    for field in change.changed:
+        render.out.print(f"  [yellow]~[/yellow] {field}")
+    if c.plan.summary:
+        render.rows("  job", c.plan.summary.items())
+    render.rows("  data", _data_rows(c.data))
+    if c.plan.mappings:
+        render.table(
+            "  spec field → backend",
+            ["spec field", "becomes", "value", "note"],
+            ([m.field, m.target or "(not sent)", json.dumps(m.value, default=str), m.note or ""] for m in c.plan.mappings),
+        )
+    render.out.print("  [dim]compiled job:[/dim]")
+    render.out.print_json(json.dumps(c.plan.job, default=str), indent=2)
+
+
+# apply -------------------------------------------------------------------------------
+
+
+def apply(args: argparse.Namespace) -> int:
+    from tunespec.pipeline import apply_checked, interactive
+
+    checked, problems, state = _check_all(args)
+    errors = _report_problems(args, problems, checked)
+    if errors:
+        if args.output == "json":
+            render.print_json({"specs": [_checked_json(c) for c in checked], "diagnostics": [d.to_json() for d in problems], "errors": errors})
+        elif args.output == "human":
+            render.err.print("nothing applied: fix the errors above first")
+        return EXIT_ERROR
+
+    def confirm(c: Any) -> bool:
+        if not (c.backend.remote or c.plan.billable) or args.yes:
+            return True
+        if not interactive():
+            raise _NeedsConfirmation(c)
+        from rich.prompt import Confirm
+
+        return Confirm.ask(f"Start billable {c.backend.name} job for [bold]{c.spec.name}[/bold]?", console=render.err)
+
+    outcomes = []
+    failed = False
+    with _progress(args) as progress:
+        for c in checked:
+            try:
+                outcome = apply_checked(c, state, progress, force=args.force, confirm=confirm)
+            except _NeedsConfirmation:
+                outcome = _confirmation_error(c)
+            outcomes.append(outcome)
+            failed |= outcome.failed
+            if args.output == "human":
+                _print_outcome(outcome, progress)
+    if args.output == "json":
+        render.print_json({"runs": [_outcome_json(o) for o in outcomes], "errors": sum(o.failed for o in outcomes)})
+    return EXIT_ERROR if failed else EXIT_OK
+
+
+class _NeedsConfirmation(Exception):
+    def __init__(self, checked: Any):
+        self.checked = checked
+
+
+def _confirmation_error(c: Any) -> Any:
+    from tunespec.pipeline import Outcome
+
+    d = Diagnostic(
+        "TS003",
+        f"{c.spec.name}: apply would start a billable {c.backend.name} job and there is no terminal to confirm",
+        c.spec.locate("backend.name"),
+        "pass --yes to confirm in CI",
+    )
+    return Outcome(c.spec.name, "error", diagnostics=[d])
+
+
+def _print_outcome(o: Any, progress: Progress) -> None:
+    render.diagnostics(o.diagnostics)
+    run_id = o.run.run_id if o.run else ""
+    if o.action == "no-op":
+        render.out.print(f"[dim]no changes[/dim] {o.spec_name}: run {run_id} already succeeded ({o.run_dir})")
+    elif o.action == "in-flight":
+        render.out.print(f"[cyan]in flight[/cyan] {o.spec_name}: run {run_id} is running; not started again (`tunespec status`)")
+    elif o.action == "submitted":
+        remote = f" as {o.run.remote_id}" if o.run and o.run.remote_id else ""
+        render.out.print(f"[cyan]submitted[/cyan] {o.spec_name}: run {run_id}{remote}; follow it with `tunespec status`")
+    elif o.action == "declined":
+        render.out.print(f"[dim]skipped[/dim] {o.spec_name}")
+    elif o.result is not None:
+        style = "green" if o.result.status == "succeeded" else "red"
+        render.out.print(f"[{style}]{o.result.status}[/{style}] {o.spec_name}: run {run_id} → {o.run_dir}")
+        if o.result.message:
+            render.out.print(f"  {o.result.message}")
+        _print_evaluation(o.result.evaluation)
+
+
+def _print_evaluation(evaluation: dict[str, Any]) -> None:
+    base, tuned = evaluation.get("base"), evaluation.get("tuned")
+    if not isinstance(tuned, dict):
+        return
+    metrics = sorted(k for k, v in tuned.items() if isinstance(v, (int, float)))
+    render.table(
+        "  evaluation (validation set)",
+        ["metric", "base model", "tuned model"],
+        ([m, _fmt((base or {}).get(m)), _fmt(tuned.get(m))] for m in metrics),
+    )
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else ("-" if value is None else str(value))
+
+
+def _outcome_json(o: Any) -> dict[str, Any]:
+    return {
+        "spec": o.spec_name,
+        "action": o.action,
+        "run": o.run.to_json() if o.run else None,
+        "result": o.result.model_dump(mode="json") if o.result else None,
+        "run_dir": o.run_dir,
+        "diagnostics": [d.to_json() for d in o.diagnostics],
+    }
+
+
+# status / runs / cancel -------------------------------------------------------------
+
+
+def _spec_names(paths: list[str]) -> list[str] | None:
+    """Names of the specs under `paths` (read leniently: schema errors do not matter here)."""
+    from tunespec.pipeline import find_spec_files
+    from tunespec.spec.loader import load_documents
+
+    if paths == ["."]:
+        return None
+    files, _ = find_spec_files(paths)
+    names = []
+    for file in files:
+        docs, _ = load_documents(file)
+        names.extend(d.data["metadata"]["name"] for d in docs if isinstance(d.data.get("metadata"), dict) and "name" in d.data["metadata"])
+    return names
+
+
+def status(args: argparse.Namespace) -> int:
+    from tunespec.pipeline import refresh_status, state_for
+
+    state = state_for(args.paths, args.state)
+    names = _spec_names(args.paths)
+    latest = [state.latest_run(n) for n in names] if names is not None else _latest_per_spec(state)
+    host = plugin_host()
+    rows = []
+    failed = False
+    for run in filter(None, latest):
+        run, result = refresh_status(run, host, state)
+        failed |= run.status in ("failed", "cancelled")
+        rows.append(run)
+    if args.output == "json":
+        render.print_json({"runs": [r.to_json() for r in rows]})
+    elif rows:
+        render.table("latest runs", ["spec", "run", "backend", "status", "remote", "updated", "where"],
+                     ([r.spec_name, r.run_id, r.backend, r.status, r.remote_id, r.updated_at, r.run_dir] for r in rows))
+    else:
+        render.out.print("no runs recorded yet; `tunespec apply` starts one")
+    return EXIT_ERROR if failed else EXIT_OK
+
+
+def _latest_per_spec(state: Any) -> list[Any]:
+    seen: dict[str, Any] = {}
+    for run in state.runs(limit=1000):
+        seen.setdefault(run.spec_name, run)
+    return list(seen.values())
+
+
+def runs(args: argparse.Namespace) -> int:
+    from tunespec.pipeline import state_for
+
+    state = state_for([], args.state)
+    records = state.runs(args.spec_name)
+    if args.output == "json":
+        render.print_json({"runs": [r.to_json() for r in records]})
+    elif records:
+        render.table("runs", ["spec", "run", "backend", "status", "created", "fingerprint", "where"],
+                     ([r.spec_name, r.run_id, r.backend, r.status, r.created_at, r.fingerprint[:12], r.run_dir] for r in records))
+    else:
+        render.out.print("no runs recorded")
+    return EXIT_OK
+
+
+def cancel(args: argparse.Namespace) -> int:
+    from tunespec.pipeline import state_for
+
+    state = state_for([], args.state)
+    run = state.get_run(args.target) or state.latest_run(args.target)
+    if run is None or run.status not in ("pending", "running", "interrupted"):
+        what = f"no run in flight for {args.target!r}" if run else f"no run or spec named {args.target!r}"
+        render.diagnostic(Diagnostic("TS401", what, Location(), "see `tunespec runs`"))
+        return EXIT_ERROR
+    backend = plugin_host().backends().get(run.backend)
+    if backend is not None and (backend.remote or run.remote_id):
+        result = backend.cancel(run)
+        run = state.update_run(run.run_id, status=result.status, message=result.message or "cancel requested")
+    else:
+        run = state.update_run(run.run_id, status="cancelled", message="cancelled")
+    if args.output == "json":
+        render.print_json({"run": run.to_json()})
+    else:
+        render.out.print(f"{run.spec_name}: run {run.run_id} is {run.status}")
+    return EXIT_OK
+
+
+# verify / schema / plugins / init -------------------------------------------------------
+
+
+def verify(args: argparse.Namespace) -> int:
+    from tunespec.artifacts import verify_run
+
+    results = []
+    errors = 0
+    for run in args.runs:
+        manifest, problems = verify_run(run)
+        errors += problems.error_count
+        results.append({"run": run, "ok": not problems.has_errors, "status": manifest.status if manifest else None, **problems.to_json()})
+        if args.output == "human":
+            render.diagnostics(problems, problems.omitted())
+            if not problems.has_errors and manifest is not None:
+                render.out.print(f"[green]ok[/green] {run}: {len(manifest.files)} files match the manifest (run {manifest.run_id}, {manifest.status})")
+    if args.output == "json":
+        render.print_json({"runs": results, "errors": errors})
+    return EXIT_ERROR if errors else EXIT_OK
+
+
+def schema(args: argparse.Namespace) -> int:
+    from tunespec.spec.schema import spec_json_schema
+
+    text = json.dumps(spec_json_schema(plugin_host()), indent=2)
+    if args.write:
+        Path(args.write).write_text(text + "\n")
+        render.err.print(f"wrote {args.write}")
+    else:
+        print(text)
+    return EXIT_OK
+
+
+def plugins(args: argparse.Namespace) -> int:
+    host = plugin_host()
+    if args.output == "json":
+        render.print_json({"plugins": [p.to_json() for p in host.plugins]})
+        return EXIT_OK
+    style = {"ok": "green", "unavailable": "yellow", "broken": "red", "disabled": "dim"}
+    t_rows = []
+    for p in host.plugins:
+        registers = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in p.registers.items())
+        note = p.error or (f"missing {', '.join(p.missing)}: {p.install_hint}" if p.missing else "")
+        t_rows.append([p.name, p.version or "built-in", f"[{style[p.status]}]{p.status}[/{style[p.status]}]", registers, note])
+    from rich.table import Table
+
+    table = Table(title="plugins", title_justify="left")
+    for col in ("plugin", "version", "status", "registers", "notes"):
+        table.add_column(col)
+    for row in t_rows:
+        table.add_row(*row)
+    render.out.print(table)
+    return EXIT_OK
+
+
+def init(args: argparse.Namespace) -> int:
+    if args.plugin:
+        from tunespec.scaffold import scaffold_plugin
+
+        return scaffold_plugin(args.plugin, Path(args.path if args.path != "tunespec.yaml" else "."))
+    from tunespec.spec.starter import starter_spec
+
+    path = Path(args.path)
+    if path.exists():
+        render.diagnostic(Diagnostic("TS001", f"{path} already exists; not overwriting it", Location(str(path)), "choose another path"))
+        return EXIT_ERROR
+    path.write_text(starter_spec(args.backend))
+    render.out.print(f"wrote {path}: edit it, then `tunespec plan {path}`")
+    return EXIT_OK

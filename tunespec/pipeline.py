@@ -1,0 +1,395 @@
+"""The one path every spec takes, for every backend:
+
+    load -> schema -> resolve -> validate data -> backend.validate -> backend.compile
+         -> diff against state -> apply -> artifact directory + manifest -> verify
+
+The CLI is a thin layer over these functions; the conformance kit and tests call them too.
+Nothing here imports torch, ray or google.*: backends do, inside `apply`/`status`/`cancel`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Literal
+
+import yaml
+
+from tunespec.artifacts import Manifest, RunDirectory, environment_versions
+from tunespec.backend import Backend, Plan, RunContext, RunResult
+from tunespec.diagnostics import Diagnostic, DiagnosticError, Diagnostics, Location
+from tunespec.plugins.host import PluginHost
+from tunespec.progress import Progress
+from tunespec.spec.loader import load_documents
+from tunespec.spec.resolve import ResolvedSpec
+from tunespec.spec.schema import validate_document
+from tunespec.state import RunRecord, StateStore, find_state_path
+from tunespec.state.store import now_iso
+
+SPEC_SUFFIXES = (".yaml", ".yml")
+
+
+# Load ------------------------------------------------------------------------------------
+
+
+def find_spec_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[Diagnostic]]:
+    """Expand files and directories (recursively; hidden folders skipped) into spec files."""
+    files: list[Path] = []
+    problems: list[Diagnostic] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.suffix in SPEC_SUFFIXES and p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+            if not found:
+                problems.append(Diagnostic("TS002", f"no spec files (*.yaml, *.yml) in {path}", Location(str(path))))
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            problems.append(Diagnostic("TS001", f"no such file or directory: {path}", Location(str(path))))
+    return files, problems
+
+
+def load_specs(paths: Iterable[str | Path], host: PluginHost, env: dict[str, str] | None = None) -> tuple[list[ResolvedSpec], list[Diagnostic]]:
+    """Load and schema-check every spec document under `paths`. Bad documents are reported
+    and left out; good ones are returned, so one bad file never hides the others' problems."""
+    files, problems = find_spec_files(paths)
+    specs: list[ResolvedSpec] = []
+    for file in files:
+        documents, load_problems = load_documents(file, env)
+        problems.extend(load_problems)
+        for doc in documents:
+            spec, schema_problems = validate_document(doc, host)
+            problems.extend(schema_problems)
+            if spec is not None:
+                specs.append(spec)
+    problems.extend(_duplicate_names(specs))
+    return specs, problems
+
+
+def _duplicate_names(specs: list[ResolvedSpec]) -> list[Diagnostic]:
+    first: dict[str, ResolvedSpec] = {}
+    out = []
+    for spec in specs:
+        if spec.name in first:
+            other = first[spec.name]
+            out.append(
+                Diagnostic(
+                    "TS118",
+                    f"spec name {spec.name!r} is also used by {other.file} (document {other.document + 1})",
+                    spec.locate("metadata.name"),
+                    "names identify specs in the state store and artifact paths; make them unique",
+                )
+            )
+        else:
+            first[spec.name] = spec
+    return out
+
+
+# Check: data, backend validation, compile ------------------------------------------------
+
+
+@dataclass
+class Checked:
+    """A spec after every check: its backend, data report, plan and problems."""
+
+    spec: ResolvedSpec
+    backend: Backend
+    diagnostics: Diagnostics
+    data: Any = None  # tunespec.data.DataReport
+    plan: Plan | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.diagnostics.has_errors and self.plan is not None
+
+
+def check_spec(spec: ResolvedSpec, host: PluginHost, state: StateStore | None, progress: Progress) -> Checked:
+    """Validate data and backend rules, then compile the plan. Collects every problem found."""
+    from tunespec.data import validate_data  # light: the data layer imports no heavy libraries
+
+    backend = host.backends()[spec.job.backend.name]
+    diagnostics = Diagnostics(max_per_code=spec.job.data.max_reported_problems)
+    checked = Checked(spec, backend, diagnostics)
+    try:
+        checked.data = validate_data(
+            spec,
+            rules=backend.data_rules(spec),
+            counter=backend.token_counter(spec),
+            diagnostics=diagnostics,
+            progress=progress,
+            hash_cache=state,
+        )
+        diagnostics.extend(backend.validate(spec, checked.data))
+        if not diagnostics.has_errors:
+            checked.plan = backend.compile(spec, checked.data)
+            diagnostics.extend(_plan_warnings(checked.plan))
+    except DiagnosticError as exc:
+        diagnostics.extend(exc.diagnostics)
+    return checked
+
+
+def _plan_warnings(plan: Plan) -> list[Diagnostic]:
+    from tunespec.diagnostics import Severity
+
+    out = []
+    for w in plan.warnings:
+        loc = Location(**w["location"]) if w.get("location") else Location()
+        out.append(Diagnostic(w["code"], w["message"], loc, w.get("hint"), Severity(w.get("severity", "warning"))))
+    return out
+
+
+# Plan diff ------------------------------------------------------------------------------
+
+
+@dataclass
+class Change:
+    """What `apply` would do for a checked spec, compared with the state store."""
+
+    action: Literal["create", "no-op", "replace", "in-flight", "resume"]
+    previous: RunRecord | None = None
+    changed: list[str] = field(default_factory=list)
+
+
+def stored_spec(spec: ResolvedSpec) -> dict[str, Any]:
+    """The resolved spec as applied, with interpolated values replaced by their `${env:...}`
+    references: what spec.yaml, the manifest and the state keep."""
+    resolved = spec.job.model_dump(mode="json", by_alias=True)
+    resolved["backend"] = {"name": spec.job.backend.name, **spec.config.model_dump(mode="json")}
+    return _keep_references(resolved, spec.redacted)
+
+
+def _keep_references(resolved: Any, raw: Any) -> Any:
+    if isinstance(raw, str) and "${" in raw:
+        return raw
+    if isinstance(resolved, dict) and isinstance(raw, dict):
+        return {k: _keep_references(v, raw.get(k)) for k, v in resolved.items()}
+    if isinstance(resolved, list) and isinstance(raw, list) and len(raw) == len(resolved):
+        return [_keep_references(v, r) for v, r in zip(resolved, raw)]
+    return resolved
+
+
+def diff(checked: Checked, state: StateStore) -> Change:
+    spec = checked.spec
+    previous = state.latest_run(spec.name)
+    if previous is None:
+        return Change("create")
+    if previous.fingerprint == spec.fingerprint:
+        if previous.status == "succeeded":
+            return Change("no-op", previous)
+        if previous.status in ("pending", "running", "interrupted"):
+            alive = previous.owner_alive or (previous.remote_id and previous.status != "interrupted")
+            return Change("in-flight" if alive else "resume", previous)
+        return Change("replace", previous, ["previous run " + previous.status])
+    return Change("replace", previous, _changed_fields(previous, stored_spec(spec), spec.data_hashes))
+
+
+def _changed_fields(previous: RunRecord, current: dict[str, Any], data_hashes: dict[str, str]) -> list[str]:
+    changed = [path for path in _diff_paths(previous.spec or {}, current)]
+    old_hashes = {f["path"]: f.get("sha256") for f in (previous.data or {}).get("files", []) if isinstance(f, dict)}
+    for path, digest in data_hashes.items():
+        if old_hashes.get(path) not in (None, digest):
+            changed.append(f"data content: {path}")
+    return changed or ["backend or environment"]
+
+
+def _diff_paths(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new)):
+            out.extend(_diff_paths(old.get(key), new.get(key), f"{prefix}.{key}" if prefix else key))
+        return out
+    return [] if old == new else [prefix or "(root)"]
+
+
+# Apply ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """The result of applying one spec."""
+
+    spec_name: str
+    action: str
+    run: RunRecord | None = None
+    result: RunResult | None = None
+    run_dir: str | None = None
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.diagnostics and any(d.is_error for d in self.diagnostics)) or (
+            self.result is not None and self.result.status in ("failed", "cancelled")
+        )
+
+
+def apply_checked(
+    checked: Checked,
+    state: StateStore,
+    progress: Progress,
+    *,
+    force: bool = False,
+    confirm: Callable[[Checked], bool] = lambda c: True,
+) -> Outcome:
+    """Start (or resume, or skip) the run for one checked spec, and finish it if it ends."""
+    spec, backend, plan = checked.spec, checked.backend, checked.plan
+    assert plan is not None
+    missing = [m for m in backend.requires if not _importable(m)]
+    if missing:
+        hint = backend.install_hint or f"install {', '.join(missing)}"
+        return Outcome(spec.name, "error", diagnostics=[
+            Diagnostic("TS300", f"backend {backend.name!r} needs {', '.join(missing)}, which is not installed", spec.locate("backend.name"), hint)
+        ])
+    change = diff(checked, state)
+    if change.action == "no-op" and not force:
+        return Outcome(spec.name, "no-op", run=change.previous, run_dir=change.previous.run_dir if change.previous else None)
+    if change.action == "in-flight":
+        return Outcome(spec.name, "in-flight", run=change.previous)
+    if change.action in ("create", "replace") or force:
+        if not confirm(checked):
+            return Outcome(spec.name, "declined")
+    layout = output_layout(spec, state)
+    claim = state.claim(
+        spec_name=spec.name,
+        spec_file=str(spec.file),
+        fingerprint=spec.fingerprint,
+        backend=backend.name,
+        output_root=spec.output_root,
+        run_dir_for=lambda run_id: layout(run_id).final_path,
+        spec=stored_spec(spec),
+        plan=plan.model_dump(mode="json"),
+        data=_data_json(checked.data),
+        force=force,
+    )
+    if claim.action == "noop":
+        return Outcome(spec.name, "no-op", run=claim.run, run_dir=claim.run.run_dir)
+    if claim.action == "in_flight":
+        return Outcome(spec.name, "in-flight", run=claim.run)
+    run = claim.run
+    run_dir = layout(run.run_id).create()
+    ctx = RunContext(
+        run_id=run.run_id,
+        spec=spec,
+        plan=plan,
+        data=checked.data,
+        run_dir=run_dir,
+        progress=progress,
+        resuming=claim.action == "resume",
+        record_remote_id=lambda remote_id: state.update_run(run.run_id, remote_id=remote_id),
+    )
+    action = "resumed" if ctx.resuming else "started"
+    try:
+        result = backend.apply(ctx)
+    except KeyboardInterrupt:
+        state.update_run(run.run_id, status="interrupted", message="interrupted; `tunespec apply` resumes it")
+        raise
+    except DiagnosticError as exc:
+        result = RunResult(status="failed", message=exc.diagnostics[0].message, error={"diagnostics": [d.to_json() for d in exc.diagnostics]})
+        outcome = Outcome(spec.name, action, diagnostics=exc.diagnostics)
+        outcome.run, outcome.result, outcome.run_dir = finish_run(state.get_run(run.run_id), result, state, backend), result, str(run_dir.final_path)  # type: ignore[arg-type]
+        return outcome
+    if result.status in ("pending", "running"):
+        run = state.update_run(run.run_id, status=result.status, remote_id=result.remote_id or run.remote_id, message=result.message)
+        return Outcome(spec.name, "submitted", run=run, result=result)
+    run = finish_run(state.get_run(run.run_id), result, state, backend)  # type: ignore[arg-type]
+    return Outcome(spec.name, action, run=run, result=result, run_dir=run.run_dir)
+
+
+def _importable(module: str) -> bool:
+    from tunespec.plugins.host import _importable as importable
+
+    return importable(module)
+
+
+def _data_json(report: Any) -> dict[str, Any]:
+    if report is None:
+        return {}
+    return report.model_dump(mode="json") if hasattr(report, "model_dump") else dict(report)
+
+
+def output_layout(spec_or_root: ResolvedSpec | str, state: StateStore, spec_name: str | None = None) -> Callable[[str], RunDirectory]:
+    """Where a run's files are staged. A `gs://` root is staged locally beside the state
+    store and uploaded when the run is finalised."""
+    if isinstance(spec_or_root, ResolvedSpec):
+        root, spec_name = spec_or_root.output_root, spec_or_root.name
+    else:
+        root = spec_or_root
+    assert spec_name is not None
+    if root.startswith("gs://"):
+        local_root = state.path.parent / "outputs"
+        return lambda run_id: RunDirectory(local_root, spec_name, run_id)
+    return lambda run_id: RunDirectory(root, spec_name, run_id)
+
+
+def finish_run(run: RunRecord, result: RunResult, state: StateStore, backend: Backend) -> RunRecord:
+    """Write spec.yaml + manifest.json, publish the run directory atomically (uploading it
+    for a gs:// root), and record the final status."""
+    status = result.status if result.status in ("succeeded", "failed", "cancelled") else "failed"
+    spec = run.spec or {}
+    run_dir = output_layout(run.output_root, state, run.spec_name)(run.run_id).create()
+    manifest = Manifest(
+        run_id=run.run_id,
+        spec_name=run.spec_name,
+        fingerprint=run.fingerprint,
+        backend=run.backend,
+        status=status,  # type: ignore[arg-type]
+        started_at=run.created_at,
+        finished_at=now_iso(),
+        base_model=spec.get("model", {}).get("base", ""),
+        method=spec.get("method", {}),
+        hyperparameters=spec.get("hyperparameters", {}),
+        labels=spec.get("metadata", {}).get("labels", {}),
+        data=run.data or {},
+        metrics=result.metrics,
+        evaluation=result.evaluation,
+        outputs=result.outputs,
+        error=result.error,
+        environment=environment_versions(tuple(m.split(".")[0] for m in backend.requires)),
+    )
+    final = run_dir.finalize(manifest, yaml.safe_dump(spec, sort_keys=False))
+    location = str(final)
+    if run.output_root.startswith("gs://"):
+        from tunespec.artifacts.gcs import upload_run
+
+        location = f"{run.output_root.rstrip('/')}/{run.spec_name}/{run.run_id}"
+        upload_run(final, location)
+    return state.update_run(run.run_id, status=status, run_dir=location, message=result.message, owner_pid=None)
+
+
+def refresh_status(run: RunRecord, host: PluginHost, state: StateStore) -> tuple[RunRecord, RunResult | None]:
+    """Ask the backend about a run in flight; finish it when it has ended."""
+    backend = host.backends().get(run.backend)
+    if backend is None or run.status not in ("pending", "running"):
+        return run, None
+    if not backend.remote and not run.remote_id:
+        if run.owner_alive:
+            return run, None
+        return state.update_run(run.run_id, status="interrupted", message="its process ended; `tunespec apply` resumes it"), None
+    result = backend.status(run)
+    if result.status in ("succeeded", "failed", "cancelled"):
+        return finish_run(run, result, state, backend), result
+    if result.status != run.status:
+        run = state.update_run(run.run_id, status=result.status, message=result.message)
+    return run, result
+
+
+def state_for(paths: Iterable[str | Path], override: str | None = None) -> StateStore:
+    """The state store for the given spec paths (or the current directory)."""
+    if override:
+        return StateStore(override)
+    if os.environ.get("TUNESPEC_STATE"):
+        return StateStore(os.environ["TUNESPEC_STATE"])
+    first = next(iter(paths), None)
+    start = Path(first) if first else Path.cwd()
+    start = start if start.is_dir() else start.parent
+    return StateStore(find_state_path(start))
+
+
+def interactive() -> bool:
+    return sys.stdin.isatty() and not os.environ.get("CI")
