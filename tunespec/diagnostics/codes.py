@@ -55,6 +55,8 @@ CODES: dict[str, str] = {
     "TS219": "byte order mark at start of file",
     "TS220": "truncated last line",
     "TS221": "line too long",
+    "TS222": "inline data not accepted by this backend",
+    "TS223": "file reference location (URI scheme) not accepted",
     # Backend
     "TS300": "backend not available (dependencies missing)",
     "TS301": "base model not supported by this backend",

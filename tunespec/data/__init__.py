@@ -1,0 +1,72 @@
+"""tunespec.data: data sources, formats, rules, validation and the data report.
+
+This module is the public data API for backends and plugins:
+
+Conversation model (``tunespec.data.conversation``)
+    `Conversation` (system parts, turns, file, line), `Turn` (role ``user``/``model``,
+    parts), `Part` (``text`` | ``file`` {mime_type, uri} | ``inline`` {mime_type, size}).
+    Every format converts into it; OpenAI ``assistant`` becomes ``model``.
+
+Formats (``tunespec.data.formats``)
+    `DataFormat` protocol: ``name``, ``detect(record, fields=None) -> bool``,
+    ``to_conversation(record, fields) -> Conversation`` raising `DiagnosticError` with
+    JSON-path locations. Built-ins: ``gemini``, ``openai``, ``prompt_completion``;
+    more through the ``tunespec_data_formats`` hook.
+
+Sources (``tunespec.data.sources``)
+    `DataSource` protocol: ``name``, ``handles(path)``, ``list(path)``,
+    ``stat(path) -> FileStat | None``, ``open(path) -> binary stream``. Built-ins: local
+    files/directories and ``gs://``; more through the ``tunespec_data_sources`` hook.
+
+Rules (``tunespec.data.rules``)
+    `DataRules`: one table of limits. ``rules_for(modality)`` gives the defaults; a
+    backend returns its own from ``Backend.data_rules(spec)``; ``a.merge(b)`` keeps the
+    stricter of each.
+
+Tokens (``tunespec.data.tokens``)
+    `TokenCounter` protocol: ``exact``, ``name``, ``count(conversations) -> list[int]``.
+    `EstimatedTokenCounter` is used when the backend has no tokenizer.
+
+Validation and reading
+    ``validate_data(spec, rules, counter, diagnostics, progress, hash_cache=None) ->
+    DataReport``; ``iter_conversations(spec, split)`` for training; `HashCache` protocol.
+
+Report and writers
+    `DataReport` (``summary_rows()``), ``write_gemini_jsonl(conversations, fp)``.
+"""
+
+from tunespec.data.conversation import Conversation, Part, Turn
+from tunespec.data.formats import DataFormat, GeminiFormat, OpenAIFormat, PromptCompletionFormat
+from tunespec.data.report import DataFile, DataReport, SplitStats
+from tunespec.data.rules import DataRules, MediaLimits, rules_for
+from tunespec.data.sources import DataSource, FileStat, GCSSource, LocalSource
+from tunespec.data.tokens import EstimatedTokenCounter, TokenCounter, estimate_tokens
+from tunespec.data.validate import HashCache, iter_conversations, validate_data
+from tunespec.data.writers import write_gemini_jsonl
+
+__all__ = [
+    "Conversation",
+    "DataFile",
+    "DataFormat",
+    "DataReport",
+    "DataRules",
+    "DataSource",
+    "EstimatedTokenCounter",
+    "FileStat",
+    "GCSSource",
+    "GeminiFormat",
+    "HashCache",
+    "LocalSource",
+    "MediaLimits",
+    "OpenAIFormat",
+    "Part",
+    "PromptCompletionFormat",
+    "SplitStats",
+    "TokenCounter",
+    "Turn",
+    "estimate_tokens",
+    "iter_conversations",
+    "rules_for",
+    "validate_data",
+    "write_gemini_jsonl",
+]

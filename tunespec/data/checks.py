@@ -1,0 +1,153 @@
+"""Conversation and modality rules, applied to every example whatever its format.
+
+`check_conversation` returns the problems of one example as path-located diagnostics
+(the caller adds file and line). It is on the hot path of validation, so it walks the
+example once and allocates nothing for a good one.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+from typing import Callable
+
+from tunespec.data.conversation import Conversation, Part
+from tunespec.data.rules import DataRules, media_kind
+from tunespec.data.sources import DataSource, FileStat
+from tunespec.diagnostics import Diagnostic, Location
+
+_NO_PROBLEMS: list[Diagnostic] = []
+
+
+class FileReferences:
+    """Answers "does this referenced file exist, and how big is it?" through the data
+    sources, remembering recent answers so a file used by many examples is checked once.
+
+    Local references are tried relative to the data file's folder, then the spec's.
+    """
+
+    def __init__(self, sources: list[DataSource], spec_dir: Path, cache_size: int = 100_000):
+        self.sources = sources
+        self.spec_dir = spec_dir
+        self.cache_size = cache_size
+        self._cache: OrderedDict[tuple[str, str], FileStat | None] = OrderedDict()
+
+    def stat(self, uri: str, data_file: str | None) -> FileStat | None:
+        key = (uri, data_file or "")
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        result = self._stat(uri, data_file)
+        self._cache[key] = result
+        if len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return result
+
+    def _stat(self, uri: str, data_file: str | None) -> FileStat | None:
+        candidates = [uri]
+        if "://" not in uri and not Path(uri).is_absolute():
+            bases = [Path(data_file).parent] if data_file and "://" not in data_file else []
+            if data_file and data_file.startswith("gs://"):
+                candidates = [data_file.rsplit("/", 1)[0] + "/" + uri]
+            candidates = candidates if not bases else [str(b / uri) for b in bases]
+            candidates.append(str(self.spec_dir / uri))
+        for candidate in candidates:
+            source = next((s for s in self.sources if s.handles(candidate)), None)
+            if source is not None:
+                found = source.stat(candidate)
+                if found is not None:
+                    return found
+        return None
+
+
+def scheme_of(uri: str) -> str:
+    return uri.split("://", 1)[0].lower() if "://" in uri else "local"
+
+
+def check_conversation(conv: Conversation, rules: DataRules, files: FileReferences | None) -> list[Diagnostic]:
+    problems: list[Diagnostic] | None = None
+
+    def add(code: str, message: str, path: str, hint: str | None = None) -> None:
+        nonlocal problems
+        if problems is None:
+            problems = []
+        problems.append(Diagnostic(code, message, Location(path=path), hint))
+
+    turns = conv.turns
+    if conv.system and "system" not in rules.allowed_roles:
+        add("TS210", "system instructions are not supported here", conv.system[0].path, "fold the system text into the first user turn")
+    if not any(t.role == "model" for t in turns):
+        add("TS206", "example has no model turn: nothing to learn", "$", "add the answer the model should give as the last turn")
+    previous = None
+    for i, turn in enumerate(turns):
+        if turn.role not in rules.allowed_roles:
+            add("TS210", f"role {turn.role!r} is not allowed here", turn.path)
+        if i == 0 and rules.require_first_user and turn.role != "user":
+            add("TS207", f"first turn is {turn.role!r}; examples start with the user", turn.path, "start with a user turn")
+        elif rules.require_alternation and turn.role == previous:
+            add("TS207", f"two {turn.role} turns in a row", turn.path, "merge consecutive turns of the same role, or add the missing turn between them")
+        previous = turn.role
+        if not turn.parts:
+            add("TS209", f"{turn.role} turn has no content", turn.path, "remove the empty turn or give it text")
+    if turns and rules.require_last_model and turns[-1].role != "model":
+        add("TS208", f"last turn is {turns[-1].role!r}, not the model's", turns[-1].path, "end each example with the model's answer")
+
+    n_parts = 0
+    media_counts: dict[str, int] | None = None
+    for _, part in conv.parts():
+        n_parts += 1
+        if part.kind == "text":
+            text = part.text
+            if not text or text.isspace():
+                add("TS209", "empty text part", part.path, "remove the part or give it text")
+            continue
+        if media_counts is None:
+            media_counts = {}
+        _check_media(part, conv, rules, files, media_counts, add)
+    if rules.max_parts_per_example is not None and n_parts > rules.max_parts_per_example:
+        add("TS212", f"{n_parts} parts in one example, over the limit of {rules.max_parts_per_example}", "$", "split the example")
+    if media_counts:
+        for kind, n in media_counts.items():
+            limit = rules.media[kind].max_per_example  # type: ignore[index]
+            if limit is not None and n > limit:
+                add("TS212", f"{n} {kind} parts in one example, over the limit of {limit}", "$", f"use at most {limit} {kind} file(s) per example")
+    return problems if problems is not None else _NO_PROBLEMS
+
+
+def _check_media(
+    part: Part, conv: Conversation, rules: DataRules, files: FileReferences | None, counts: dict[str, int], add: Callable[..., None]
+) -> None:
+    mime = part.mime_type or ""
+    kind = rules.kind_of(mime)
+    if kind is None:
+        allowed = sorted(m for limits in rules.media.values() for m in limits.mime_types)
+        family = media_kind(mime)
+        hint = f"allowed here: {', '.join(allowed)}" if allowed else "this data is text-only: set `data.modality` to the media kind (image, audio, document, video)"
+        if family is not None and family not in rules.media and allowed:
+            hint += f"; for {family} data set `data.modality: {family}`"
+        add("TS211", f"MIME type {mime!r} is not allowed for this modality", part.path, hint)
+        return
+    counts[kind] = counts.get(kind, 0) + 1
+    limit = rules.media[kind].max_bytes
+    if part.kind == "inline":
+        if not rules.allow_inline_data:
+            add("TS222", "inline data is not accepted here", part.path, "upload the file (e.g. to gs://) and reference it with fileData")
+        elif limit is not None and (part.size or 0) > limit:
+            add("TS213", f"inline {kind} is {_mb(part.size or 0)}, over the {_mb(limit)} limit", part.path, "shrink or re-encode the file")
+        return
+    uri = part.uri or ""
+    scheme = scheme_of(uri)
+    if scheme not in rules.file_uri_schemes:
+        add("TS223", f"file reference {uri!r} uses {scheme!r}, not accepted here", part.path, f"accepted: {', '.join(rules.file_uri_schemes)}")
+        return
+    if files is None or not rules.check_file_references or scheme in ("http", "https"):
+        return  # web links are not fetched during validation
+    stat = files.stat(uri, conv.file)
+    if stat is None:
+        add("TS214", f"referenced file {uri!r} does not exist", part.path, "check the path (local paths are relative to the data file or the spec) or upload the file")
+    elif limit is not None and stat.size > limit:
+        add("TS213", f"{kind} file {uri!r} is {_mb(stat.size)}, over the {_mb(limit)} limit", part.path, "shrink or re-encode the file")
+
+
+def _mb(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f} MiB"

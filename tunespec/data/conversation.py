@@ -1,0 +1,112 @@
+"""tunespec's one internal conversation model: every data format converts into it.
+
+Kept deliberately small (slotted dataclasses, no validation on construction) because
+validation builds one `Conversation` per data line and must run near JSON-parse speed.
+Roles are tunespec's own: ``user`` and ``model`` (OpenAI's ``assistant`` becomes
+``model``); system instructions live in `Conversation.system`, not in `turns`.
+
+Every piece remembers where it came from (data file, line, JSON path), so a rule that
+fails on a part can point at ``train.jsonl:12 [$.contents[1].parts[0]]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+PartKind = Literal["text", "file", "inline"]
+Role = Literal["system", "user", "model"]
+
+
+@dataclass(slots=True)
+class Part:
+    """One piece of a turn: text, a reference to a file, or inline (base64) data.
+
+    kind:      ``text`` | ``file`` (``uri`` names it) | ``inline`` (``data`` holds base64)
+    text:      the text, for ``text`` parts
+    mime_type: the MIME type, for ``file`` and ``inline`` parts
+    uri:       ``gs://...``, ``https://...`` or a local path (relative to the data file
+               or the spec), for ``file`` parts
+    size:      decoded size in bytes, for ``inline`` parts (computed without decoding)
+    data:      the base64 text as it appeared in the record, for ``inline`` parts (kept
+               by reference, so writers can reproduce it; never decoded by validation)
+    path:      JSON path of the part inside its record (``$.contents[1].parts[0]``)
+    """
+
+    kind: PartKind
+    text: str | None = None
+    mime_type: str | None = None
+    uri: str | None = None
+    size: int | None = None
+    data: str | None = None
+    path: str = "$"
+
+    @classmethod
+    def of_text(cls, text: str, path: str = "$") -> "Part":
+        return cls("text", text=text, path=path)
+
+    @classmethod
+    def of_file(cls, mime_type: str, uri: str, path: str = "$") -> "Part":
+        return cls("file", mime_type=mime_type, uri=uri, path=path)
+
+    @classmethod
+    def of_inline(cls, mime_type: str, data: str, path: str = "$") -> "Part":
+        return cls("inline", mime_type=mime_type, size=base64_decoded_size(data), data=data, path=path)
+
+
+@dataclass(slots=True)
+class Turn:
+    """One message: who speaks (``user`` or ``model``) and what they say."""
+
+    role: Role
+    parts: list[Part]
+    path: str = "$"
+    """JSON path of the message inside its record (``$.messages[2]``)."""
+
+
+@dataclass(slots=True)
+class Conversation:
+    """One training example: optional system instruction, then alternating turns.
+
+    file/line say where the record is (line is the 1-based line of a JSONL file, the
+    element's first line in a JSON array file, or the 1-based row of a Parquet file).
+    """
+
+    turns: list[Turn]
+    system: list[Part] = field(default_factory=list)
+    file: str | None = None
+    line: int | None = None
+    format: str | None = None
+
+    def texts(self) -> list[str]:
+        """Every text in the example, system first (what a tokenizer sees, minus template)."""
+        out = [p.text for p in self.system if p.text is not None]
+        for turn in self.turns:
+            out.extend(p.text for p in turn.parts if p.text is not None)
+        return out
+
+    def parts(self):
+        """Every part with the role it belongs to (``system`` for the system instruction)."""
+        for p in self.system:
+            yield "system", p
+        for turn in self.turns:
+            for p in turn.parts:
+                yield turn.role, p
+
+    def content_key(self) -> str:
+        """A canonical text of the example's content (roles, texts, file URIs), used to
+        find the same example in two splits whatever format or whitespace it was in."""
+        out = []
+        for role, p in self.parts():
+            out.append(role)
+            out.append(p.text if p.kind == "text" else f"<{p.kind}:{p.mime_type}:{p.uri or p.size}>")
+        return "\x1e".join(out)  # type: ignore[arg-type]
+
+
+def base64_decoded_size(data: str) -> int:
+    """Bytes that base64 text decodes to, computed from its length (no decoding)."""
+    n = len(data)
+    if n == 0:
+        return 0
+    padding = 2 if data.endswith("==") else (1 if data.endswith("=") else 0)
+    return (n * 3) // 4 - padding

@@ -1,0 +1,290 @@
+"""Turn a data file's bytes into parsed records, one at a time, in constant memory.
+
+Three layouts, chosen by file name:
+
+- JSON Lines (``.jsonl``, ``.ndjson``, anything else; ``.gz`` streamed through gzip):
+  read in 1 MiB chunks, split on ``\\n``, each line parsed with orjson. CRLF line ends
+  and blank lines are accepted; a byte order mark is skipped with a warning; a line
+  longer than the record limit is skipped (never buffered) and reported; a last line
+  without ``\\n`` is accepted if it parses and reported as truncated if not.
+- JSON array (``.json`` starting with ``[``): one array of records. The file is parsed
+  whole (JSON arrays cannot be streamed by orjson), so prefer JSONL for large data. A
+  ``.json`` file that does not start with ``[`` is read as JSON Lines.
+- Parquet (``.parquet``): rows read in batches through pyarrow (imported lazily); the
+  "line" of a row is its 1-based row number.
+
+Readers yield ``(line, record)`` tuples, or a `Diagnostic` for a line that cannot be
+parsed, and call ``on_bytes(chunk)`` with every raw (still compressed) chunk they read
+so the caller hashes and shows progress while reading: the file is read once.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+from typing import Any, BinaryIO, Callable, Iterator
+
+import orjson
+
+from tunespec.diagnostics import Diagnostic, Location, Severity
+
+CHUNK = 1 << 20
+BOM = b"\xef\xbb\xbf"
+
+Item = "tuple[int, Any] | Diagnostic"
+
+
+class _Tap:
+    """A read-only stream wrapper that shows every raw chunk to a callback (hash, progress)."""
+
+    def __init__(self, raw: BinaryIO, on_bytes: Callable[[bytes], None]):
+        self.raw = raw
+        self.on_bytes = on_bytes
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n)
+        if data:
+            self.on_bytes(data)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+def layout_of(path: str) -> str:
+    name = path.lower()
+    if name.endswith(".gz"):
+        name = name[:-3]
+    if name.endswith(".parquet"):
+        return "parquet"
+    if name.endswith(".json"):
+        return "json"
+    return "jsonl"
+
+
+def reads_all_bytes(path: str) -> bool:
+    """True if reading the records of `path` streams every raw byte through on_bytes
+    (not so for Parquet, which seeks), so the file can be hashed while it is read."""
+    return layout_of(path) != "parquet"
+
+
+def read_records(stream: BinaryIO, path: str, on_bytes: Callable[[bytes], None], max_line_bytes: int) -> Iterator[Any]:
+    """Records of one file: ``(line, record)`` tuples and `Diagnostic`s, in file order."""
+    layout = layout_of(path)
+    if layout == "parquet":
+        yield from _parquet_records(stream, path)
+        return
+    data: Any = _Tap(stream, on_bytes)
+    if path.lower().endswith(".gz"):
+        data = gzip.GzipFile(fileobj=data, mode="rb")  # type: ignore[arg-type]
+    try:
+        head = data.read(CHUNK)
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        yield Diagnostic("TS200", f"cannot decompress: {exc}", Location(path), "check the file is a complete gzip file")
+        return
+    if layout == "json" and head.lstrip(b" \t\r\n" + BOM)[:1] == b"[":
+        yield from _array_records(head, data, path, on_bytes)
+    else:
+        yield from _jsonl_records(head, data, path, max_line_bytes)
+
+
+def _jsonl_records(head: bytes, stream: Any, path: str, max_line_bytes: int) -> Iterator[Any]:
+    loads = orjson.loads
+    line_no = 0
+    pending = b""
+    skipping = 0  # >0 while discarding an over-long line: bytes discarded so far
+    chunk = head
+    if chunk.startswith(BOM):
+        yield _bom_warning(path)
+        chunk = chunk[3:]
+    while chunk:
+        if skipping:
+            cut = chunk.find(b"\n")
+            if cut < 0:
+                skipping += len(chunk)
+                chunk = _read(stream, path)
+                if isinstance(chunk, Diagnostic):
+                    yield chunk
+                    return
+                continue
+            line_no += 1
+            yield _too_long(path, line_no, skipping + cut, max_line_bytes)
+            skipping = 0
+            chunk = chunk[cut + 1 :]
+        lines = chunk.split(b"\n")
+        if pending:
+            lines[0] = pending + lines[0]
+        pending = lines.pop()
+        for line in lines:
+            line_no += 1
+            if len(line) > max_line_bytes:
+                yield _too_long(path, line_no, len(line), max_line_bytes)
+                continue
+            try:
+                yield line_no, loads(line)
+            except orjson.JSONDecodeError as exc:
+                problem = _parse_problem(line, exc, path, line_no, last=False)
+                if problem is not None:
+                    yield problem
+        if len(pending) > max_line_bytes:
+            skipping, pending = len(pending), b""
+        chunk = _read(stream, path)
+        if isinstance(chunk, Diagnostic):
+            yield chunk
+            return
+    if skipping:
+        yield _too_long(path, line_no + 1, skipping, max_line_bytes)
+    elif pending:
+        line_no += 1
+        try:
+            yield line_no, loads(pending)
+        except orjson.JSONDecodeError as exc:
+            problem = _parse_problem(pending, exc, path, line_no, last=True)
+            if problem is not None:
+                yield problem
+
+
+def _read(stream: Any, path: str) -> bytes | Diagnostic:
+    try:
+        return stream.read(CHUNK)
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        # A .gz cut short (EOFError) loses its tail: say so instead of dropping it silently.
+        return Diagnostic("TS220", f"file ends early: {exc}", Location(path), "the file is truncated; copy or compress it again")
+
+
+def _parse_problem(line: bytes, exc: orjson.JSONDecodeError, path: str, line_no: int, last: bool) -> Diagnostic | None:
+    """Why a line failed to parse, or None for a blank line (accepted)."""
+    if not line.strip():
+        return None
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return Diagnostic(
+            "TS202",
+            f"invalid UTF-8 byte 0x{line[bad.start]:02x}",
+            Location(path, line_no, bad.start + 1),
+            "save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)",
+        )
+    if last:
+        return Diagnostic(
+            "TS220",
+            f"last line is cut off: {exc.msg}",
+            Location(path, line_no, exc.colno),
+            "the file looks truncated (an interrupted write or copy); regenerate it or delete the partial line",
+        )
+    return Diagnostic("TS201", f"malformed JSON: {exc.msg}", Location(path, line_no, exc.colno), "each line must be one complete JSON object")
+
+
+def _too_long(path: str, line_no: int, size: int, limit: int) -> Diagnostic:
+    return Diagnostic(
+        "TS221",
+        f"line is {size / 1e6:.1f} MB, over the {limit / 1e6:.1f} MB record limit; skipped",
+        Location(path, line_no),
+        "reference large media with fileData/fileUri instead of inlining it, or split the record",
+    )
+
+
+def _bom_warning(path: str) -> Diagnostic:
+    return Diagnostic(
+        "TS219",
+        "file starts with a UTF-8 byte order mark (ignored)",
+        Location(path, 1, 1),
+        "some services reject a BOM; save as UTF-8 without BOM",
+        Severity.WARNING,
+    )
+
+
+# Structural characters of JSON outside strings, and what ends a string.
+_STRUCT = re.compile(rb'[\[\]{}",]')
+_STRING_END = re.compile(rb'["\\]')
+
+
+def _array_records(head: bytes, stream: Any, path: str, on_bytes: Callable[[bytes], None]) -> Iterator[Any]:
+    chunks = [head]
+    while True:
+        chunk = _read(stream, path)
+        if isinstance(chunk, Diagnostic):
+            yield chunk
+            return
+        if not chunk:
+            break
+        chunks.append(chunk)
+    text = b"".join(chunks)
+    del chunks
+    if text.startswith(BOM):
+        yield _bom_warning(path)
+        text = text[3:]
+    try:
+        records = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        bad = _parse_problem(text, exc, path, exc.lineno, last=False)
+        if bad is not None:
+            yield Diagnostic(bad.code, bad.message, Location(path, exc.lineno, exc.colno), "the file must hold one JSON array of records: [{...}, {...}]")
+        return
+    for line, record in zip(_element_lines(text), records):
+        yield line, record
+
+
+def _element_lines(text: bytes) -> Iterator[int]:
+    """1-based line on which each top-level element of a valid JSON array starts."""
+    depth, pos, line, line_pos = 0, 0, 1, 0
+    expecting = False
+    while True:
+        m = _STRUCT.search(text, pos)
+        if m is None:
+            return
+        ch, at = m.group(), m.start()
+        if expecting and depth == 1:
+            start = at if ch in b'{["' else _first_non_space(text, pos)
+            line += text.count(b"\n", line_pos, start)
+            line_pos = start
+            yield line
+            expecting = False
+        if ch == b'"':
+            pos = _string_end(text, at + 1)
+            continue
+        if ch in b"[{":
+            depth += 1
+            expecting = depth == 1
+        elif ch in b"]}":
+            depth -= 1
+        elif ch == b"," and depth == 1:
+            expecting = True
+        pos = at + 1
+
+
+def _first_non_space(text: bytes, pos: int) -> int:
+    while text[pos : pos + 1] in (b" ", b"\t", b"\r", b"\n"):
+        pos += 1
+    return pos
+
+
+def _string_end(text: bytes, pos: int) -> int:
+    while True:
+        m = _STRING_END.search(text, pos)
+        if m is None:
+            return len(text)
+        if m.group() == b"\\":
+            pos = m.start() + 2
+            continue
+        return m.start() + 1
+
+
+def _parquet_records(stream: BinaryIO, path: str) -> Iterator[Any]:
+    try:
+        import pyarrow.parquet as pq  # imported only when a Parquet file is read
+    except ImportError:
+        yield Diagnostic("TS200", "reading Parquet needs pyarrow", Location(path), "pip install pyarrow (or 'tunespec[local]')")
+        return
+    try:
+        pf = pq.ParquetFile(stream)
+        row = 0
+        for batch in pf.iter_batches(batch_size=2048):
+            for record in batch.to_pylist():
+                row += 1
+                yield row, record
+    except Exception as exc:  # pyarrow raises ArrowInvalid/OSError for damaged files
+        yield Diagnostic("TS200", f"cannot read Parquet file: {exc}", Location(path), "check the file is a complete Parquet file")

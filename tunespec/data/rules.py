@@ -1,0 +1,144 @@
+"""Data rules: every limit data validation enforces, in one table.
+
+`rules_for(modality)` gives tunespec's defaults for a modality (what a typical multimodal
+tuning service accepts). A backend returns its own table from ``Backend.data_rules(spec)``
+and the pipeline combines the two with `DataRules.merge`: the stricter value of every
+limit wins. Backends never scatter limit checks through their code; they state limits here
+and `tunespec.data.checks` applies them to every example.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MediaKind = Literal["image", "audio", "document", "video"]
+MB = 1024 * 1024
+
+
+class MediaLimits(BaseModel):
+    """Limits for one kind of media (file or inline parts of these MIME types)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mime_types: list[str] = Field(description="MIME types accepted for this kind, e.g. `image/png`.")
+    max_per_example: int | None = Field(default=None, ge=0, description="Most parts of this kind in one example; None: no limit.")
+    max_bytes: int | None = Field(default=None, ge=0, description="Largest file (or decoded inline data) of this kind, in bytes; None: no limit.")
+
+
+class DataRules(BaseModel):
+    """The limits one backend (or tunespec's defaults for a modality) puts on data."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    media: dict[MediaKind, MediaLimits] = Field(
+        default_factory=dict,
+        description="Media kinds allowed besides text and their limits. A kind not listed is not allowed.",
+    )
+    max_parts_per_example: int | None = Field(default=None, ge=1, description="Most parts (text and media) in one example.")
+    max_examples: dict[Literal["train", "validation"], int] = Field(
+        default_factory=dict, description="Most examples per split, e.g. `{validation: 5000}`."
+    )
+    max_tokens_per_example: int | None = Field(
+        default=None, ge=1, description="Hard token limit per example (input + output); longer examples are errors, not just truncated."
+    )
+    max_file_bytes: int | None = Field(default=None, ge=1, description="Largest data file (as stored) a split may use.")
+    max_record_bytes: int = Field(
+        default=32 * MB, ge=1024, description="Longest JSON line (one record) read; longer lines are reported and skipped unparsed."
+    )
+    allowed_roles: list[Literal["system", "user", "model"]] = Field(
+        default_factory=lambda: ["system", "user", "model"], description="Roles an example may use (`system` = a system instruction)."
+    )
+    require_alternation: bool = Field(default=True, description="User and model turns must alternate.")
+    require_first_user: bool = Field(default=True, description="The first turn must be the user's.")
+    require_last_model: bool = Field(default=True, description="The last turn must be the model's (the target the model learns).")
+    allow_inline_data: bool = Field(default=True, description="Media may be inlined as base64 (`inlineData`) instead of referenced.")
+    file_uri_schemes: list[str] = Field(
+        default_factory=lambda: ["gs", "https", "http", "file", "local"],
+        description="Where referenced files may live: URI schemes, plus `local` for paths relative to the data file or spec.",
+    )
+    check_file_references: bool = Field(default=True, description="Check that referenced files exist (and their size) through the data sources.")
+
+    def merge(self, other: "DataRules | None") -> "DataRules":
+        """Both tables at once: the stricter value of each limit wins."""
+        if other is None:
+            return self
+        media = {}
+        for kind in self.media.keys() & other.media.keys():
+            a, b = self.media[kind], other.media[kind]
+            media[kind] = MediaLimits(
+                mime_types=[m for m in a.mime_types if m in b.mime_types],
+                max_per_example=_min(a.max_per_example, b.max_per_example),
+                max_bytes=_min(a.max_bytes, b.max_bytes),
+            )
+        examples = dict(self.max_examples)
+        for split, n in other.max_examples.items():
+            examples[split] = min(n, examples.get(split, n))
+        return DataRules(
+            media=media,
+            max_parts_per_example=_min(self.max_parts_per_example, other.max_parts_per_example),
+            max_examples=examples,
+            max_tokens_per_example=_min(self.max_tokens_per_example, other.max_tokens_per_example),
+            max_file_bytes=_min(self.max_file_bytes, other.max_file_bytes),
+            max_record_bytes=min(self.max_record_bytes, other.max_record_bytes),
+            allowed_roles=[r for r in self.allowed_roles if r in other.allowed_roles],
+            require_alternation=self.require_alternation or other.require_alternation,
+            require_first_user=self.require_first_user or other.require_first_user,
+            require_last_model=self.require_last_model or other.require_last_model,
+            allow_inline_data=self.allow_inline_data and other.allow_inline_data,
+            file_uri_schemes=[s for s in self.file_uri_schemes if s in other.file_uri_schemes],
+            check_file_references=self.check_file_references or other.check_file_references,
+        )
+
+    def kind_of(self, mime_type: str) -> MediaKind | None:
+        """The media kind whose allowed MIME types include `mime_type`, if any."""
+        for kind, limits in self.media.items():
+            if mime_type in limits.mime_types:
+                return kind
+        return None
+
+
+def _min(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+IMAGE = MediaLimits(mime_types=["image/png", "image/jpeg", "image/webp", "image/heic", "image/heif"], max_per_example=30, max_bytes=20 * MB)
+AUDIO = MediaLimits(
+    mime_types=["audio/wav", "audio/x-wav", "audio/mp3", "audio/mpeg", "audio/flac", "audio/aac", "audio/ogg", "audio/webm", "audio/aiff"],
+    max_per_example=1,
+    max_bytes=100 * MB,
+)
+DOCUMENT = MediaLimits(mime_types=["application/pdf", "text/plain"], max_per_example=4, max_bytes=20 * MB)
+VIDEO = MediaLimits(
+    mime_types=["video/mp4", "video/mpeg", "video/quicktime", "video/webm", "video/x-flv", "video/wmv", "video/3gpp"],
+    max_per_example=10,
+    max_bytes=100 * MB,
+)
+
+# Which media each modality admits. `image` data may still hold text-only examples.
+_MODALITY_MEDIA: dict[str, dict[str, MediaLimits]] = {
+    "text": {},
+    "image": {"image": IMAGE},
+    "audio": {"audio": AUDIO},
+    "document": {"document": DOCUMENT},
+    "video": {"video": VIDEO},
+}
+
+
+def rules_for(modality: str) -> DataRules:
+    """tunespec's default rules for a `data.modality` (text, image, audio, document, video)."""
+    return DataRules(media=dict(_MODALITY_MEDIA.get(modality, {})))
+
+
+def media_kind(mime_type: str) -> MediaKind | None:
+    """The kind a MIME type belongs to by its family, whatever the rules allow."""
+    if mime_type.startswith("image/"):
+        return "image"
+    if mime_type.startswith("audio/"):
+        return "audio"
+    if mime_type.startswith("video/"):
+        return "video"
+    if mime_type in ("application/pdf", "text/plain"):
+        return "document"
+    return None

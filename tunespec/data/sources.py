@@ -1,0 +1,182 @@
+"""Data sources: where data files live and how their bytes are streamed.
+
+A source is any object with the `DataSource` shape, registered through the
+``tunespec_data_sources`` hook; the first source whose ``handles(path)`` is true reads a
+location. Built-ins:
+
+- `LocalSource`: files and directories on this machine (paths already made absolute
+  against the spec file by ``ResolvedSpec.resolve_path``; ``file://`` accepted).
+- `GCSSource`: ``gs://bucket/object`` and ``gs://bucket/prefix/`` through
+  google-cloud-storage, imported inside the methods so validating local data never pays
+  for it. ``STORAGE_EMULATOR_HOST`` (gcp-storage-emulator, fake-gcs-server) is honoured
+  with anonymous credentials.
+
+Sources only move bytes. Decompression (``.gz``) and parsing happen in
+`tunespec.data.readers`, the same for every source.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol, runtime_checkable
+
+from tunespec.diagnostics import Diagnostic, DiagnosticError, Location
+
+# File names a directory or prefix listing picks up as data files.
+DATA_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz", ".json", ".json.gz", ".parquet")
+
+
+@dataclass(frozen=True, slots=True)
+class FileStat:
+    """What a source knows about a file without reading it.
+
+    digest: a content hash the store already keeps (e.g. ``md5:...`` of a Cloud Storage
+            object), used instead of hashing the bytes; None for local files.
+    """
+
+    path: str
+    size: int
+    mtime_ns: int | None = None
+    digest: str | None = None
+
+
+@runtime_checkable
+class DataSource(Protocol):
+    name: str
+
+    def handles(self, path: str) -> bool:
+        """True if this source reads `path` (cheap: look at the scheme, no I/O)."""
+
+    def list(self, path: str) -> list[str]:
+        """The data files at `path`: ``[path]`` for a file, the data files under a
+        directory or prefix (sorted). Raise `FileNotFoundError` if nothing is there."""
+
+    def stat(self, path: str) -> FileStat | None:
+        """Size, modification time and any stored digest of one file; None if missing."""
+
+    def open(self, path: str) -> BinaryIO:
+        """A binary stream of the file's raw bytes (still compressed for ``.gz``)."""
+
+
+def is_data_file(name: str) -> bool:
+    base = name.rsplit("/", 1)[-1]
+    return not base.startswith(".") and base.lower().endswith(DATA_SUFFIXES)
+
+
+class LocalSource:
+    name = "local"
+
+    def handles(self, path: str) -> bool:
+        return "://" not in path or path.startswith("file://")
+
+    @staticmethod
+    def _path(path: str) -> Path:
+        return Path(path[len("file://") :] if path.startswith("file://") else path)
+
+    def list(self, path: str) -> list[str]:
+        p = self._path(path)
+        if p.is_dir():
+            files = sorted(str(f) for f in p.rglob("*") if f.is_file() and is_data_file(f.name) and not _hidden(f, p))
+            if not files:
+                raise FileNotFoundError(f"no data files ({', '.join(DATA_SUFFIXES)}) under {p}")
+            return files
+        if p.is_file():
+            return [str(p)]
+        raise FileNotFoundError(f"{p} does not exist")
+
+    def stat(self, path: str) -> FileStat | None:
+        try:
+            st = self._path(path).stat()
+        except OSError:
+            return None
+        return FileStat(path, st.st_size, st.st_mtime_ns) if not _is_dir_mode(st.st_mode) else None
+
+    def open(self, path: str) -> BinaryIO:
+        return open(self._path(path), "rb", buffering=0)
+
+
+def _hidden(f: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in f.relative_to(root).parts)
+
+
+def _is_dir_mode(mode: int) -> bool:
+    import stat
+
+    return stat.S_ISDIR(mode)
+
+
+class GCSSource:
+    """Cloud Storage objects (``gs://bucket/name``) via google-cloud-storage."""
+
+    name = "gcs"
+
+    def __init__(self) -> None:
+        self._client = None
+
+    def handles(self, path: str) -> bool:
+        return path.startswith("gs://")
+
+    @staticmethod
+    def split(uri: str) -> tuple[str, str]:
+        bucket, _, name = uri[len("gs://") :].partition("/")
+        return bucket, name
+
+    def client(self):
+        if self._client is None:
+            try:
+                from google.cloud import storage  # heavy: imported only when gs:// data is read
+
+                if os.environ.get("STORAGE_EMULATOR_HOST"):
+                    from google.auth.credentials import AnonymousCredentials
+
+                    self._client = storage.Client(project=os.environ.get("GOOGLE_CLOUD_PROJECT", "test"), credentials=AnonymousCredentials())
+                else:
+                    self._client = storage.Client()
+            except ImportError as exc:
+                raise DiagnosticError(
+                    Diagnostic("TS200", f"reading gs:// data needs google-cloud-storage ({exc})", Location(), "pip install 'tunespec[vertex]'")
+                ) from None
+            except Exception as exc:  # DefaultCredentialsError and friends
+                raise DiagnosticError(
+                    Diagnostic(
+                        "TS200",
+                        f"cannot connect to Cloud Storage: {exc}",
+                        Location(),
+                        "run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS",
+                    )
+                ) from None
+        return self._client
+
+    def list(self, path: str) -> list[str]:
+        bucket, name = self.split(path)
+        if name and not name.endswith("/"):
+            if self.stat(path) is not None:
+                return [path]
+            name += "/"
+        blobs = self.client().list_blobs(bucket, prefix=name or None)
+        files = sorted(f"gs://{bucket}/{b.name}" for b in blobs if is_data_file(b.name))
+        if not files:
+            raise FileNotFoundError(f"no object {path} and no data files under it")
+        return files
+
+    def stat(self, path: str) -> FileStat | None:
+        bucket, name = self.split(path)
+        if not name:
+            return None
+        blob = self.client().bucket(bucket).get_blob(name)
+        if blob is None:
+            return None
+        mtime = int(blob.updated.timestamp() * 1e9) if blob.updated is not None else None
+        # The stored MD5 (or CRC32C for composite objects) identifies the content, and the
+        # generation changes on every overwrite: no need to download to fingerprint.
+        digest = f"md5:{blob.md5_hash}" if blob.md5_hash else (f"crc32c:{blob.crc32c}:{blob.generation}" if blob.crc32c else None)
+        return FileStat(path, blob.size or 0, mtime, digest)
+
+    def open(self, path: str) -> BinaryIO:
+        bucket, name = self.split(path)
+        return self.client().bucket(bucket).blob(name).open("rb", chunk_size=8 * 1024 * 1024)
+
+
+BUILTIN_SOURCES: list[DataSource] = [LocalSource(), GCSSource()]

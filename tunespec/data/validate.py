@@ -1,0 +1,385 @@
+"""Data validation: read every data file once, check every example, and report.
+
+`validate_data` streams each source of each split exactly once. While reading it hashes
+the raw bytes (the hash feeds the spec fingerprint, and a `HashCache` skips it for files
+whose size and mtime did not change), parses each record with orjson, converts it to a
+`Conversation` through its format, applies the conversation and modality rules, counts
+tokens in batches, and accumulates statistics in constant memory. Problems go to the
+`Diagnostics` collector with file:line and the JSON path inside the record.
+
+`iter_conversations` is what backends use to read the data for training: the same
+reading path, without the checks, raising on the first bad record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Literal, Protocol
+
+from tunespec.data.checks import FileReferences, check_conversation
+from tunespec.data.conversation import Conversation
+from tunespec.data.formats import DataFormat, detect_format
+from tunespec.data.readers import read_records, reads_all_bytes
+from tunespec.data.registry import data_formats, data_sources, format_named, source_for
+from tunespec.data.report import DataFile, DataReport, TokenStats
+from tunespec.data.rules import DataRules, rules_for
+from tunespec.data.sources import DataSource, FileStat
+from tunespec.data.tokens import EstimatedTokenCounter, TokenCounter
+from tunespec.diagnostics import Diagnostic, DiagnosticError, Diagnostics, Location, Severity
+from tunespec.progress import Progress
+from tunespec.spec.model import PromptCompletionFields
+from tunespec.spec.resolve import ResolvedSpec
+
+Split = Literal["train", "validation"]
+COUNT_BATCH = 1024
+HASH_CHUNK = 4 << 20
+
+
+class HashCache(Protocol):
+    """Remembers content hashes by (path, size, mtime) so unchanged files are not re-hashed
+    (the state store implements it)."""
+
+    def lookup(self, path: str, size: int, mtime_ns: int) -> str | None: ...
+
+    def store(self, path: str, size: int, mtime_ns: int, digest: str) -> None: ...
+
+
+@dataclass
+class DataFileRef:
+    """One data file of a split, with the source that reads it and the spec entry it came from."""
+
+    split: Split
+    path: str
+    source: DataSource
+    format_name: str
+    where: Location
+    """The spec's `data.<split>[i].path`, for problems with the file as a whole."""
+
+
+def data_files(spec: ResolvedSpec, split: Split, sources: list[DataSource]) -> Iterator[DataFileRef]:
+    """Every data file of a split, in spec order (directories and prefixes expanded, sorted).
+    Raises `DiagnosticError` (TS200) for a source that does not exist."""
+    data = spec.job.data
+    for i, entry in enumerate(getattr(data, split)):
+        where = spec.locate(f"data.{split}[{i}].path")
+        path = spec.resolve_path(entry.path)
+        source = source_for(path, sources, where)
+        try:
+            files = source.list(path)
+        except FileNotFoundError as exc:
+            raise DiagnosticError(
+                Diagnostic("TS200", f"{split} data {entry.path!r} not found: {exc}", where, "check the path; local paths are relative to the spec file")
+            ) from None
+        except OSError as exc:
+            raise DiagnosticError(Diagnostic("TS200", f"cannot read {split} data {entry.path!r}: {exc}", where)) from None
+        fmt = entry.format if entry.format != "auto" else data.format
+        for path in files:
+            yield DataFileRef(split, path, source, fmt, where)
+
+
+def file_conversations(
+    ref: DataFileRef,
+    formats: list[DataFormat],
+    fields: PromptCompletionFields,
+    max_record_bytes: int,
+    report: Callable[[Diagnostic], None],
+    on_bytes: Callable[[bytes], None] = lambda b: None,
+    chosen: list[DataFormat | None] | None = None,
+) -> Iterator[Conversation]:
+    """The conversations of one file, in order. Problems go to `report` located at
+    file:line [JSON path]; a record with problems is skipped. `chosen` (a one-item list)
+    receives the format used, detected from the first record when the spec says auto."""
+    fmt = None if ref.format_name == "auto" else format_named(ref.format_name, formats, ref.where)
+    path = ref.path
+    with ref.source.open(path) as stream:
+        for item in read_records(stream, path, on_bytes, max_record_bytes):
+            if type(item) is not tuple:
+                report(item)
+                continue
+            line, record = item
+            if fmt is None:
+                fmt = detect_format(record, formats, fields)
+                if fmt is None:
+                    report(_unknown_format(record, path, line, formats, fields))
+                    _drain(stream, on_bytes)
+                    return
+                if chosen is not None:
+                    chosen[0] = fmt
+            try:
+                conv = fmt.to_conversation(record, fields)
+            except DiagnosticError as exc:
+                for d in exc.diagnostics:
+                    report(_at(d, path, line))
+                continue
+            conv.file = path
+            conv.line = line
+            yield conv
+    if chosen is not None and chosen[0] is None:
+        chosen[0] = fmt
+
+
+def _unknown_format(record: Any, path: str, line: int, formats: list[DataFormat], fields: PromptCompletionFields) -> Diagnostic:
+    keys = ", ".join(sorted(record)[:8]) if isinstance(record, dict) else type(record).__name__
+    return Diagnostic(
+        "TS204",
+        f"cannot tell the data format from the first record (keys: {keys}); file skipped",
+        Location(path, line, None, "$"),
+        f"expected `contents` (gemini), `messages` (openai) or `{fields.prompt}`+`{fields.completion}` (prompt_completion); "
+        "set `format:` on the source or `data.fields` for other field names",
+    )
+
+
+def _drain(stream: Any, on_bytes: Callable[[bytes], None]) -> None:
+    """Read the rest of a file we stopped parsing, so its hash still covers every byte."""
+    while chunk := stream.read(HASH_CHUNK):
+        on_bytes(chunk)
+
+
+def _at(d: Diagnostic, file: str, line: int | None) -> Diagnostic:
+    return Diagnostic(d.code, d.message, Location(file, line, d.location.column, d.location.path), d.hint, d.severity)
+
+
+def iter_conversations(spec: ResolvedSpec, split: Split) -> Iterator[Conversation]:
+    """Stream the conversations of a split for training. Raises `DiagnosticError` on the
+    first bad record; backends call it after `validate_data` found no errors."""
+    sources, formats = data_sources(), data_formats()
+    fields = spec.job.data.fields
+
+    def fail(d: Diagnostic) -> None:
+        if d.severity is Severity.ERROR:
+            raise DiagnosticError(d)
+
+    for ref in data_files(spec, split, sources):
+        yield from file_conversations(ref, formats, fields, rules_for(spec.job.data.modality).max_record_bytes, fail)
+
+
+def validate_data(
+    spec: ResolvedSpec,
+    rules: DataRules | None,
+    counter: TokenCounter | None,
+    diagnostics: Diagnostics,
+    progress: Progress | None = None,
+    hash_cache: HashCache | None = None,
+) -> DataReport:
+    """Validate every data file of `spec` once; fill ``spec.data_hashes``; return the report.
+
+    rules:   the merged table (``rules_for(modality).merge(backend.data_rules(spec))``);
+             None means tunespec's defaults for the spec's modality.
+    counter: the backend's exact token counter, or None to estimate.
+    """
+    return _Validation(spec, rules, counter, diagnostics, progress, hash_cache).run()
+
+
+class _Validation:
+    def __init__(self, spec, rules, counter, diagnostics, progress, hash_cache):
+        self.spec: ResolvedSpec = spec
+        self.rules: DataRules = rules or rules_for(spec.job.data.modality)
+        self.counter: TokenCounter = counter or EstimatedTokenCounter()
+        self.diagnostics: Diagnostics = diagnostics
+        self.progress: Progress = progress or Progress(enabled=False, quiet=True)
+        self.hash_cache = hash_cache
+        self.sources = data_sources()
+        self.formats = data_formats()
+        self.references = FileReferences(self.sources, spec.base_dir)
+        self.data = spec.job.data
+        self.files: list[DataFile] = []
+        self.stats: dict[str, TokenStats] = {}
+        self.examples: dict[str, int] = {}
+        self.validation_keys: set[bytes] = set()
+        self.duplicates = 0
+        self.counts_before = diagnostics.counts.copy()
+        self.errors_before, self.warnings_before = diagnostics.error_count, diagnostics.warning_count
+
+    def run(self) -> DataReport:
+        # Validation first: its content keys (small) let train examples be checked for
+        # duplicates as they stream past, without keeping train in memory.
+        order: list[Split] = ["validation", "train"] if self.data.validation else ["train"]
+        for split in order:
+            self.examples[split] = 0
+            self.stats[split] = TokenStats(self.data.max_seq_length)
+            try:
+                for ref in data_files(self.spec, split, self.sources):
+                    self._validate_file(ref)
+            except DiagnosticError as exc:
+                self.diagnostics.extend(exc.diagnostics)
+            limit = self.rules.max_examples.get(split)
+            if limit is not None and self.examples[split] > limit:
+                self.diagnostics.error(
+                    "TS216",
+                    f"{self.examples[split]:,} {split} examples, over the limit of {limit:,}",
+                    self.spec.locate(f"data.{split}"),
+                    f"use at most {limit:,} {split} examples",
+                )
+        return self._report()
+
+    # One file -------------------------------------------------------------------------
+
+    def _validate_file(self, ref: DataFileRef) -> None:
+        stat = self._stat(ref)
+        if stat is None:
+            return
+        digest = stat.digest or self._cached_digest(stat)
+        hasher = hashlib.sha256() if digest is None else None
+        if hasher is not None and not reads_all_bytes(ref.path):
+            digest, hasher = self._hash_file(ref, stat), None
+        name = ref.path.rsplit("/", 1)[-1]
+        split = ref.split
+        stats = self.stats[split]
+        chosen: list[DataFormat | None] = [None]
+        examples = 0
+        batch: list[Conversation] = []
+        keys = self._duplicate_keys(split)
+        rules, references, add = self.rules, self.references, self.diagnostics.add
+        with self.progress.task(f"validating {split} {name}", total=stat.size) as task:
+
+            def on_bytes(chunk: bytes) -> None:
+                if hasher is not None:
+                    hasher.update(chunk)
+                task.advance(len(chunk))
+
+            try:
+                conversations = file_conversations(ref, self.formats, self.data.fields, rules.max_record_bytes, add, on_bytes, chosen)
+                for conv in conversations:
+                    examples += 1
+                    for d in check_conversation(conv, rules, references):
+                        add(_at(d, conv.file, conv.line))  # type: ignore[arg-type]
+                    if keys is not None:
+                        self._check_duplicate(conv, keys, split)
+                    batch.append(conv)
+                    if len(batch) >= COUNT_BATCH:
+                        self._count(batch, stats)
+                        batch = []
+            except DiagnosticError as exc:
+                self.diagnostics.extend(exc.diagnostics)
+            except OSError as exc:
+                self.diagnostics.error("TS200", f"cannot read: {exc}", Location(ref.path))
+                return
+            if batch:
+                self._count(batch, stats)
+        if hasher is not None:
+            digest = "sha256:" + hasher.hexdigest()
+            if self.hash_cache is not None and stat.mtime_ns is not None:
+                self.hash_cache.store(ref.path, stat.size, stat.mtime_ns, digest)
+        if examples == 0 and not self._file_had_errors(ref.path):
+            self.diagnostics.error("TS205", "data file holds no examples", Location(ref.path), "remove the file from the spec or fill it")
+        self.examples[split] += examples
+        self.spec.data_hashes[self._key(ref.path)] = digest  # type: ignore[assignment]
+        fmt = chosen[0]
+        self.files.append(DataFile(path=ref.path, split=split, format=fmt.name if fmt else None, bytes=stat.size, sha256=digest or "", examples=examples))
+
+    def _key(self, path: str) -> str:
+        """A data file's name in the fingerprint: relative to the spec folder when inside
+        it, so moving the checkout does not change the fingerprint."""
+        base = str(self.spec.base_dir.resolve()) + "/"
+        return path[len(base) :] if path.startswith(base) else path
+
+    def _stat(self, ref: DataFileRef) -> FileStat | None:
+        try:
+            stat = ref.source.stat(ref.path)
+        except DiagnosticError as exc:
+            self.diagnostics.extend(exc.diagnostics)
+            return None
+        if stat is None:
+            self.diagnostics.error("TS200", "data file disappeared or cannot be read", Location(ref.path))
+            return None
+        if self.rules.max_file_bytes is not None and stat.size > self.rules.max_file_bytes:
+            self.diagnostics.error(
+                "TS217",
+                f"data file is {stat.size / 1e9:.2f} GB, over the {self.rules.max_file_bytes / 1e9:.2f} GB limit",
+                Location(ref.path),
+                "split it into several files and list them (or their folder) in the spec",
+            )
+        return stat
+
+    def _file_had_errors(self, path: str) -> bool:
+        """True if a problem was already reported for this file (no need to add 'empty')."""
+        return any(d.location.file == path and d.code in ("TS201", "TS202", "TS204", "TS220", "TS221", "TS200") for d in self.diagnostics)
+
+    def _cached_digest(self, stat: FileStat) -> str | None:
+        if self.hash_cache is None or stat.mtime_ns is None:
+            return None
+        return self.hash_cache.lookup(stat.path, stat.size, stat.mtime_ns)
+
+    def _hash_file(self, ref: DataFileRef, stat: FileStat) -> str:
+        """Hash a file that its reader does not stream front to back (Parquet)."""
+        hasher = hashlib.sha256()
+        with ref.source.open(ref.path) as stream:
+            while chunk := stream.read(HASH_CHUNK):
+                hasher.update(chunk)
+        digest = "sha256:" + hasher.hexdigest()
+        if self.hash_cache is not None and stat.mtime_ns is not None:
+            self.hash_cache.store(ref.path, stat.size, stat.mtime_ns, digest)
+        return digest
+
+    # Tokens and duplicates --------------------------------------------------------------
+
+    def _count(self, batch: list[Conversation], stats: TokenStats) -> None:
+        counts = self.counter.count(batch)
+        stats.add(counts)
+        limit = self.data.max_seq_length
+        hard = self.rules.max_tokens_per_example
+        estimated = "" if self.counter.exact else "~"
+        for conv, n in zip(batch, counts):
+            if n <= limit and (hard is None or n <= hard):
+                continue
+            where = Location(conv.file, conv.line, None, "$")
+            if hard is not None and n > hard and self.counter.exact:
+                self.diagnostics.error("TS215", f"example is {n:,} tokens, over this backend's limit of {hard:,}", where, "shorten or split the example")
+            elif n > limit:
+                self.diagnostics.warning(
+                    "TS215",
+                    f"example is {estimated}{n:,} tokens, over max_seq_length {limit:,}: it will be truncated",
+                    where,
+                    "raise `data.max_seq_length` or shorten the example",
+                )
+            else:
+                self.diagnostics.warning("TS215", f"example is about {n:,} tokens, over this backend's limit of {hard:,}", where, "shorten or split the example")
+
+    def _duplicate_keys(self, split: str) -> set[bytes] | None:
+        return self.validation_keys if self.data.validation else None
+
+    def _check_duplicate(self, conv: Conversation, keys: set[bytes], split: str) -> None:
+        key = hashlib.blake2b(conv.content_key().encode("utf-8", "surrogatepass"), digest_size=12).digest()
+        if split == "validation":
+            keys.add(key)
+        elif key in keys:
+            self.duplicates += 1
+            self.diagnostics.warning(
+                "TS218",
+                "this train example also appears in the validation data",
+                Location(conv.file, conv.line, None, "$"),
+                "remove it from one split so validation measures unseen examples",
+            )
+
+    # Report ----------------------------------------------------------------------------
+
+    def _report(self) -> DataReport:
+        hp = self.spec.job.hyperparameters
+        splits = {s: self.stats[s].stats(self.examples[s]) for s in ("train", "validation") if s in self.stats}
+        train = splits.get("train")
+        trained, basis = 0, "no training data"
+        if train is not None and train.examples:
+            if hp.max_steps is not None:
+                # Steps per epoch: packed sequences of max_seq_length, or examples, per batch.
+                sequences = -(-train.tokens_after_truncation // self.data.max_seq_length) if hp.packing else train.examples
+                steps_per_epoch = max(1, -(-sequences // hp.batch_size))
+                trained = round(train.tokens_after_truncation * hp.max_steps / steps_per_epoch)
+                basis = f"{hp.max_steps:,} steps of ~{steps_per_epoch:,} per epoch"
+            else:
+                trained = train.tokens_after_truncation * hp.epochs
+                basis = f"train tokens after truncation x {hp.epochs} epochs"
+        counts = self.diagnostics.counts - self.counts_before
+        return DataReport(
+            splits=splits,
+            max_seq_length=self.data.max_seq_length,
+            tokens_estimated=not self.counter.exact,
+            token_counter=self.counter.name,
+            trained_tokens=trained,
+            trained_tokens_basis=basis,
+            duplicates_between_splits=self.duplicates,
+            files=sorted(self.files, key=lambda f: f.split != "train"),  # train first, then validation
+            problems=dict(counts),
+            errors=self.diagnostics.error_count - self.errors_before,
+            warnings=self.diagnostics.warning_count - self.warnings_before,
+        )
