@@ -164,8 +164,9 @@ def validate_data(
 ) -> DataReport:
     """Validate every data file of `spec` once; fill ``spec.data_hashes``; return the report.
 
-    rules:   the merged table (``rules_for(modality).merge(backend.data_rules(spec))``);
-             None means tunespec's defaults for the spec's modality.
+    rules:   the backend's table (``backend.data_rules(spec)``) or None. It is merged with
+             tunespec's defaults for the spec's modality (``rules_for(modality)``), the
+             stricter limit winning, so passing an already merged table is harmless.
     counter: the backend's exact token counter, or None to estimate.
     """
     return _Validation(spec, rules, counter, diagnostics, progress, hash_cache).run()
@@ -174,7 +175,7 @@ def validate_data(
 class _Validation:
     def __init__(self, spec, rules, counter, diagnostics, progress, hash_cache):
         self.spec: ResolvedSpec = spec
-        self.rules: DataRules = rules or rules_for(spec.job.data.modality)
+        self.rules: DataRules = rules_for(spec.job.data.modality).merge(rules)
         self.counter: TokenCounter = counter or EstimatedTokenCounter()
         self.diagnostics: Diagnostics = diagnostics
         self.progress: Progress = progress or Progress(enabled=False, quiet=True)
