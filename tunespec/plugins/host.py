@@ -3,7 +3,8 @@
 Plugins come from the ``tunespec`` entry-point group (built-in backends included) plus
 tunespec's own data plugin. A plugin that fails to import is recorded, shown by
 ``tunespec plugins``, and never breaks other commands. Plugins can be disabled by name
-with ``TUNESPEC_DISABLE_PLUGINS=name,name``.
+with ``TUNESPEC_DISABLE_PLUGINS=name,name``, and extra plugin modules loaded by import path
+with ``TUNESPEC_PLUGINS=my_pkg.plugin`` (for developing a plugin before packaging it).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 
 ENTRY_POINT_GROUP = "tunespec"
 DISABLE_ENV = "TUNESPEC_DISABLE_PLUGINS"
+# Extra plugin modules by import path, for developing a plugin before packaging it.
+LOAD_ENV = "TUNESPEC_PLUGINS"
 BUILTIN_MODULES = {"tunespec.data": "tunespec.data.builtin"}
 
 
@@ -65,6 +68,8 @@ class PluginHost:
         for ep in eps:
             version = ep.dist.version if ep.dist is not None else None
             self._load(ep.name, ep.value, version=version, disabled=disabled, loader=ep.load)
+        for module in filter(None, (m.strip() for m in os.environ.get(LOAD_ENV, "").split(","))):
+            self._load(module, module, version=None, disabled=disabled, loader=lambda m=module: importlib.import_module(m))
         for name, plugin in (extra_plugins or {}).items():
             module = getattr(plugin, "__name__", type(plugin).__name__)
             self._load(name, module, version=None, disabled=disabled, loader=lambda p=plugin: p)

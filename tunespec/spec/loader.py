@@ -253,6 +253,9 @@ def load_documents(
         mark = exc.problem_mark or exc.context_mark
         loc = Location(str(file), mark.line + 1 if mark else None, mark.column + 1 if mark else None)
         problem = exc.problem or exc.context or "invalid YAML"
+        if exc.context and exc.context_mark and exc.problem:
+            where = exc.context_mark
+            problem += f" ({exc.context} at line {where.line + 1}, column {where.column + 1})"
         diagnostics.append(Diagnostic("TS101", f"YAML syntax error: {problem}", loc, _syntax_hint(problem)))
     except yaml.YAMLError as exc:
         diagnostics.append(Diagnostic("TS101", f"YAML error: {exc}", Location(str(file))))

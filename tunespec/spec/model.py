@@ -127,7 +127,7 @@ class MethodSpec(StrictModel):
     @model_validator(mode="after")
     def _lora_only_with_peft(self) -> "MethodSpec":
         if self.type == "full" and self.lora is not None:
-            raise ValueError("conflict: `lora` options only apply with `type: peft`; remove `lora` or set `type: peft`")
+            raise ValueError("conflict[lora]: `lora` options only apply with `type: peft`; remove `lora` or set `type: peft`")
         if self.type == "peft" and self.lora is None:
             self.lora = LoraOptions()
         return self
@@ -160,9 +160,9 @@ class Hyperparameters(StrictModel):
     @model_validator(mode="after")
     def _one_learning_rate(self) -> "Hyperparameters":
         if self.learning_rate is not None and self.learning_rate_multiplier is not None:
-            raise ValueError("conflict: set `learning_rate` or `learning_rate_multiplier`, not both")
+            raise ValueError("conflict[learning_rate_multiplier]: set `learning_rate` or `learning_rate_multiplier`, not both")
         if self.micro_batch_size is not None and self.micro_batch_size > self.batch_size:
-            raise ValueError("conflict: `micro_batch_size` cannot exceed `batch_size`")
+            raise ValueError("conflict[micro_batch_size]: `micro_batch_size` cannot exceed `batch_size`")
         return self
 
 

@@ -11,6 +11,7 @@ with a did-you-mean for unknown keys and choices.
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from typing import Any, Iterable
@@ -28,6 +29,7 @@ RANGE_ERRORS = {
     "finite_number", "multiple_of",
 }
 CHOICE_ERRORS = {"literal_error", "enum"}
+CONFLICT = re.compile(r"conflict(?:\[(\w+)\])?: (.*)", re.S)
 
 
 def validate_document(doc: LoadedDocument, host: PluginHost) -> tuple[ResolvedSpec | None, list[Diagnostic]]:
@@ -143,12 +145,16 @@ def _diagnostic(error: dict, path: tuple, doc: LoadedDocument, root: type[BaseMo
         hint = _did_you_mean(str(dotted_field), allowed) or (f"allowed keys here: {', '.join(sorted(allowed))}" if allowed else None)
         return Diagnostic("TS110", f"unknown key {dotted_field!r}", doc.location(path, key=True), hint)
     if kind == "missing":
-        return Diagnostic("TS111", f"missing required key {dotted_field!r}", doc.location(path), _missing_hint(path))
+        # Point at the mapping that lacks the key (its own key, e.g. `data:`).
+        return Diagnostic("TS111", f"missing required key {dotted_field!r}", doc.location(path[:-1], key=True), _missing_hint(path))
     message = error["msg"]
-    if kind == "value_error" and "conflict:" in message:
-        text = message.split("conflict:", 1)[1].strip()
+    conflict = CONFLICT.search(message) if kind == "value_error" else None
+    if conflict:
+        # Model validators raise "conflict[field]: what; how to fix" and we point at `field`.
+        field, text = conflict.group(1), conflict.group(2)
         what, _, fix = text.partition(";")
-        return Diagnostic("TS115", what.strip(), doc.location(path), fix.strip() or None)
+        at = path + (field,) if field else path
+        return Diagnostic("TS115", what.strip(), doc.location(at, key=True), fix.strip() or None)
     if kind in CHOICE_ERRORS:
         choices = _choices(error)
         hint = _did_you_mean(str(value), choices) if isinstance(value, str) else None

@@ -1,0 +1,63 @@
+"""A small but real backend plugin for testing the pipeline itself.
+
+It does what a backend does (validates its config, compiles a plan, writes files into the
+run directory, reports metrics) without training anything, so core tests of state,
+idempotence, interruption and the artifact contract run in milliseconds. Loaded with
+TUNESPEC_PLUGINS=tests.core.echo_plugin, as a plugin author would during development.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+import tunespec
+from tunespec import Backend, FieldMapping, Plan, RunContext, RunResult
+
+
+class EchoConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: Literal["succeeded", "failed"] = Field(default="succeeded", description="How the run ends.")
+    steps: int = Field(default=3, ge=1, le=1000, description="Steps to 'train' (one file line each).")
+    step_seconds: float = Field(default=0.0, ge=0, description="Sleep per step, to hold a run in flight.")
+    marker: str | None = Field(default=None, description="File that step 1 creates, so tests know the run started.")
+
+
+class EchoBackend(Backend):
+    name = "echo"
+    description = "Writes its plan to the run directory (for tests)."
+    config_model = EchoConfig
+
+    def compile(self, spec, data) -> Plan:
+        cfg = spec.config
+        return Plan(
+            backend=self.name,
+            spec_name=spec.name,
+            summary={"steps": cfg.steps},
+            job={"steps": cfg.steps, "base": spec.job.model.base, "epochs": spec.job.hyperparameters.epochs},
+            mappings=[FieldMapping(field="hyperparameters.epochs", target="epochs", value=spec.job.hyperparameters.epochs)],
+        )
+
+    def apply(self, ctx: RunContext) -> RunResult:
+        cfg = ctx.spec.config
+        log = Path(ctx.run_dir.path) / "steps.txt"
+        done = len(log.read_text().splitlines()) if log.exists() else 0
+        for step in range(done + 1, cfg.steps + 1):
+            if cfg.marker and step == 1:
+                Path(cfg.marker).write_text(str(os.getpid()))
+            time.sleep(cfg.step_seconds)
+            with open(log, "a") as f:
+                f.write(f"step {step}\n")
+        if cfg.outcome == "failed":
+            return RunResult(status="failed", message="echo failed as asked", error={"message": "asked to fail"})
+        return RunResult(status="succeeded", metrics={"steps": cfg.steps, "resumed_from": done}, outputs={"log": "steps.txt"})
+
+
+@tunespec.hookimpl
+def tunespec_backends():
+    return [EchoBackend()]
