@@ -1,0 +1,178 @@
+"""The `ray` backend: the local backend's training loop, data-parallel under Ray Train.
+
+    validate  config checks (no Ray import); with an `address`, the live cluster's resources
+    compile   the TorchTrainer job as a dict (job.py), printed by `plan`
+    apply     wait: true  -> run the TorchTrainer here (run.py) and write the artifacts
+              wait: false -> submit a Ray job (Jobs API) and return `running` (remote.py)
+    status / cancel   follow or stop a detached Ray job
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterable
+
+from tunespec import Backend, Diagnostic, Plan, ResolvedSpec, RunContext, RunResult, Severity
+
+from tunespec_ray import job as job_module
+from tunespec_ray.cluster import verbose_requested
+from tunespec_ray.config import RayConfig
+
+if TYPE_CHECKING:
+    from tunespec.data import DataReport
+
+
+class RayBackend(Backend):
+    name = "ray"
+    description = "Data-parallel training on a Ray cluster (Ray Train TorchTrainer), embedded or remote"
+    config_model = RayConfig
+    requires = ("ray.train", "torch", "peft", "transformers")
+    install_hint = "pip install 'tunespec[ray]'"
+
+    # The loop is the local backend's: so are its data limits and its tokenizer-backed counter.
+    def data_rules(self, spec: ResolvedSpec):
+        return _local_backend().data_rules(spec)
+
+    def token_counter(self, spec: ResolvedSpec):
+        return _local_backend().token_counter(spec)
+
+    def validate(self, spec: ResolvedSpec, data: "DataReport | None") -> Iterable[Diagnostic]:
+        config: RayConfig = spec.config  # type: ignore[assignment]
+        yield from _local_backend().validate(spec, data)
+        yield from _check_config(spec, config)
+        if config.address is not None and not _running_attached():
+            from tunespec_ray.resources import check_cluster
+
+            yield from check_cluster(spec, config)
+
+    def compile(self, spec: ResolvedSpec, data: "DataReport | None") -> Plan:
+        config: RayConfig = spec.config  # type: ignore[assignment]
+        if _running_attached():
+            config = attached_config(config)
+        job = job_module.compile_job(spec, config, verbose_requested(config.verbose))
+        where = "embedded local cluster" if config.embedded else config.address
+        return Plan(
+            backend=self.name,
+            spec_name=spec.name,
+            summary={
+                "cluster": where,
+                "workers": config.num_workers,
+                "per worker": config.worker_resources,
+                "mode": "attached (apply waits)" if config.wait else "detached (Ray Jobs API)",
+                "base model": spec.job.model.base,
+                "method": spec.job.method.type,
+            },
+            job=job,
+            mappings=job_module.mappings(spec, config),
+            billable=not config.embedded,
+        )
+
+    def apply(self, ctx: RunContext) -> RunResult:
+        job = job_module.fill_placeholders(ctx.plan.job, ctx.run_id, str(ctx.run_dir.path))
+        if "submission" in job:
+            from tunespec_ray.remote import submit
+
+            return submit(ctx, job["submission"])
+        from tunespec_ray.run import run_attached
+
+        return run_attached(ctx, job, _local_backend())
+
+    def status(self, run) -> RunResult:
+        if not run.remote_id:
+            return super().status(run)
+        from tunespec_ray.remote import job_status
+
+        return job_status(run)
+
+    def cancel(self, run) -> RunResult:
+        if not run.remote_id:
+            raise NotImplementedError("an attached Ray run ends with its `apply` process; interrupt that process")
+        from tunespec_ray.remote import stop_job
+
+        return stop_job(run)
+
+
+def attached_config(config: RayConfig) -> RayConfig:
+    """On the cluster, inside a detached Ray job: run attached to this very cluster."""
+    return config.model_copy(update={"address": "auto", "wait": True, "dashboard_address": None})
+
+
+def _running_attached() -> bool:
+    import os
+
+    return os.environ.get(job_module.ATTACHED_ENV) == "1"
+
+
+def _check_config(spec: ResolvedSpec, config: RayConfig) -> Iterable[Diagnostic]:
+    """Problems visible from the spec alone (fast, no Ray)."""
+    hp = spec.job.hyperparameters
+    if hp.batch_size % config.num_workers:
+        per_worker = job_module.per_worker_batch(spec, config)
+        yield Diagnostic(
+            "TS304",
+            f"batch_size {hp.batch_size} does not split evenly over {config.num_workers} workers: each takes "
+            f"{per_worker}, so the effective global batch is {per_worker * config.num_workers}",
+            spec.locate("hyperparameters.batch_size"),
+            hint=f"use a multiple of num_workers ({config.num_workers}) for batch_size",
+            severity=Severity.WARNING,
+        )
+    if hp.micro_batch_size is not None and hp.micro_batch_size > job_module.per_worker_batch(spec, config):
+        yield Diagnostic(
+            "TS115",
+            f"micro_batch_size {hp.micro_batch_size} exceeds the per-worker batch "
+            f"{job_module.per_worker_batch(spec, config)} (batch_size {hp.batch_size} / {config.num_workers} workers)",
+            spec.locate("hyperparameters.micro_batch_size"),
+            hint="lower micro_batch_size or raise batch_size",
+        )
+    if config.embedded and config.num_cpus is not None:
+        needed = config.total_resources.get("CPU", 0)
+        if needed > config.num_cpus:
+            yield Diagnostic(
+                "TS309",
+                f"the embedded cluster has num_cpus {config.num_cpus} but {config.num_workers} workers need "
+                f"{needed:g} CPUs; Ray would wait forever to place them",
+                spec.locate("backend.num_cpus"),
+                hint="raise num_cpus, lower num_workers, or lower resources_per_worker.CPU",
+            )
+    if config.wait is False:
+        yield from _check_detached(spec, config)
+
+
+def _check_detached(spec: ResolvedSpec, config: RayConfig) -> Iterable[Diagnostic]:
+    """A detached job runs the spec on the cluster: the spec must travel with the uploaded
+    folder, and its outputs must land somewhere this machine can read."""
+    from pathlib import Path
+
+    working_dir = Path(spec.resolve_path(config.runtime_env.working_dir or "."))
+    try:
+        spec.file.resolve().relative_to(working_dir)
+    except ValueError:
+        yield Diagnostic(
+            "TS116",
+            f"the spec file is outside runtime_env.working_dir ({working_dir}); the detached job could not find it",
+            spec.locate("backend.runtime_env.working_dir"),
+            hint="point working_dir at a folder holding the spec and its data (default: the spec's folder)",
+        )
+    if config.storage_path is None or not _shared(config.storage_path):
+        yield Diagnostic(
+            "TS115",
+            "a detached run (`wait: false`) needs `storage_path` on storage both the cluster and this machine "
+            "reach: the job writes checkpoints and the run's files there and `tunespec status` collects them",
+            spec.locate("backend.storage_path" if config.storage_path else "backend.wait"),
+            hint="set `storage_path: gs://bucket/prefix` (or an absolute path on a shared file system)",
+        )
+
+
+def _shared(path: str) -> bool:
+    from pathlib import PurePath
+
+    return "://" in path or PurePath(path).is_absolute()
+
+
+def _local_backend() -> Backend:
+    """The local backend instance, found through its plugin's own hook (no private import)."""
+    from tunespec_local import plugin
+
+    for backend in plugin.tunespec_backends():
+        if backend.name == "local":
+            return backend
+    raise RuntimeError("tunespec_local registers no `local` backend")

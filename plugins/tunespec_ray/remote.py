@@ -1,0 +1,154 @@
+"""Detached runs: a spec submitted to a Ray cluster through the Ray Jobs API.
+
+    apply (here)     submit_job(entrypoint="python -m tunespec_ray.remote <spec> ...") and
+                     return RunResult(status="running", remote_id=<submission id>)
+    the job (there)  `main()` below: checks the spec like `apply` does, runs it attached to
+                     the cluster it is on, and writes the run's files (adapter/ or model/,
+                     metrics.jsonl) plus result.json to `<storage_path>/<spec>-<run id>/result/`
+    status (here)    follows the job; when it succeeded, copies result/ into the run's
+                     staging folder, so tunespec writes the same manifest as for any run
+
+The submission id is derived from the run id: a retried `apply` finds the job it already
+submitted instead of starting a second one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tunespec import Diagnostic, DiagnosticError, Location, RunContext, RunResult
+from tunespec.artifacts import RunDirectory
+
+RESULT_FILE = "result.json"
+# Ray job states -> tunespec run states.
+STATUS = {"PENDING": "pending", "RUNNING": "running", "SUCCEEDED": "succeeded", "FAILED": "failed", "STOPPED": "cancelled"}
+
+
+# Here: submit, follow, stop ----------------------------------------------------------------
+
+
+def submit(ctx: RunContext, submission: dict[str, Any]) -> RunResult:
+    client = _client(submission["address"])
+    job_id = submission["submission_id"]
+    if ctx.record_remote_id is not None:
+        ctx.record_remote_id(job_id)  # before submitting: a crash now still finds the job later
+    try:
+        info = client.get_job_info(job_id)
+    except RuntimeError:  # "job does not exist": submit it
+        info = None
+    if info is None:
+        client.submit_job(
+            entrypoint=submission["entrypoint"],
+            submission_id=job_id,
+            runtime_env=submission["runtime_env"],
+            metadata={k: str(v) for k, v in submission["metadata"].items()},
+        )
+        status, message = "pending", f"submitted Ray job {job_id} to {submission['address']}"
+    else:
+        status, message = STATUS.get(str(info.status), "running"), f"Ray job {job_id} already submitted"
+    ctx.progress.log(f"{message}; follow it with `tunespec status`")
+    return RunResult(status="running" if status == "pending" else status, remote_id=job_id, message=message,
+                     outputs={"ray_job": job_id, "ray_dashboard": submission["address"]})
+
+
+def job_status(run: Any) -> RunResult:
+    submission = (run.plan or {}).get("job", {}).get("submission", {})
+    client = _client(submission.get("address", "auto"))
+    info = client.get_job_info(run.remote_id)
+    status = STATUS.get(str(info.status), "running")
+    outputs = {"ray_job": run.remote_id, "ray_dashboard": submission.get("address")}
+    if status != "succeeded":
+        error = {"message": info.message} if status == "failed" else None
+        return RunResult(status=status, remote_id=run.remote_id, message=info.message, outputs=outputs, error=error)
+    result_uri = submission["result_uri"]
+    staging = RunDirectory(Path(run.run_dir).parent.parent, run.spec_name, run.run_id).create()
+    _copy_tree(result_uri, str(staging.path))
+    result = RunResult.model_validate(orjson.loads((staging.path / RESULT_FILE).read_bytes()))
+    (staging.path / RESULT_FILE).unlink()
+    return result.model_copy(update={"remote_id": run.remote_id, "outputs": {**result.outputs, **outputs}})
+
+
+def stop_job(run: Any) -> RunResult:
+    submission = (run.plan or {}).get("job", {}).get("submission", {})
+    client = _client(submission.get("address", "auto"))
+    client.stop_job(run.remote_id)
+    return RunResult(status="cancelled", remote_id=run.remote_id, message=f"stopped Ray job {run.remote_id}")
+
+
+def _client(address: str):
+    from ray.job_submission import JobSubmissionClient
+
+    try:
+        return JobSubmissionClient(None if address == "auto" else address)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise DiagnosticError(
+            Diagnostic(
+                "TS309",
+                f"cannot reach the Ray Jobs API at {address}: {exc}".splitlines()[0],
+                Location(path="backend.dashboard_address"),
+                hint="the dashboard (port 8265) must be reachable; set `dashboard_address` if it is not on the head's "
+                "default port, or run `ray dashboard` to forward it",
+            )
+        ) from None
+
+
+# There: the job's entrypoint ---------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one spec attached to the cluster this job runs on and publish its files."""
+    from tunespec import Progress
+    from tunespec.pipeline import check_spec, load_specs
+    from tunespec.plugins.host import PluginHost
+
+    parser = argparse.ArgumentParser(prog="python -m tunespec_ray.remote")
+    parser.add_argument("spec")
+    parser.add_argument("--run-id", required=True)
+    parser.add_argument("--result", required=True, help="folder or gs:// URI for the run's files")
+    args = parser.parse_args(argv)
+
+    host = PluginHost()
+    specs, problems = load_specs([args.spec], host)
+    with Progress(enabled=False) as progress:
+        if not specs:
+            return _fail(problems)
+        checked = check_spec(specs[0], host, None, progress)
+        if not checked.ok:
+            return _fail([d for d in checked.diagnostics if d.is_error])
+        with tempfile.TemporaryDirectory(prefix="tunespec-ray-") as root:
+            run_dir = RunDirectory(root, checked.spec.name, args.run_id).create()
+            ctx = RunContext(run_id=args.run_id, spec=checked.spec, plan=checked.plan, data=checked.data,
+                             run_dir=run_dir, progress=progress)
+            try:
+                result = checked.backend.apply(ctx)
+            except DiagnosticError as exc:
+                return _fail(exc.diagnostics)
+            (run_dir.path / RESULT_FILE).write_bytes(orjson.dumps(result.model_dump(mode="json")))
+            _copy_tree(str(run_dir.path), args.result)
+    return 0 if result.status == "succeeded" else 1
+
+
+def _fail(diagnostics: list[Diagnostic]) -> int:
+    for d in diagnostics:
+        print(d, file=sys.stderr)
+    return 1
+
+
+def _copy_tree(source: str, destination: str) -> None:
+    """Copy a folder between local paths and `gs://` (pyarrow's filesystems, as Ray Train uses)."""
+    import pyarrow.fs
+
+    if "://" not in destination:
+        os.makedirs(destination, exist_ok=True)
+    pyarrow.fs.copy_files(source, destination)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
