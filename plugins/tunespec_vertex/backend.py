@@ -1,0 +1,206 @@
+"""The `vertex` backend: a spec becomes one Vertex AI supervised tuning job.
+
+    validate/compile   compile.py builds the request body (no google imports)
+    apply              stage data (staging.py), submit once (jobs.py), wait, report
+    status/cancel      follow or stop the job named in the run record
+
+The plan's `job` is the exact request: `POST {endpoint}/v1beta1/{parent}/tuningJobs` with
+`body`, the JSON the API receives. Apply changes only the two placeholders the plan shows
+(the run id label and the staged dataset URIs) and converts the body with
+`json_format.ParseDict`, so what `plan` printed is what the service gets.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING, Any, Iterable
+
+import orjson
+
+from tunespec import Backend, Diagnostic, DiagnosticError, Plan, ResolvedSpec, RunContext, RunResult, Severity
+
+from tunespec_vertex import labels as L
+from tunespec_vertex.compile import compile_job, load_catalog
+from tunespec_vertex.config import VertexConfig
+
+if TYPE_CHECKING:
+    from tunespec.data import DataReport, DataRules
+    from tunespec.state import RunRecord
+
+
+class VertexBackend(Backend):
+    name = "vertex"
+    description = "Vertex AI managed tuning jobs (Gemini PEFT adapters; open models full or PEFT)"
+    config_model = VertexConfig
+    requires = ("google.cloud.aiplatform_v1beta1", "google.cloud.storage")
+    install_hint = "pip install 'tunespec[vertex]'"
+    remote = True
+
+    # -- validate / compile: no google imports ------------------------------------------
+    def data_rules(self, spec: ResolvedSpec) -> "DataRules | None":
+        catalog = load_catalog(spec)
+        if catalog is None:  # an invalid override: validate reports it; check with the built-in limits
+            from tunespec_vertex.catalog import builtin_catalog
+
+            catalog = builtin_catalog()
+        return catalog.data_rules
+
+    def token_counter(self, spec: ResolvedSpec) -> None:
+        return None  # Gemini's tokenizer is not available locally: token counts are estimates
+
+    def validate(self, spec: ResolvedSpec, data: "DataReport | None") -> Iterable[Diagnostic]:
+        # Warnings travel in the plan (compile), so that they are shown once; when there is
+        # an error, compile does not run, and everything is returned here.
+        compiled = compile_job(spec)
+        diagnostics = compiled.diagnostics + self._data_checks(spec, data, compiled.entry)
+        return diagnostics if any(d.is_error for d in diagnostics) else []
+
+    def _data_checks(self, spec: ResolvedSpec, data: "DataReport | None", entry: Any) -> list[Diagnostic]:
+        if data is None or entry is None or not entry.max_sequence_length:
+            return []
+        out = []
+        for split, stats in data.splits.items():
+            if stats.tokens_max > entry.max_sequence_length:
+                out.append(Diagnostic(
+                    "TS215", f"{split} has examples of up to ~{stats.tokens_max:,} tokens; `{spec.job.model.base}` trains on "
+                    f"{entry.max_sequence_length:,} tokens per sequence, so the service truncates them",
+                    spec.locate(f"data.{split}"), "shorten or split the longest examples", Severity.WARNING,
+                ))
+        return out
+
+    def compile(self, spec: ResolvedSpec, data: "DataReport | None") -> Plan:
+        from tunespec_vertex.clients import Connection
+
+        compiled = compile_job(spec)
+        diagnostics = compiled.diagnostics + self._data_checks(spec, data, compiled.entry)
+        errors = [d for d in diagnostics if d.is_error]
+        if errors:
+            raise DiagnosticError(errors)
+        config: VertexConfig = spec.config  # type: ignore[assignment]
+        conn = Connection.from_config(config)
+        endpoint = conn.api_endpoint or f"https://{config.location}-aiplatform.googleapis.com"
+        summary: dict[str, Any] = {
+            "job": f"Vertex AI supervised tuning of {spec.job.model.base} in {compiled.parent}",
+            "method": spec.job.method.type,
+            "staged_splits": compiled.staged_splits,
+            "connection": conn.to_json(),
+            "wait": config.wait,
+        }
+        if data is not None:
+            est = "~" if data.tokens_estimated else ""
+            summary["trained_tokens"] = f"{est}{data.trained_tokens:,} ({data.trained_tokens_basis})"
+            val = data.splits.get("validation")
+            if val is not None and val.examples:
+                # Google's estimator bills validation tokens too, once per epoch.
+                billable = data.trained_tokens + val.tokens_total * spec.job.hyperparameters.epochs
+                summary["billable_tokens"] = f"{est}{billable:,} (trained tokens + validation tokens x epochs)"
+        return Plan(
+            backend=self.name,
+            spec_name=spec.name,
+            summary=summary,
+            job={"request": f"POST {endpoint.rstrip('/')}/v1beta1/{compiled.parent}/tuningJobs", "parent": compiled.parent,
+                 "body": compiled.body},
+            mappings=compiled.mappings,
+            billable=True,
+            warnings=[d.to_json() for d in diagnostics],
+        )
+
+    # -- apply / status / cancel: google clients, imported lazily ------------------------
+    def apply(self, ctx: RunContext) -> RunResult:
+        from tunespec_vertex import jobs
+        from tunespec_vertex.clients import Connection, storage_client, tuning_client
+        from tunespec_vertex.staging import Stager
+
+        config: VertexConfig = ctx.spec.config  # type: ignore[assignment]
+        conn = Connection.from_config(config)
+        where = ctx.spec.locate("backend")
+        client = tuning_client(conn, where)
+        job = jobs.find_job(client, conn.parent, L.run_label_value(ctx.run_id), conn.timeout)
+        if job is not None:  # an earlier attempt of this run created it: follow that one
+            ctx.progress.log(f"resuming: this run's tuning job already exists: {job.name}")
+        else:
+            body = self.request_body(ctx)
+            if ctx.plan.summary.get("staged_splits"):
+                stager = Stager(storage_client(conn, where), config, ctx.spec, ctx.progress)
+                keys = {"train": "trainingDatasetUri", "validation": "validationDatasetUri"}
+                for split in ctx.plan.summary["staged_splits"]:
+                    body["supervisedTuningSpec"][keys[split]] = stager.stage_split(split)
+            (ctx.run_dir.path / "request.json").write_bytes(orjson.dumps(body, option=orjson.OPT_INDENT_2) + b"\n")
+            job, created = jobs.submit(client, conn.parent, to_proto(body), L.run_label_value(ctx.run_id), conn.timeout,
+                                       log=ctx.progress.log)
+        if ctx.record_remote_id is not None:
+            ctx.record_remote_id(job.name)
+        ctx.progress.log(f"vertex tuning job: {job.name}")
+        if not config.wait and jobs.state_name(job) not in jobs.TERMINAL:
+            result = jobs.result_of(job)
+            result.message = f"submitted {job.name}; follow it with `tunespec status`"
+            return result
+        job = jobs.wait_for(client, job.name, config.poll_interval, conn.timeout, ctx.progress)
+        return self._finished(job, ctx.progress)
+
+    def request_body(self, ctx: RunContext) -> dict[str, Any]:
+        """The plan's body with this run's id in the run label."""
+        body = copy.deepcopy(ctx.plan.job["body"])
+        body["labels"][L.RUN_LABEL] = L.run_label_value(ctx.run_id)
+        return body
+
+    @staticmethod
+    def _finished(job: Any, progress: Any = None) -> RunResult:
+        from tunespec_vertex import jobs
+
+        result = jobs.result_of(job)
+        if progress is not None:
+            for warning in result.outputs.get("warnings", []):
+                progress.log(f"warning {warning['code']}: {warning['message']}")
+        return result
+
+    def status(self, run: "RunRecord") -> RunResult:
+        from tunespec_vertex import jobs
+        from tunespec_vertex.clients import tuning_client
+
+        conn = _connection(run)
+        client = tuning_client(conn)
+        if run.remote_id:
+            job = jobs.get_job(client, run.remote_id, conn.timeout)
+        else:  # apply was interrupted before it recorded the job name
+            job = jobs.find_job(client, conn.parent, L.run_label_value(run.run_id), conn.timeout)
+            if job is None:
+                return RunResult(status=run.status, message="no tuning job found for this run")  # type: ignore[arg-type]
+        return self._finished(job)
+
+    def cancel(self, run: "RunRecord") -> RunResult:
+        from tunespec_vertex import jobs
+        from tunespec_vertex.clients import tuning_client
+
+        conn = _connection(run)
+        client = tuning_client(conn)
+        name = run.remote_id
+        if not name:
+            found = jobs.find_job(client, conn.parent, L.run_label_value(run.run_id), conn.timeout)
+            if found is None:
+                return RunResult(status="cancelled", message="no tuning job was created for this run")
+            name = found.name
+        job = jobs.cancel_job(client, name, conn.timeout)
+        result = self._finished(job)
+        if result.status == "running":
+            result.message = f"cancel requested for {name} (state {jobs.state_name(job).removeprefix('JOB_STATE_')})"
+        return result
+
+
+def to_proto(body: dict[str, Any]) -> Any:
+    """The request body as the v1beta1 TuningJob message; an unknown field is an error."""
+    from google.cloud.aiplatform_v1beta1.types import TuningJob
+    from google.protobuf import json_format
+
+    pb = TuningJob.pb()()
+    json_format.ParseDict(body, pb, ignore_unknown_fields=False)
+    return TuningJob.wrap(pb)
+
+
+def _connection(run: "RunRecord") -> Any:
+    from tunespec_vertex.clients import Connection
+
+    plan = run.plan
+    if isinstance(plan, (str, bytes)):
+        plan = orjson.loads(plan)
+    return Connection.from_json((plan or {}).get("summary", {}).get("connection", {}))

@@ -1,0 +1,408 @@
+"""Spec -> Vertex `TuningJob` request body, with a mapping for every spec field.
+
+`compile_job` is the one place that decides what the service receives. It builds the body
+as a plain camelCase dict (the JSON the REST API receives; `apply` turns it into the proto
+with `json_format.ParseDict`), records how each spec field was mapped, and collects the
+diagnostics of the catalog's pre-flight rules. It imports nothing from google.*: `validate`
+and `plan` stay fast.
+
+Two values are only known at apply time and appear as placeholders in the plan: the run
+id in the `tunespec-run` label, and the content hash in the name of a dataset staged from
+local files.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from tunespec import Diagnostic, FieldMapping, ResolvedSpec, Severity, TuningJob
+
+from tunespec_vertex import labels as L
+from tunespec_vertex.catalog import Catalog, ModelEntry, builtin_catalog, read_catalog_file
+from tunespec_vertex.config import VertexConfig
+
+TUNED_MODEL = re.compile(r"^projects/[^/]+/locations/[^/]+/models/[^/@]+(@[^/]+)?$")
+ADAPTER_SIZES = {1: "ADAPTER_SIZE_ONE", 2: "ADAPTER_SIZE_TWO", 4: "ADAPTER_SIZE_FOUR", 8: "ADAPTER_SIZE_EIGHT",
+                 16: "ADAPTER_SIZE_SIXTEEN", 32: "ADAPTER_SIZE_THIRTY_TWO"}
+MAX_DISPLAY_NAME = 128
+STAGED_PLACEHOLDER = "<sha256>"
+
+# Spec fields the service has no setting for. The service chooses these itself, so a
+# non-default value is reported: a warning where the job is still what the user meant,
+# an error where it would silently train something else.
+SERVICE_OWNED: dict[str, tuple[Severity, str]] = {
+    "model.revision": (Severity.ERROR, "Vertex tunes published model versions; name the version in `model.base`"),
+    "model.chat_template": (Severity.ERROR, "Vertex always applies the model's own chat template"),
+    "method.lora.alpha": (Severity.WARNING, "Vertex sets the LoRA scaling itself; only the rank (adapter size) is sent"),
+    "method.lora.dropout": (Severity.WARNING, "Vertex has no LoRA dropout setting"),
+    "method.lora.target_modules": (Severity.WARNING, "Vertex chooses the adapted modules itself"),
+    "hyperparameters.max_steps": (Severity.ERROR, "Vertex trains whole epochs; set `hyperparameters.epochs` instead"),
+    "hyperparameters.micro_batch_size": (Severity.WARNING, "Vertex chooses gradient accumulation itself"),
+    "hyperparameters.optimizer": (Severity.WARNING, "Vertex uses its own optimizer"),
+    "hyperparameters.weight_decay": (Severity.WARNING, "Vertex has no weight decay setting"),
+    "hyperparameters.lr_scheduler": (Severity.WARNING, "Vertex uses its own learning-rate schedule"),
+    "hyperparameters.warmup_ratio": (Severity.WARNING, "Vertex uses its own warm-up"),
+    "hyperparameters.max_grad_norm": (Severity.WARNING, "Vertex has no gradient clipping setting"),
+    "hyperparameters.packing": (Severity.WARNING, "Vertex decides on sequence packing itself"),
+    "hyperparameters.seed": (Severity.WARNING, "Vertex has no seed setting: runs are not bit-reproducible"),
+    "hyperparameters.precision": (Severity.WARNING, "Vertex chooses the training precision"),
+    "data.max_seq_length": (
+        Severity.WARNING,
+        "Vertex does not truncate to `max_seq_length`; its own limit (131,072 tokens per example) is checked instead",
+    ),
+    "evaluation.metrics": (Severity.WARNING, "the vertex backend does not run generation metrics; the service reports validation loss"),
+    "evaluation.compare_base": (Severity.WARNING, "the vertex backend does not evaluate the base model"),
+    "evaluation.max_examples": (Severity.WARNING, "the vertex backend does not run generation metrics"),
+    "evaluation.max_new_tokens": (Severity.WARNING, "the vertex backend does not run generation metrics"),
+}
+
+# Spec fields that tunespec itself consumes before the service sees anything.
+CONSUMED_LOCALLY: dict[str, str] = {
+    "data.format": "records converted to Gemini JSONL (`contents`) before staging",
+    "data.fields": "prompt/completion field names, used when converting to Gemini JSONL",
+    "data.max_reported_problems": "data validation report size",
+    "output.path": "artifact root: manifest.json and spec.yaml of the run are written there",
+    "evaluation.validation_loss": "the service computes validation loss when a validation dataset is sent",
+}
+
+
+@dataclass
+class Compiled:
+    """What compilation produced: the request, how fields mapped, and the problems."""
+
+    parent: str
+    body: dict[str, Any]
+    entry: ModelEntry | None
+    catalog: Catalog | None
+    mappings: list[FieldMapping] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    staged_splits: list[str] = field(default_factory=list)
+    """Splits whose local sources `apply` converts and uploads (their URI is a placeholder)."""
+
+    @property
+    def has_errors(self) -> bool:
+        return any(d.is_error for d in self.diagnostics)
+
+
+class _Compiler:
+    def __init__(self, spec: ResolvedSpec):
+        self.spec = spec
+        self.job: TuningJob = spec.job
+        self.config: VertexConfig = spec.config  # type: ignore[assignment]
+        self.mappings: list[FieldMapping] = []
+        self.diagnostics: list[Diagnostic] = []
+
+    # -- helpers -------------------------------------------------------------------------
+    def map(self, path: str, target: str | None, value: Any = None, note: str | None = None) -> None:
+        self.mappings.append(FieldMapping(field=path, target=target, value=value, note=note))
+
+    def diag(self, code: str, path: str, message: str, hint: str | None = None, severity: Severity = Severity.ERROR) -> None:
+        self.diagnostics.append(Diagnostic(code, message, self.spec.locate(path), hint, severity))
+
+    def user_set(self, path: str) -> bool:
+        """True when the spec sets `path` to something other than its default."""
+        *parents, name = path.split(".")
+        obj: Any = self.job
+        for p in parents:
+            obj = getattr(obj, p)
+            if obj is None:
+                return False
+        if name not in obj.model_fields_set:
+            return False
+        info = type(obj).model_fields[name]
+        default = info.get_default(call_default_factory=True)
+        return getattr(obj, name) != default
+
+    # -- the catalog ---------------------------------------------------------------------
+    def load_catalog(self) -> Catalog | None:
+        catalog = builtin_catalog()
+        try:
+            if self.config.catalog_file:
+                path = Path(self.spec.resolve_path(self.config.catalog_file))
+                catalog = catalog.merged(read_catalog_file(path))
+            if self.config.catalog is not None:
+                catalog = catalog.merged(self.config.catalog.model_dump())
+        except (OSError, ValueError, ValidationError) as exc:  # ValidationError is a ValueError
+            where = "backend.catalog_file" if self.config.catalog_file else "backend.catalog"
+            first = str(exc).splitlines()
+            self.diag("TS116", where, f"model catalog override is invalid: {' '.join(first[:3])}",
+                      "an override has the shape of plugins/tunespec_vertex/catalog.yaml (models:, data_rules:)")
+            return None
+        return catalog
+
+    def model_entry(self, catalog: Catalog, model_id: str, where: str) -> ModelEntry | None:
+        found = catalog.lookup(model_id)
+        if found is None:
+            close = difflib.get_close_matches(model_id, catalog.tunable_ids(), n=1, cutoff=0.5)
+            hint = f"did you mean `{close[0]}`?" if close else "tunable models: " + ", ".join(catalog.tunable_ids())
+            self.diag("TS301", where, f"`{model_id}` is not a Vertex tunable model in the catalog",
+                      hint + " (add a model with `backend.catalog.models`)")
+            return None
+        key, entry = found
+        if entry.retired is not None:
+            self.diag("TS310", where, f"`{model_id}` was retired on {entry.retired.since}: Vertex no longer tunes it",
+                      f"use `{entry.retired.replacement}` instead")
+            return None
+        return entry
+
+    # -- the body, section by section -----------------------------------------------------
+    def compile(self) -> Compiled:
+        cfg = self.config
+        parent = f"projects/{cfg.project}/locations/{cfg.location}"
+        catalog = self.load_catalog()
+        body: dict[str, Any] = {}
+        entry = self.base_model(body, catalog) if catalog is not None else None
+        sts: dict[str, Any] = {}
+        staged = self.datasets(sts)
+        hp: dict[str, Any] = {}
+        self.method(sts, hp, entry)
+        self.hyperparameters(hp, entry)
+        if hp:
+            sts["hyperParameters"] = hp
+        if cfg.export_last_checkpoint_only:
+            sts["exportLastCheckpointOnly"] = True
+        body["supervisedTuningSpec"] = sts
+        self.metadata(body)
+        self.backend_options(body, entry)
+        self.service_owned()
+        self.consumed_locally()
+        return Compiled(parent, body, entry, catalog, self.mappings, self.diagnostics, staged)
+
+    def base_model(self, body: dict[str, Any], catalog: Catalog) -> ModelEntry | None:
+        base, cfg = self.job.model.base, self.config
+        if TUNED_MODEL.match(base):  # continued tuning of a model tuned earlier
+            pre: dict[str, Any] = {"tunedModelName": base}
+            if cfg.checkpoint_id:
+                pre["checkpointId"] = cfg.checkpoint_id
+            body["preTunedModel"] = pre
+            self.map("model.base", "preTunedModel.tunedModelName", base, "continued tuning of a tuned model")
+            if cfg.pre_tuned_base_model is None:
+                self.diag("TS301", "model.base", "the base of this tuned model is unknown, so the catalog's checks "
+                          "(adapter sizes, regions, CMEK) are skipped",
+                          "set `backend.pre_tuned_base_model` to the model it was tuned from", Severity.WARNING)
+                return None
+            return self.model_entry(catalog, cfg.pre_tuned_base_model, "backend.pre_tuned_base_model")
+        if cfg.checkpoint_id:
+            self.diag("TS115", "backend.checkpoint_id", "`checkpoint_id` only applies to continued tuning",
+                      "set `model.base` to a tuned model (`projects/P/locations/L/models/M`) or remove `checkpoint_id`")
+        entry = self.model_entry(catalog, base, "model.base")
+        body["baseModel"] = base
+        self.map("model.base", "baseModel", base)
+        if entry is None:
+            return None
+        if cfg.location not in entry.regions:
+            self.diag("TS305", "backend.location", f"`{base}` cannot be tuned in `{cfg.location}`",
+                      "tuning regions for this model: " + ", ".join(entry.regions))
+        if self.job.data.modality not in entry.modalities:
+            self.diag("TS303", "data.modality", f"`{base}` does not tune on {self.job.data.modality} data",
+                      "modalities for this model: " + ", ".join(entry.modalities))
+        return entry
+
+    def datasets(self, sts: dict[str, Any]) -> list[str]:
+        staged = []
+        for split, key in (("train", "trainingDatasetUri"), ("validation", "validationDatasetUri")):
+            sources = getattr(self.job.data, split)
+            if not sources:
+                self.map(f"data.{split}", None, None, "no validation data: the service reports no validation loss")
+                continue
+            direct = self.direct_uri(sources)
+            if direct is not None:
+                sts[key] = direct
+                self.map(f"data.{split}", f"supervisedTuningSpec.{key}", direct, "Gemini JSONL in Cloud Storage, used as is")
+                continue
+            staged.append(split)
+            if self.config.staging_bucket is None:
+                self.diag("TS313", f"data.{split}", f"`data.{split}` needs converting and uploading, but no staging bucket is set",
+                          "set `backend.staging_bucket: gs://BUCKET[/prefix]`")
+                continue
+            uri = staged_dataset_uri(self.config, STAGED_PLACEHOLDER)
+            sts[key] = uri
+            self.map(f"data.{split}", f"supervisedTuningSpec.{key}", uri,
+                     "converted to Gemini JSONL and uploaded at apply under its content hash (skipped when already there); "
+                     "local media files are uploaded and referenced as gs://")
+        return staged
+
+    def direct_uri(self, sources: list) -> str | None:
+        """A split is used in place when it is one Gemini JSONL file already in Cloud Storage."""
+        if len(sources) != 1:
+            return None
+        src = sources[0]
+        fmt = src.format if src.format != "auto" else self.job.data.format
+        if src.path.startswith("gs://") and src.path.endswith(".jsonl") and fmt in ("gemini", "auto"):
+            return src.path
+        return None
+
+    def method(self, sts: dict[str, Any], hp: dict[str, Any], entry: ModelEntry | None) -> None:
+        method = self.job.method
+        if entry is not None and method.type not in entry.methods:
+            allowed = " or ".join(entry.methods)
+            hint = ("Gemini models tune PEFT adapters only: set `method: peft`" if entry.family == "gemini"
+                    else f"this model accepts: {allowed}")
+            self.diag("TS302", "method.type", f"`{self.job.model.base}` cannot be tuned with method `{method.type}`", hint)
+        open_model = entry is not None and entry.family == "open"
+        mode = "TUNING_MODE_FULL" if method.type == "full" else "TUNING_MODE_PEFT_ADAPTER"
+        if open_model:
+            sts["tuningMode"] = mode
+            self.map("method.type", "supervisedTuningSpec.tuningMode", mode)
+        else:
+            self.map("method.type", None, method.type,
+                     "Gemini models always tune PEFT adapters; `tuningMode` is only sent for open models")
+        if method.lora is None:
+            return
+        rank = method.lora.rank
+        size = ADAPTER_SIZES.get(rank)
+        if size is None or (entry is not None and rank not in entry.adapter_sizes):
+            allowed = entry.adapter_sizes if entry is not None else sorted(ADAPTER_SIZES)
+            self.diag("TS302", "method.lora.rank", f"adapter size {rank} is not supported for `{self.job.model.base}`",
+                      "set `method.lora.rank` to one of " + ", ".join(map(str, allowed)))
+            return
+        hp["adapterSize"] = size
+        self.map("method.lora.rank", "supervisedTuningSpec.hyperParameters.adapterSize", size,
+                 None if self.user_set("method.lora.rank") else "tunespec's default rank")
+
+    def hyperparameters(self, hp: dict[str, Any], entry: ModelEntry | None) -> None:
+        h, open_model = self.job.hyperparameters, entry is not None and entry.family == "open"
+        hp["epochCount"] = h.epochs
+        self.map("hyperparameters.epochs", "supervisedTuningSpec.hyperParameters.epochCount", h.epochs,
+                 None if self.user_set("hyperparameters.epochs") else "tunespec's default (the service would adjust it to the dataset size)")
+        if h.learning_rate_multiplier is not None:
+            hp["learningRateMultiplier"] = h.learning_rate_multiplier
+            self.map("hyperparameters.learning_rate_multiplier",
+                     "supervisedTuningSpec.hyperParameters.learningRateMultiplier", h.learning_rate_multiplier)
+        else:
+            self.map("hyperparameters.learning_rate_multiplier", None, None, "not set: the service default (1.0)")
+        if h.learning_rate is not None:
+            if open_model or entry is None:
+                hp["learningRate"] = h.learning_rate
+                self.map("hyperparameters.learning_rate", "supervisedTuningSpec.hyperParameters.learningRate", h.learning_rate)
+            else:
+                self.diag("TS303", "hyperparameters.learning_rate",
+                          "Gemini models take a learning-rate multiplier, not a learning rate",
+                          "use `hyperparameters.learning_rate_multiplier` (1.0 = Google's recommended rate)")
+        else:
+            self.map("hyperparameters.learning_rate", None, None,
+                     "not set: the service's recommended rate" + (" (times the multiplier)" if not open_model else ""))
+        if open_model:
+            hp["batchSize"] = h.batch_size
+            self.map("hyperparameters.batch_size", "supervisedTuningSpec.hyperParameters.batchSize", h.batch_size)
+        elif self.user_set("hyperparameters.batch_size"):
+            self.diag("TS303", "hyperparameters.batch_size", "Gemini tuning chooses the batch size itself; `batch_size` is not sent",
+                      "remove `hyperparameters.batch_size` (it only applies to open models on Vertex)", Severity.WARNING)
+            self.map("hyperparameters.batch_size", None, h.batch_size, "not sent: Gemini tuning chooses the batch size")
+        else:
+            self.map("hyperparameters.batch_size", None, h.batch_size, "not sent: Gemini tuning chooses the batch size")
+
+    def metadata(self, body: dict[str, Any]) -> None:
+        meta = self.job.metadata
+        body["tunedModelDisplayName"] = meta.name[:MAX_DISPLAY_NAME]
+        self.map("metadata.name", "tunedModelDisplayName", meta.name)
+        if meta.description:
+            body["description"] = meta.description
+            self.map("metadata.description", "description", meta.description)
+        else:
+            self.map("metadata.description", None, None, "not set")
+        labels: dict[str, str] = {}
+        for source, given in (("metadata.labels", meta.labels), ("backend.labels", self.config.labels)):
+            for key, value in given.items():
+                k, v, problem = L.fix_label(key, value)
+                if problem:
+                    self.diag("TS116", f"{source}.{key}", problem, "label keys: lowercase letters first, then letters, digits, `_`, `-`")
+                    continue
+                if k.startswith("tunespec-"):
+                    self.diag("TS116", f"{source}.{key}", f"label `{k}` is reserved for tunespec", "rename the label")
+                    continue
+                labels[k] = v
+            self.map(source, "labels", dict(given), "lowercased and sanitised to Vertex label rules" if given else None)
+        labels[L.SPEC_LABEL] = L.sanitize(meta.name)
+        labels[L.FINGERPRINT_LABEL] = self.spec.fingerprint[: L.FINGERPRINT_CHARS]
+        labels[L.RUN_LABEL] = L.RUN_ID_PLACEHOLDER
+        if len(labels) > L.MAX_LABELS:
+            self.diag("TS116", "metadata.labels", f"{len(labels)} labels; Vertex allows at most {L.MAX_LABELS}",
+                      "remove labels (tunespec adds 3 of its own)")
+        body["labels"] = labels
+
+    def backend_options(self, body: dict[str, Any], entry: ModelEntry | None) -> None:
+        cfg = self.config
+        open_model = entry is not None and entry.family == "open"
+        self.map("backend.project", None, cfg.project, f"parent: projects/{cfg.project}/locations/{cfg.location}")
+        self.map("backend.location", None, cfg.location, "regional endpoint and job location")
+        if cfg.encryption_key:
+            if entry is not None and not entry.cmek:
+                self.diag("TS312", "backend.encryption_key", f"`{self.job.model.base}` does not support customer-managed encryption keys",
+                          "remove `encryption_key` or choose a model whose catalog entry has `cmek: true`")
+            body["encryptionSpec"] = {"kmsKeyName": cfg.encryption_key}
+            self.map("backend.encryption_key", "encryptionSpec.kmsKeyName", cfg.encryption_key)
+        if cfg.service_account:
+            body["serviceAccount"] = cfg.service_account
+            self.map("backend.service_account", "serviceAccount", cfg.service_account)
+        if cfg.output_uri:
+            body["outputUri"] = cfg.output_uri
+            self.map("backend.output_uri", "outputUri", cfg.output_uri)
+        elif open_model:
+            self.diag("TS313", "backend", f"open model `{self.job.model.base}` writes its tuned weights to `output_uri`, which is not set",
+                      "set `backend.output_uri: gs://BUCKET/path`")
+        if cfg.custom_base_model:
+            if entry is not None and not open_model:
+                self.diag("TS303", "backend.custom_base_model", "`custom_base_model` only applies to open models",
+                          "remove it, or tune an open model (e.g. `meta/llama3_1@llama-3.1-8b`)")
+            body["customBaseModel"] = cfg.custom_base_model
+            self.map("backend.custom_base_model", "customBaseModel", cfg.custom_base_model)
+        if entry is not None and entry.max_sequence_length:
+            self.map("data.max_seq_length", None, self.job.data.max_seq_length,
+                     f"the service trains on up to {entry.max_sequence_length} tokens per sequence for this model")
+        for name in ("staging_bucket", "wait", "poll_interval", "timeout", "api_endpoint", "credentials",
+                     "catalog", "catalog_file", "pre_tuned_base_model", "checkpoint_id", "export_last_checkpoint_only"):
+            if name == "checkpoint_id" and cfg.checkpoint_id and "preTunedModel" in body:
+                self.map("backend.checkpoint_id", "preTunedModel.checkpointId", cfg.checkpoint_id)
+            elif name == "export_last_checkpoint_only" and cfg.export_last_checkpoint_only:
+                self.map("backend.export_last_checkpoint_only", "supervisedTuningSpec.exportLastCheckpointOnly", True)
+            else:
+                self.map(f"backend.{name}", None, _jsonable(getattr(cfg, name)), "tunespec option (not sent)")
+
+    def service_owned(self) -> None:
+        for path, (severity, why) in SERVICE_OWNED.items():
+            if self.user_set(path):
+                self.diag("TS303", path, f"`{path}` cannot be honoured by Vertex: {why}",
+                          f"remove `{path}` for this backend", severity)
+                self.map(path, None, _jsonable(_get(self.job, path)), f"not sent: {why}")
+            elif not any(m.field == path for m in self.mappings):
+                self.map(path, None, _jsonable(_get(self.job, path)), f"default, not sent: {why}")
+
+    def consumed_locally(self) -> None:
+        for path, note in CONSUMED_LOCALLY.items():
+            self.map(path, None, _jsonable(_get(self.job, path)), note)
+        self.map("data.modality", None, self.job.data.modality, "selects the modality rules checked before upload")
+
+
+def staged_dataset_uri(config: VertexConfig, digest: str) -> str:
+    """Where a converted dataset lives in the staging bucket: named by its sha256."""
+    bucket, prefix = config.bucket_and_prefix
+    return f"gs://{bucket}/{prefix + '/' if prefix else ''}datasets/{digest}.jsonl"
+
+
+def compile_job(spec: ResolvedSpec) -> Compiled:
+    return _Compiler(spec).compile()
+
+
+def load_catalog(spec: ResolvedSpec) -> Catalog | None:
+    """The built-in catalog with the spec's overrides; None when an override is invalid."""
+    return _Compiler(spec).load_catalog()
+
+
+def _get(obj: Any, path: str) -> Any:
+    for p in path.split("."):
+        obj = getattr(obj, p, None)
+    return obj
+
+
+def _jsonable(value: Any) -> Any:
+    return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+
+
+__all__ = ["ADAPTER_SIZES", "Compiled", "compile_job", "load_catalog", "staged_dataset_uri"]

@@ -1,0 +1,131 @@
+"""Staging: local datasets and media become objects in the staging bucket, each uploaded once.
+
+A split with local sources (or several sources, or a non-Gemini format) is streamed through
+tunespec's data layer, converted to Gemini JSONL, and stored under its content hash:
+`gs://BUCKET/PREFIX/datasets/<sha256>.jsonl`. Media files referenced by a local path are
+uploaded to `.../media/<sha256><ext>` and the references rewritten to those URIs. An
+object that already exists is not uploaded again, so an unchanged dataset is never sent
+twice, and a retried apply reuses what an earlier attempt uploaded.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, BinaryIO, Iterator
+
+from tunespec import Diagnostic, DiagnosticError, Progress, ResolvedSpec
+from tunespec.artifacts import sha256_file
+from tunespec.data import Conversation, iter_conversations, write_gemini_jsonl
+
+from tunespec_vertex.clients import call, retry_policy
+from tunespec_vertex.compile import staged_dataset_uri
+from tunespec_vertex.config import VertexConfig
+
+CHUNK = 8 << 20  # resumable upload chunk: progress moves per chunk
+
+
+class _Counting:
+    """A read-only file wrapper that moves a progress task as the upload reads it."""
+
+    def __init__(self, raw: BinaryIO, task: Any):
+        self._raw, self._task = raw, task
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        self._task.advance(len(data))
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
+
+
+class Stager:
+    """Uploads into one staging bucket, remembering what it already checked this run."""
+
+    def __init__(self, storage: Any, config: VertexConfig, spec: ResolvedSpec, progress: Progress):
+        self.config = config
+        self.spec = spec
+        self.progress = progress
+        bucket, self.prefix = config.bucket_and_prefix
+        self.bucket = storage.bucket(bucket)
+        self._media: dict[str, str] = {}  # local path -> gs:// URI
+        self.uploaded: list[str] = []
+        self.reused: list[str] = []
+
+    def object_name(self, *parts: str) -> str:
+        return "/".join(p for p in (self.prefix, *parts) if p)
+
+    def upload(self, local: Path, name: str, content_type: str, label: str) -> str:
+        """Upload `local` as `name` unless it already exists; returns its gs:// URI."""
+        blob = self.bucket.blob(name, chunk_size=CHUNK)
+        uri = f"gs://{self.bucket.name}/{name}"
+        if call(f"check {uri}", lambda: blob.exists(retry=retry_policy())):
+            self.reused.append(uri)
+            self.progress.log(f"{label}: already staged at {uri}")
+            return uri
+        size = local.stat().st_size
+        with self.progress.task(f"upload {label}", total=size) as task, open(local, "rb") as raw:
+            # if_generation_match=0: never overwrite (content-addressed names are immutable).
+            call(f"upload {uri}", lambda: _upload(blob, _Counting(raw, task), size, content_type))
+        self.uploaded.append(uri)
+        self.progress.log(f"{label}: uploaded {size:,} bytes to {uri}")
+        return uri
+
+    def stage_split(self, split: str) -> str:
+        """Convert a split to Gemini JSONL, upload it under its hash, return its gs:// URI."""
+        with tempfile.TemporaryDirectory(prefix="tunespec-vertex-") as tmp:
+            path = Path(tmp) / f"{split}.jsonl"
+            with open(path, "wb") as out:
+                write_gemini_jsonl(self.with_staged_media(iter_conversations(self.spec, split)), out)  # type: ignore[arg-type]
+            digest = sha256_file(path)
+            name = staged_dataset_uri(self.config, digest)[len(f"gs://{self.bucket.name}/") :]
+            return self.upload(path, name, "application/jsonl", f"{split} dataset")
+
+    def with_staged_media(self, conversations: Iterator[Conversation]) -> Iterator[Conversation]:
+        """Rewrite every local file reference to the gs:// URI of its uploaded copy."""
+        for conv in conversations:
+            for _, part in conv.parts():
+                if part.kind == "file" and part.uri and _is_local(part.uri):
+                    part.uri = self.stage_media(part.uri, conv.file, part.mime_type or "application/octet-stream")
+            yield conv
+
+    def stage_media(self, uri: str, data_file: str | None, mime_type: str) -> str:
+        local = self.local_media_path(uri, data_file)
+        key = str(local)
+        if key not in self._media:
+            digest = sha256_file(local)
+            name = self.object_name("media", digest + local.suffix.lower())
+            self._media[key] = self.upload(local, name, mime_type, local.name)
+        return self._media[key]
+
+    def local_media_path(self, uri: str, data_file: str | None) -> Path:
+        """A local reference, relative to its data file's folder, else to the spec's."""
+        raw = uri.removeprefix("file://")
+        candidates = [Path(raw)] if os.path.isabs(raw) else []
+        if not candidates:
+            if data_file and "://" not in data_file:
+                candidates.append(Path(data_file).parent / raw)
+            candidates.append(self.spec.base_dir / raw)
+        for candidate in candidates:
+            if candidate.is_file():
+                return candidate.resolve()
+        raise DiagnosticError(Diagnostic(
+            "TS214", f"referenced file {uri!r} does not exist", self.spec.locate("data"),
+            "local paths are relative to the data file or the spec; run `tunespec validate`",
+        ))
+
+
+def _upload(blob: Any, stream: Any, size: int, content_type: str) -> None:
+    from google.api_core.exceptions import PreconditionFailed
+
+    try:
+        blob.upload_from_file(stream, size=size, content_type=content_type, if_generation_match=0, retry=retry_policy())
+    except PreconditionFailed:  # uploaded meanwhile by a concurrent apply: same bytes, same name
+        pass
+
+
+def _is_local(uri: str) -> bool:
+    return "://" not in uri or uri.startswith("file://")
+

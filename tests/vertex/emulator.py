@@ -1,0 +1,261 @@
+"""A Vertex AI tuning-service emulator speaking the v1beta1 REST API the real client uses.
+
+The real `GenAiTuningServiceClient` (transport="rest", anonymous credentials,
+api_endpoint=http://127.0.0.1:PORT) talks to it:
+
+    POST /v1beta1/{parent}/tuningJobs              create (body: TuningJob JSON)
+    GET  /v1beta1/{parent}/tuningJobs              list (filter, pageSize, pageToken)
+    GET  /v1beta1/{name}                           get
+    POST /v1beta1/{name}:cancel                    cancel
+
+Every create body is parsed into `google.cloud.aiplatform_v1beta1.types.TuningJob` with
+`json_format.Parse(..., ignore_unknown_fields=False)`; what does not parse (an unknown
+field, a wrong type, an unknown enum) is a 400, as the real service answers. Jobs move
+PENDING -> RUNNING -> SUCCEEDED or FAILED, one step per `get`, so a test decides the outcome
+up front (`outcome_for[display_name]`). Tests can also make the emulator accept a create
+and drop the connection before answering (`drop_create_responses`), refuse label filters
+(`reject_label_filter`), and read every request it received (`requests`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from google.cloud.aiplatform_v1beta1.types import TuningJob
+from google.protobuf import json_format
+
+PARENT = r"projects/[^/]+/locations/[^/]+"
+JOBS = re.compile(rf"^/v1beta1/({PARENT})/tuningJobs$")
+JOB = re.compile(rf"^/v1beta1/({PARENT}/tuningJobs/[^/:]+)$")
+CANCEL = re.compile(rf"^/v1beta1/({PARENT}/tuningJobs/[^/:]+):cancel$")
+LABEL_FILTER = re.compile(r'^labels\.([a-z][a-z0-9_-]*)\s*=\s*"?([a-z0-9_-]*)"?$')
+STATUS_NAMES = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 409: "ALREADY_EXISTS", 500: "INTERNAL", 503: "UNAVAILABLE"}
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    body: Any
+
+
+@dataclass
+class Failure:
+    """How a job fails: the google.rpc.Status the service reports."""
+
+    code: int = 3
+    message: str = "Dataset validation failed: line 1: contents[0].role must be user or model"
+
+
+@dataclass
+class TuningEmulator:
+    steps_to_finish: int = 2
+    """Gets a job answers in RUNNING before it reaches its outcome."""
+    default_outcome: str = "succeeded"
+    outcome_for: dict[str, str] = field(default_factory=dict)
+    """tunedModelDisplayName -> "succeeded" | "failed" | "partially_succeeded" | "expired"."""
+    failure: Failure = field(default_factory=Failure)
+    truncated: dict[str, list[int]] = field(default_factory=dict)
+    """tunedModelDisplayName -> indices of examples the 'service' truncates (reported in stats)."""
+    drop_create_responses: int = 0
+    """Creates still to accept and then answer by dropping the connection."""
+    reject_label_filter: bool = False
+    page_size: int = 2
+    jobs: dict[str, TuningJob] = field(default_factory=dict)
+    requests: list[Request] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1000)
+        self._gets: dict[str, int] = {}
+        self._server: ThreadingHTTPServer | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self) -> "TuningEmulator":
+        emulator = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server naming)
+                emulator._handle(self, "GET")
+
+            def do_POST(self) -> None:  # noqa: N802
+                emulator._handle(self, "POST")
+
+            def log_message(self, *args: Any) -> None:  # quiet
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    @property
+    def endpoint(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def creates(self) -> list[Request]:
+        return [r for r in self.requests if r.method == "POST" and JOBS.match(r.path)]
+
+    # -- HTTP ----------------------------------------------------------------------------
+    def _handle(self, http: BaseHTTPRequestHandler, method: str) -> None:
+        url = urlsplit(http.path)
+        query = parse_qs(url.query)
+        length = int(http.headers.get("Content-Length") or 0)
+        raw = http.rfile.read(length) if length else b""
+        with self._lock:
+            self.requests.append(Request(method, url.path, query, json.loads(raw) if raw else None))
+            try:
+                status, payload = self._route(method, url.path, query, raw)
+            except _Drop:
+                http.close_connection = True
+                return  # no answer at all: the client sees the connection drop
+        data = json.dumps(payload).encode()
+        http.send_response(status)
+        http.send_header("Content-Type", "application/json")
+        http.send_header("Content-Length", str(len(data)))
+        http.end_headers()
+        http.wfile.write(data)
+
+    def _route(self, method: str, path: str, query: dict[str, list[str]], raw: bytes) -> tuple[int, Any]:
+        if method == "POST" and (m := JOBS.match(path)):
+            return self._create(m.group(1), raw)
+        if method == "GET" and (m := JOBS.match(path)):
+            return self._list(m.group(1), query)
+        if method == "GET" and (m := JOB.match(path)):
+            return self._get(m.group(1))
+        if method == "POST" and (m := CANCEL.match(path)):
+            return self._cancel(m.group(1))
+        return _error(404, f"no route for {method} {path}")
+
+    # -- the API -------------------------------------------------------------------------
+    def _create(self, parent: str, raw: bytes) -> tuple[int, Any]:
+        pb = TuningJob.pb()()
+        try:
+            json_format.Parse(raw.decode() or "{}", pb, ignore_unknown_fields=False)
+        except (json_format.ParseError, UnicodeDecodeError) as exc:
+            return _error(400, f"Invalid JSON payload received. {exc}")
+        job = TuningJob.wrap(pb)
+        problem = _invalid(job)
+        if problem:
+            return _error(400, problem)
+        job.name = f"{parent}/tuningJobs/{next(self._ids)}"
+        job.state = "JOB_STATE_PENDING"
+        self.jobs[job.name] = job
+        self._gets[job.name] = 0
+        if self.drop_create_responses > 0:
+            self.drop_create_responses -= 1
+            raise _Drop()
+        return 200, _json(job)
+
+    def _list(self, parent: str, query: dict[str, list[str]]) -> tuple[int, Any]:
+        jobs = [j for name, j in self.jobs.items() if name.startswith(parent + "/")]
+        flt = (query.get("filter") or [""])[0].strip()
+        if flt:
+            match = LABEL_FILTER.match(flt)
+            if self.reject_label_filter or match is None:
+                return _error(400, f"Unsupported filter: {flt}")
+            key, value = match.groups()
+            jobs = [j for j in jobs if j.labels.get(key) == value]
+        size = int((query.get("pageSize") or [self.page_size])[0]) or self.page_size
+        start = int((query.get("pageToken") or ["0"])[0] or 0)
+        page = jobs[start : start + size]
+        payload: dict[str, Any] = {"tuningJobs": [_json(j) for j in page]}
+        if start + size < len(jobs):
+            payload["nextPageToken"] = str(start + size)
+        return 200, payload
+
+    def _get(self, name: str) -> tuple[int, Any]:
+        job = self.jobs.get(name)
+        if job is None:
+            return _error(404, f"TuningJob {name} not found")
+        self._advance(job)
+        return 200, _json(job)
+
+    def _cancel(self, name: str) -> tuple[int, Any]:
+        job = self.jobs.get(name)
+        if job is None:
+            return _error(404, f"TuningJob {name} not found")
+        if job.state.name in ("JOB_STATE_PENDING", "JOB_STATE_RUNNING", "JOB_STATE_QUEUED"):
+            job.state = "JOB_STATE_CANCELLED"
+            job.error = {"code": 1, "message": "CANCELED"}
+        return 200, {}
+
+    def _advance(self, job: TuningJob) -> None:
+        state = job.state.name
+        if state == "JOB_STATE_PENDING":
+            job.state = "JOB_STATE_RUNNING"
+            return
+        if state != "JOB_STATE_RUNNING":
+            return
+        self._gets[job.name] += 1
+        if self._gets[job.name] < self.steps_to_finish:
+            return
+        outcome = self.outcome_for.get(job.tuned_model_display_name, self.default_outcome)
+        if outcome == "failed":
+            job.state = "JOB_STATE_FAILED"
+            job.error = {"code": self.failure.code, "message": self.failure.message}
+            return
+        if outcome == "expired":
+            job.state = "JOB_STATE_EXPIRED"
+            return
+        model_id = job.name.rsplit("/", 1)[1]
+        parent = job.name.split("/tuningJobs/")[0]
+        epochs = job.supervised_tuning_spec.hyper_parameters.epoch_count or 3
+        job.tuned_model = {
+            "model": f"{parent}/models/{model_id}@1",
+            "endpoint": f"{parent}/endpoints/{model_id}",
+            "checkpoints": [
+                {"checkpoint_id": str(e), "epoch": e, "step": 10 * e, "endpoint": f"{parent}/endpoints/{model_id}"}
+                for e in range(1, epochs + 1)
+            ],
+        }
+        truncated = self.truncated.get(job.tuned_model_display_name, [])
+        job.tuning_data_stats = {"supervised_tuning_data_stats": {
+            "tuning_dataset_example_count": 3,
+            "tuning_step_count": 10 * epochs,
+            "total_billable_token_count": 1234,
+            "total_truncated_example_count": len(truncated),
+            "truncated_example_indices": truncated,
+        }}
+        job.state = "JOB_STATE_PARTIALLY_SUCCEEDED" if outcome == "partially_succeeded" else "JOB_STATE_SUCCEEDED"
+
+
+class _Drop(Exception):
+    """Raised inside a handler to answer by closing the connection."""
+
+
+def _invalid(job: TuningJob) -> str | None:
+    """The service's own checks beyond the schema (the few that tests rely on)."""
+    if job.name or job.state:
+        return "name and state are output only"
+    if not job.base_model and not job.pre_tuned_model.tuned_model_name:
+        return "one of base_model or pre_tuned_model is required"
+    uri = job.supervised_tuning_spec.training_dataset_uri
+    if not uri.startswith("gs://"):
+        return f"training_dataset_uri must be a gs:// URI, got {uri!r}"
+    for key, value in job.labels.items():
+        if not re.fullmatch(r"[a-z][a-z0-9_-]{0,62}", key) or not re.fullmatch(r"[a-z0-9_-]{0,63}", value):
+            return f"invalid label {key}={value}"
+    return None
+
+
+def _json(job: TuningJob) -> Any:
+    return json_format.MessageToDict(TuningJob.pb(job))
+
+
+def _error(code: int, message: str) -> tuple[int, Any]:
+    return code, {"error": {"code": code, "message": message, "status": STATUS_NAMES.get(code, "UNKNOWN")}}
