@@ -29,6 +29,9 @@ import orjson
 from tunespec.diagnostics import Diagnostic, Location, Severity
 
 CHUNK = 1 << 20
+# Smaller reads from gzip: a read that hits a cut-off stream loses what it decoded, so a
+# truncated .gz loses at most this much before the cut.
+GZ_CHUNK = 64 << 10
 BOM = b"\xef\xbb\xbf"
 
 Item = "tuple[int, Any] | Diagnostic"
@@ -78,20 +81,21 @@ def read_records(stream: BinaryIO, path: str, on_bytes: Callable[[bytes], None],
         yield from _parquet_records(stream, path)
         return
     data: Any = _Tap(stream, on_bytes)
+    size = CHUNK
     if path.lower().endswith(".gz"):
         data = gzip.GzipFile(fileobj=data, mode="rb")  # type: ignore[arg-type]
-    try:
-        head = data.read(CHUNK)
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        yield Diagnostic("TS200", f"cannot decompress: {exc}", Location(path), "check the file is a complete gzip file")
+        size = GZ_CHUNK
+    head = _read(data, path, size)
+    if isinstance(head, Diagnostic):
+        yield head
         return
     if layout == "json" and head.lstrip(b" \t\r\n" + BOM)[:1] == b"[":
         yield from _array_records(head, data, path, on_bytes)
     else:
-        yield from _jsonl_records(head, data, path, max_line_bytes)
+        yield from _jsonl_records(head, data, path, max_line_bytes, size)
 
 
-def _jsonl_records(head: bytes, stream: Any, path: str, max_line_bytes: int) -> Iterator[Any]:
+def _jsonl_records(head: bytes, stream: Any, path: str, max_line_bytes: int, size: int) -> Iterator[Any]:
     loads = orjson.loads
     line_no = 0
     pending = b""
@@ -105,7 +109,7 @@ def _jsonl_records(head: bytes, stream: Any, path: str, max_line_bytes: int) -> 
             cut = chunk.find(b"\n")
             if cut < 0:
                 skipping += len(chunk)
-                chunk = _read(stream, path)
+                chunk = _read(stream, path, size)
                 if isinstance(chunk, Diagnostic):
                     yield chunk
                     return
@@ -131,7 +135,7 @@ def _jsonl_records(head: bytes, stream: Any, path: str, max_line_bytes: int) -> 
                     yield problem
         if len(pending) > max_line_bytes:
             skipping, pending = len(pending), b""
-        chunk = _read(stream, path)
+        chunk = _read(stream, path, size)
         if isinstance(chunk, Diagnostic):
             yield chunk
             return
@@ -147,12 +151,14 @@ def _jsonl_records(head: bytes, stream: Any, path: str, max_line_bytes: int) -> 
                 yield problem
 
 
-def _read(stream: Any, path: str) -> bytes | Diagnostic:
+def _read(stream: Any, path: str, size: int = CHUNK) -> bytes | Diagnostic:
     try:
-        return stream.read(CHUNK)
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        # A .gz cut short (EOFError) loses its tail: say so instead of dropping it silently.
-        return Diagnostic("TS220", f"file ends early: {exc}", Location(path), "the file is truncated; copy or compress it again")
+        return stream.read(size)
+    except EOFError as exc:
+        # A .gz cut short loses its tail: say so instead of dropping it silently.
+        return Diagnostic("TS220", f"compressed file ends early: {exc}", Location(path), "the file is truncated; copy or compress it again")
+    except (OSError, gzip.BadGzipFile) as exc:
+        return Diagnostic("TS200", f"cannot read: {exc}", Location(path), "check the file is complete and, for .gz, really gzip-compressed")
 
 
 def _parse_problem(line: bytes, exc: orjson.JSONDecodeError, path: str, line_no: int, last: bool) -> Diagnostic | None:
@@ -181,7 +187,7 @@ def _parse_problem(line: bytes, exc: orjson.JSONDecodeError, path: str, line_no:
 def _too_long(path: str, line_no: int, size: int, limit: int) -> Diagnostic:
     return Diagnostic(
         "TS221",
-        f"line is {size / 1e6:.1f} MB, over the {limit / 1e6:.1f} MB record limit; skipped",
+        f"line is {size / 2**20:.1f} MiB, over the {limit / 2**20:.1f} MiB record limit; skipped",
         Location(path, line_no),
         "reference large media with fileData/fileUri instead of inlining it, or split the record",
     )

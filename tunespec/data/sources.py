@@ -114,6 +114,7 @@ class GCSSource:
 
     def __init__(self) -> None:
         self._client = None
+        self._client_for: str | None = None
 
     def handles(self, path: str) -> bool:
         return path.startswith("gs://")
@@ -124,7 +125,11 @@ class GCSSource:
         return bucket, name
 
     def client(self):
-        if self._client is None:
+        # One client per endpoint: a test (or tool) that points STORAGE_EMULATOR_HOST
+        # elsewhere gets a fresh client instead of a stale one.
+        endpoint = os.environ.get("STORAGE_EMULATOR_HOST", "")
+        if self._client is None or self._client_for != endpoint:
+            self._client_for = endpoint
             try:
                 from google.cloud import storage  # heavy: imported only when gs:// data is read
 

@@ -52,14 +52,16 @@ class DataFileRef:
     split: Split
     path: str
     source: DataSource
-    format_name: str
+    format: DataFormat | None
+    """The format the spec fixes for this file; None: detect it from the first record."""
     where: Location
     """The spec's `data.<split>[i].path`, for problems with the file as a whole."""
 
 
-def data_files(spec: ResolvedSpec, split: Split, sources: list[DataSource]) -> Iterator[DataFileRef]:
+def data_files(spec: ResolvedSpec, split: Split, sources: list[DataSource], formats: list[DataFormat]) -> Iterator[DataFileRef]:
     """Every data file of a split, in spec order (directories and prefixes expanded, sorted).
-    Raises `DiagnosticError` (TS200) for a source that does not exist."""
+    Raises `DiagnosticError` for a source that does not exist (TS200) or an unknown format
+    name (TS204)."""
     data = spec.job.data
     for i, entry in enumerate(getattr(data, split)):
         where = spec.locate(f"data.{split}[{i}].path")
@@ -73,7 +75,8 @@ def data_files(spec: ResolvedSpec, split: Split, sources: list[DataSource]) -> I
             ) from None
         except OSError as exc:
             raise DiagnosticError(Diagnostic("TS200", f"cannot read {split} data {entry.path!r}: {exc}", where)) from None
-        fmt = entry.format if entry.format != "auto" else data.format
+        name = entry.format if entry.format != "auto" else data.format
+        fmt = None if name == "auto" else format_named(name, formats, spec.locate(f"data.{split}[{i}].format" if entry.format != "auto" else "data.format"))
         for path in files:
             yield DataFileRef(split, path, source, fmt, where)
 
@@ -90,7 +93,7 @@ def file_conversations(
     """The conversations of one file, in order. Problems go to `report` located at
     file:line [JSON path]; a record with problems is skipped. `chosen` (a one-item list)
     receives the format used, detected from the first record when the spec says auto."""
-    fmt = None if ref.format_name == "auto" else format_named(ref.format_name, formats, ref.where)
+    fmt = ref.format
     path = ref.path
     with ref.source.open(path) as stream:
         for item in read_records(stream, path, on_bytes, max_record_bytes):
@@ -150,7 +153,7 @@ def iter_conversations(spec: ResolvedSpec, split: Split) -> Iterator[Conversatio
         if d.severity is Severity.ERROR:
             raise DiagnosticError(d)
 
-    for ref in data_files(spec, split, sources):
+    for ref in data_files(spec, split, sources, formats):
         yield from file_conversations(ref, formats, fields, rules_for(spec.job.data.modality).max_record_bytes, fail)
 
 
@@ -200,7 +203,7 @@ class _Validation:
             self.examples[split] = 0
             self.stats[split] = TokenStats(self.data.max_seq_length)
             try:
-                for ref in data_files(self.spec, split, self.sources):
+                for ref in data_files(self.spec, split, self.sources, self.formats):
                     self._validate_file(ref)
             except DiagnosticError as exc:
                 self.diagnostics.extend(exc.diagnostics)
