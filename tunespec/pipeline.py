@@ -187,16 +187,16 @@ def diff(checked: Checked, state: StateStore) -> Change:
             alive = previous.owner_alive or (previous.remote_id and previous.status != "interrupted")
             return Change("in-flight" if alive else "resume", previous)
         return Change("replace", previous, ["previous run " + previous.status])
-    return Change("replace", previous, _changed_fields(previous, stored_spec(spec), spec.data_hashes))
+    return Change("replace", previous, _changed_fields(previous, stored_spec(spec), _data_json(checked.data)))
 
 
-def _changed_fields(previous: RunRecord, current: dict[str, Any], data_hashes: dict[str, str]) -> list[str]:
-    changed = [path for path in _diff_paths(previous.spec or {}, current)]
-    old_hashes = {f["path"]: f.get("sha256") for f in (previous.data or {}).get("files", []) if isinstance(f, dict)}
-    for path, digest in data_hashes.items():
-        if old_hashes.get(path) not in (None, digest):
-            changed.append(f"data content: {path}")
-    return changed or ["backend or environment"]
+def _changed_fields(previous: RunRecord, current: dict[str, Any], data: dict[str, Any]) -> list[str]:
+    """Spec fields and data files that differ from the previous run's."""
+    changed = _diff_paths(previous.spec or {}, current)
+    old = {f["path"]: f["sha256"] for f in (previous.data or {}).get("files", [])}
+    new = {f["path"]: f["sha256"] for f in data.get("files", [])}
+    changed += [f"data content: {path}" for path in sorted(set(old) | set(new)) if old.get(path) != new.get(path)]
+    return changed or ["environment (interpolated values)"]
 
 
 def _diff_paths(old: Any, new: Any, prefix: str = "") -> list[str]:
@@ -263,8 +263,8 @@ def apply_checked(
         output_root=spec.output_root,
         run_dir_for=lambda run_id: layout(run_id).final_path,
         spec=stored_spec(spec),
-        plan=plan.model_dump(mode="json"),
-        data=_data_json(checked.data),
+        plan=spec.redact(plan.model_dump(mode="json")),
+        data=spec.redact(_data_json(checked.data)),
         force=force,
     )
     if claim.action == "noop":
@@ -294,6 +294,7 @@ def apply_checked(
         outcome = Outcome(spec.name, action, diagnostics=exc.diagnostics)
         outcome.run, outcome.result, outcome.run_dir = finish_run(state.get_run(run.run_id), result, state, backend), result, str(run_dir.final_path)  # type: ignore[arg-type]
         return outcome
+    result = RunResult.model_validate(spec.redact(result.model_dump(mode="json")))
     if result.status in ("pending", "running"):
         run = state.update_run(run.run_id, status=result.status, remote_id=result.remote_id or run.remote_id, message=result.message)
         return Outcome(spec.name, "submitted", run=run, result=result)

@@ -95,7 +95,7 @@ def plan(args: argparse.Namespace) -> int:
             item = _checked_json(c)
             if c.ok:
                 change = changes[c.spec.name]
-                item["plan"] = c.plan.model_dump(mode="json")
+                item["plan"] = c.spec.redact(c.plan.model_dump(mode="json"))
                 item["change"] = {"action": change.action, "changed": change.changed, "previous_run": change.previous.run_id if change.previous else None}
             specs.append(item)
         render.print_json({"specs": specs, "diagnostics": [d.to_json() for d in problems], "errors": errors})
@@ -119,17 +119,18 @@ def _print_plan(c: Any, change: Any) -> None:
         render.out.print(f"[dim]last run {change.previous.run_id} ({change.previous.status})[/dim]")
     for field in change.changed:
         render.out.print(f"  [yellow]~[/yellow] {field}")
-    if c.plan.summary:
-        render.rows("  job", c.plan.summary.items())
+    plan = c.plan.model_validate(c.spec.redact(c.plan.model_dump(mode="json")))  # never print interpolated secrets
+    if plan.summary:
+        render.rows("  job", plan.summary.items())
     render.rows("  data", _data_rows(c.data))
-    if c.plan.mappings:
+    if plan.mappings:
         render.table(
             "  spec field → backend",
             ["spec field", "becomes", "value", "note"],
-            ([m.field, m.target or "(not sent)", json.dumps(m.value, default=str), m.note or ""] for m in c.plan.mappings),
+            ([m.field, m.target or "(not sent)", json.dumps(m.value, default=str), m.note or ""] for m in plan.mappings),
         )
     render.out.print("  [dim]compiled job:[/dim]")
-    render.out.print_json(json.dumps(c.plan.job, default=str), indent=2)
+    render.out.print_json(json.dumps(plan.job, default=str), indent=2)
 
 
 # apply -------------------------------------------------------------------------------

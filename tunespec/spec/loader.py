@@ -44,6 +44,8 @@ class LoadedDocument:
     positions: dict[Path_, tuple[int, int]] = field(default_factory=dict)
     key_positions: dict[Path_, tuple[int, int]] = field(default_factory=dict)
     secret_digest: str = ""
+    interpolations: list[tuple[str, str]] = field(default_factory=list, repr=False)
+    """(reference as written, value) for every `${env:...}` that was interpolated."""
 
     def location(self, path: Path_, *, key: bool = False) -> Location:
         """Location of `path` (the key itself when `key`), or of its nearest existing parent."""
@@ -191,6 +193,7 @@ class _Builder:
                 )
                 return ""
             self.secrets.update(f"{name}\0{resolved}\0".encode())
+            self.doc.interpolations.append((whole, resolved))
             return resolved
 
         return INTERPOLATION.sub(replace, text)

@@ -36,6 +36,16 @@ class ResolvedSpec:
     """sha256 over the values that were interpolated, so changing one changes the fingerprint."""
     data_hashes: dict[str, str] = field(default_factory=dict)
     """Data source path -> content hash, filled by data validation."""
+    interpolations: list[tuple[str, str]] = field(default_factory=list, repr=False)
+    """(`${env:...}` reference, value) pairs; values never leave the process (see `redact`)."""
+
+    def redact(self, value: Any) -> Any:
+        """`value` (JSON-like) with every interpolated value replaced by its `${env:...}`
+        reference: apply this to anything stored, printed or written to artifacts."""
+        secrets = sorted(((v, ref) for ref, v in self.interpolations if len(v) >= MIN_SECRET_LENGTH), key=lambda p: -len(p[0]))
+        if not secrets:
+            return value
+        return _redact(value, secrets)
 
     @property
     def name(self) -> str:
@@ -81,6 +91,21 @@ class ResolvedSpec:
             "data": dict(sorted(self.data_hashes.items())),
         }
         return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+MIN_SECRET_LENGTH = 4  # shorter values (a port, a flag) would redact unrelated text
+
+
+def _redact(value: Any, secrets: list[tuple[str, str]]) -> Any:
+    if isinstance(value, str):
+        for secret, ref in secrets:
+            value = value.replace(secret, ref)
+        return value
+    if isinstance(value, dict):
+        return {k: _redact(v, secrets) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redact(v, secrets) for v in value]
+    return value
 
 
 def _split_path(path: str) -> tuple:

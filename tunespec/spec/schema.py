@@ -60,6 +60,7 @@ def validate_document(doc: LoadedDocument, host: PluginHost) -> tuple[ResolvedSp
         positions=doc.positions,
         redacted=doc.redacted,
         secret_digest=doc.secret_digest,
+        interpolations=doc.interpolations,
     )
     return spec, []
 
