@@ -1,0 +1,57 @@
+"""`validate`, `plan` and `plugins` must stay fast: they never import torch, ray, peft,
+transformers or the Google clients. Checked in a fresh interpreter per command, against
+what a bare interpreter already has (a namespace .pth puts `google` there at start-up)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+HEAVY = ("torch", "ray", "peft", "transformers", "accelerate", "google", "grpc", "pyarrow", "numpy")
+
+PROBE = """
+import json, sys
+baseline = set(sys.modules)
+from tunespec.cli.main import main
+code = main(sys.argv[1:])
+new = sorted(m for m in set(sys.modules) - baseline if m.split('.')[0] in %r)
+print("@@" + json.dumps({"code": code, "heavy": new}))
+""" % (HEAVY,)
+
+
+def _example_specs() -> list[Path]:
+    """Every example spec whose data is local (reading gs:// data needs the storage client)."""
+    specs = []
+    for path in sorted((REPO / "specs").rglob("*.yaml")):
+        if "gs://" not in path.read_text().split("data:", 1)[-1].split("backend:", 1)[0]:
+            specs.append(path)
+    return specs
+
+
+def run_probe(*argv: str) -> dict:
+    proc = subprocess.run([sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, cwd=REPO, timeout=120)
+    line = next(l for l in proc.stdout.splitlines() if l.startswith("@@"))
+    return json.loads(line[2:])
+
+
+def test_there_are_example_specs_for_each_builtin_backend():
+    backends = {p.relative_to(REPO / "specs").parts[0] for p in _example_specs()}
+    assert {"quickstart", "ray", "vertex"} <= backends
+
+
+@pytest.mark.parametrize("command", ["validate", "plan"])
+@pytest.mark.parametrize("spec", _example_specs(), ids=lambda p: str(p.relative_to(REPO / "specs")))
+def test_validate_and_plan_import_nothing_heavy(command, spec, tmp_path):
+    result = run_probe(command, str(spec), "--output", "json", "--state", str(tmp_path / "state.db"))
+    assert result["code"] in (0, 2), f"{command} {spec} failed"
+    assert result["heavy"] == []
+
+
+def test_plugins_imports_nothing_heavy():
+    result = run_probe("plugins", "--output", "json")
+    assert result["code"] == 0 and result["heavy"] == []
