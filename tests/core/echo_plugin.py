@@ -26,6 +26,7 @@ class EchoConfig(BaseModel):
     steps: int = Field(default=3, ge=1, le=1000, description="Steps to 'train' (one file line each).")
     step_seconds: float = Field(default=0.0, ge=0, description="Sleep per step, to hold a run in flight.")
     marker: str | None = Field(default=None, description="File that step 1 creates, so tests know the run started.")
+    billable: bool = Field(default=False, description="Pretend the job costs money (apply must ask first).")
 
 
 class EchoBackend(Backend):
@@ -41,6 +42,7 @@ class EchoBackend(Backend):
             summary={"steps": cfg.steps},
             job={"steps": cfg.steps, "base": spec.job.model.base, "epochs": spec.job.hyperparameters.epochs},
             mappings=[FieldMapping(field="hyperparameters.epochs", target="epochs", value=spec.job.hyperparameters.epochs)],
+            billable=cfg.billable,
         )
 
     def apply(self, ctx: RunContext) -> RunResult:

@@ -168,3 +168,12 @@ def test_status_and_runs(cli, project):
     assert [r["status"] for r in status] == ["succeeded"]
     runs = cli("runs", "--state", project.root / ".tunespec" / "state.db", "--output", "json").json["runs"]
     assert len(runs) == 1 and runs[0]["spec_name"] == "echo-job"
+
+
+def test_billable_job_needs_yes_without_a_terminal(cli, project):
+    spec = project.spec(backend_extra="  billable: true\n")
+    refused = cli("apply", spec)
+    assert refused.code == 1
+    assert "TS003" in refused.err and "--yes" in refused.err
+    assert not (project.root / "runs").exists()
+    assert cli("apply", spec, "--yes").code == 0

@@ -5,6 +5,7 @@ what a bare interpreter already has (a namespace .pth puts `google` there at sta
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -33,8 +34,13 @@ def _example_specs() -> list[Path]:
     return specs
 
 
+# The Vertex examples read their project and bucket from the environment, as users run them.
+EXAMPLE_ENV = {"GOOGLE_CLOUD_PROJECT": "tunespec-example", "TUNESPEC_VERTEX_BUCKET": "gs://tunespec-example-staging"}
+
+
 def run_probe(*argv: str) -> dict:
-    proc = subprocess.run([sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, cwd=REPO, timeout=120)
+    env = {**os.environ, **EXAMPLE_ENV}
+    proc = subprocess.run([sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, cwd=REPO, timeout=120, env=env)
     line = next(l for l in proc.stdout.splitlines() if l.startswith("@@"))
     return json.loads(line[2:])
 

@@ -124,11 +124,12 @@ def _print_plan(c: Any, change: Any) -> None:
         render.rows("  job", plan.summary.items())
     render.rows("  data", _data_rows(c.data))
     if plan.mappings:
-        render.table(
-            "  spec field → backend",
-            ["spec field", "becomes", "value", "note"],
-            ([m.field, m.target or "(not sent)", json.dumps(m.value, default=str), m.note or ""] for m in plan.mappings),
-        )
+        render.out.print("  [dim]spec field → backend[/dim]")
+        for m in plan.mappings:
+            target = f"[bold]{m.target}[/bold]" if m.target else "[dim](not sent)[/dim]"
+            note = f"  [dim]{render.escape(m.note)}[/dim]" if m.note else ""
+            value = render.escape(json.dumps(m.value, default=str))
+            render.out.print(f"    {m.field} → {target} = {value}{note}")
     render.out.print("  [dim]compiled job:[/dim]")
     render.out.print_json(json.dumps(plan.job, default=str), indent=2)
 

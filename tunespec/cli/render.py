@@ -13,6 +13,8 @@ from typing import Any, Iterable
 
 from rich.console import Console
 from rich.markup import escape
+
+__all__ = ["escape"]
 from rich.table import Table
 
 from tunespec.diagnostics import Diagnostic, Severity

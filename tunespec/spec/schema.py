@@ -51,7 +51,7 @@ def validate_document(doc: LoadedDocument, host: PluginHost) -> tuple[ResolvedSp
         config, problems = _validate_backend_block(backend_block, doc, host)
         diagnostics.extend(problems)
     if diagnostics or job is None or config is None:
-        return None, _dedupe(diagnostics)
+        return None, [_without_secrets(d, doc) for d in _dedupe(diagnostics)]
     spec = ResolvedSpec(
         job=job,
         config=config,
@@ -222,6 +222,15 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
             if found:
                 return found
     return None
+
+
+def _without_secrets(d: Diagnostic, doc: LoadedDocument) -> Diagnostic:
+    """Messages quote the offending value; an interpolated one is shown as its reference."""
+    message = d.message
+    for ref, value in sorted(doc.interpolations, key=lambda p: -len(p[1])):
+        if len(value) >= 4:
+            message = message.replace(value, ref)
+    return Diagnostic(d.code, message, d.location, d.hint, d.severity) if message != d.message else d
 
 
 def _dedupe(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
