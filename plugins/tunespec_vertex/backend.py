@@ -156,12 +156,12 @@ class VertexBackend(Backend):
 
     def status(self, run: "RunRecord") -> RunResult:
         from tunespec_vertex import jobs
-        from tunespec_vertex.clients import tuning_client
+        from tunespec_vertex.clients import expand_env, tuning_client
 
         conn = _connection(run)
         client = tuning_client(conn)
         if run.remote_id:
-            job = jobs.get_job(client, run.remote_id, conn.timeout)
+            job = jobs.get_job(client, expand_env(run.remote_id), conn.timeout)
         else:  # apply was interrupted before it recorded the job name
             job = jobs.find_job(client, conn.parent, L.run_label_value(run.run_id), conn.timeout)
             if job is None:
@@ -170,11 +170,11 @@ class VertexBackend(Backend):
 
     def cancel(self, run: "RunRecord") -> RunResult:
         from tunespec_vertex import jobs
-        from tunespec_vertex.clients import tuning_client
+        from tunespec_vertex.clients import expand_env, tuning_client
 
         conn = _connection(run)
         client = tuning_client(conn)
-        name = run.remote_id
+        name = expand_env(run.remote_id) if run.remote_id else None
         if not name:
             found = jobs.find_job(client, conn.parent, L.run_label_value(run.run_id), conn.timeout)
             if found is None:
@@ -198,9 +198,12 @@ def to_proto(body: dict[str, Any]) -> Any:
 
 
 def _connection(run: "RunRecord") -> Any:
+    """How to reach the run's job: the connection stored in its plan, with the project and
+    location of the job's own name when it has one."""
     from tunespec_vertex.clients import Connection
 
     plan = run.plan
     if isinstance(plan, (str, bytes)):
         plan = orjson.loads(plan)
-    return Connection.from_json((plan or {}).get("summary", {}).get("connection", {}))
+    stored = (plan or {}).get("summary", {}).get("connection", {})
+    return Connection.for_job(run.remote_id, stored) if run.remote_id else Connection.from_json(stored)

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from tunespec.data.rules import DataRules  # TODO: tunespec.data once it exports it
+from tunespec.data import DataRules
 
 CATALOG_FILE = Path(__file__).with_name("catalog.yaml")
 

@@ -12,12 +12,15 @@ test or a private-endpoint setup can point every command at the same service.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 from tunespec import Diagnostic, DiagnosticError, Location
 
 from tunespec_vertex.config import ENV_ANONYMOUS, ENV_API_ENDPOINT, VertexConfig
+
+ENV_REFERENCE = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 ADC_HINT = (
     "run `gcloud auth application-default login` (laptop), or set GOOGLE_APPLICATION_CREDENTIALS to a "
@@ -41,7 +44,18 @@ class Connection:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Connection":
-        return cls(**{k: data[k] for k in ("project", "location", "api_endpoint", "anonymous", "timeout") if k in data})
+        """From a stored plan, where tunespec keeps interpolated values as `${env:...}`."""
+        fields = {k: data[k] for k in ("project", "location", "api_endpoint", "anonymous", "timeout") if k in data}
+        return cls(**{k: expand_env(v) if isinstance(v, str) else v for k, v in fields.items()})
+
+    @classmethod
+    def for_job(cls, job_name: str, stored: dict[str, Any]) -> "Connection":
+        """The connection of an existing job: its project and location come from its name."""
+        conn = cls.from_json(stored)
+        parts = expand_env(job_name).split("/")
+        if len(parts) >= 4 and parts[0] == "projects" and parts[2] == "locations":
+            conn = cls(parts[1], parts[3], conn.api_endpoint, conn.anonymous, conn.timeout)
+        return conn
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -57,6 +71,12 @@ class Connection:
     @property
     def use_anonymous(self) -> bool:
         return self.anonymous or os.environ.get(ENV_ANONYMOUS, "").lower() in ("1", "true", "yes")
+
+
+def expand_env(text: str) -> str:
+    """`${env:NAME}` / `${env:NAME:-default}` references (as stored by tunespec in place of
+    interpolated values) expanded from the current environment."""
+    return ENV_REFERENCE.sub(lambda m: os.environ.get(m.group(1), m.group(2) if m.group(2) is not None else m.group(0)), text)
 
 
 def credentials(conn: Connection, where: Location | None = None) -> Any:

@@ -52,10 +52,6 @@ SERVICE_OWNED: dict[str, tuple[Severity, str]] = {
     "hyperparameters.packing": (Severity.WARNING, "Vertex decides on sequence packing itself"),
     "hyperparameters.seed": (Severity.WARNING, "Vertex has no seed setting: runs are not bit-reproducible"),
     "hyperparameters.precision": (Severity.WARNING, "Vertex chooses the training precision"),
-    "data.max_seq_length": (
-        Severity.WARNING,
-        "Vertex does not truncate to `max_seq_length`; its own limit (131,072 tokens per example) is checked instead",
-    ),
     "evaluation.metrics": (Severity.WARNING, "the vertex backend does not run generation metrics; the service reports validation loss"),
     "evaluation.compare_base": (Severity.WARNING, "the vertex backend does not evaluate the base model"),
     "evaluation.max_examples": (Severity.WARNING, "the vertex backend does not run generation metrics"),
@@ -97,6 +93,7 @@ class _Compiler:
         self.config: VertexConfig = spec.config  # type: ignore[assignment]
         self.mappings: list[FieldMapping] = []
         self.diagnostics: list[Diagnostic] = []
+        self.catalog: Catalog | None = None
 
     # -- helpers -------------------------------------------------------------------------
     def map(self, path: str, target: str | None, value: Any = None, note: str | None = None) -> None:
@@ -155,7 +152,7 @@ class _Compiler:
     def compile(self) -> Compiled:
         cfg = self.config
         parent = f"projects/{cfg.project}/locations/{cfg.location}"
-        catalog = self.load_catalog()
+        catalog = self.catalog = self.load_catalog()
         body: dict[str, Any] = {}
         entry = self.base_model(body, catalog) if catalog is not None else None
         sts: dict[str, Any] = {}
@@ -332,6 +329,9 @@ class _Compiler:
         open_model = entry is not None and entry.family == "open"
         self.map("backend.project", None, cfg.project, f"parent: projects/{cfg.project}/locations/{cfg.location}")
         self.map("backend.location", None, cfg.location, "regional endpoint and job location")
+        for name in ("encryption_key", "service_account", "output_uri", "custom_base_model"):
+            if getattr(cfg, name) is None:
+                self.map(f"backend.{name}", None, None, "not set")
         if cfg.encryption_key:
             if entry is not None and not entry.cmek:
                 self.diag("TS312", "backend.encryption_key", f"`{self.job.model.base}` does not support customer-managed encryption keys",
@@ -353,9 +353,7 @@ class _Compiler:
                           "remove it, or tune an open model (e.g. `meta/llama3_1@llama-3.1-8b`)")
             body["customBaseModel"] = cfg.custom_base_model
             self.map("backend.custom_base_model", "customBaseModel", cfg.custom_base_model)
-        if entry is not None and entry.max_sequence_length:
-            self.map("data.max_seq_length", None, self.job.data.max_seq_length,
-                     f"the service trains on up to {entry.max_sequence_length} tokens per sequence for this model")
+        self.max_seq_length(entry)
         for name in ("staging_bucket", "wait", "poll_interval", "timeout", "api_endpoint", "credentials",
                      "catalog", "catalog_file", "pre_tuned_base_model", "checkpoint_id", "export_last_checkpoint_only"):
             if name == "checkpoint_id" and cfg.checkpoint_id and "preTunedModel" in body:
@@ -364,6 +362,20 @@ class _Compiler:
                 self.map("backend.export_last_checkpoint_only", "supervisedTuningSpec.exportLastCheckpointOnly", True)
             else:
                 self.map(f"backend.{name}", None, _jsonable(getattr(cfg, name)), "tunespec option (not sent)")
+
+    def max_seq_length(self, entry: ModelEntry | None) -> None:
+        """Vertex has no truncation setting: the service's own limit applies. Data validation
+        reports truncation at `data.max_seq_length`, so the honest value is that limit."""
+        limit = (entry.max_sequence_length if entry is not None and entry.max_sequence_length else None) or (
+            self.catalog.data_rules.max_tokens_per_example if self.catalog is not None else None)
+        value = self.job.data.max_seq_length
+        note = f"not sent: the service trains on up to {limit:,} tokens per example" if limit else "not sent"
+        if limit and self.user_set("data.max_seq_length") and value != limit:
+            self.diag("TS304", "data.max_seq_length", f"Vertex does not truncate examples to {value:,} tokens; {note[10:]}",
+                      f"set `data.max_seq_length: {limit}` so validation reports what the service does", Severity.WARNING)
+        elif limit and value < limit:
+            note += f"; set `data.max_seq_length: {limit}` so validation does not report truncation at {value:,}"
+        self.map("data.max_seq_length", None, value, note)
 
     def service_owned(self) -> None:
         for path, (severity, why) in SERVICE_OWNED.items():

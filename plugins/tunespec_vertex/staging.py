@@ -10,10 +10,11 @@ twice, and a retried apply reuses what an earlier attempt uploaded.
 
 from __future__ import annotations
 
+import mimetypes
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO
 
 from tunespec import Diagnostic, DiagnosticError, Progress, ResolvedSpec
 from tunespec.artifacts import sha256_file
@@ -78,25 +79,22 @@ class Stager:
         with tempfile.TemporaryDirectory(prefix="tunespec-vertex-") as tmp:
             path = Path(tmp) / f"{split}.jsonl"
             with open(path, "wb") as out:
-                write_gemini_jsonl(self.with_staged_media(iter_conversations(self.spec, split)), out)  # type: ignore[arg-type]
+                write_gemini_jsonl(iter_conversations(self.spec, split), out, map_uri=self.map_uri)  # type: ignore[arg-type]
             digest = sha256_file(path)
             name = staged_dataset_uri(self.config, digest)[len(f"gs://{self.bucket.name}/") :]
             return self.upload(path, name, "application/jsonl", f"{split} dataset")
 
-    def with_staged_media(self, conversations: Iterator[Conversation]) -> Iterator[Conversation]:
-        """Rewrite every local file reference to the gs:// URI of its uploaded copy."""
-        for conv in conversations:
-            for _, part in conv.parts():
-                if part.kind == "file" and part.uri and _is_local(part.uri):
-                    part.uri = self.stage_media(part.uri, conv.file, part.mime_type or "application/octet-stream")
-            yield conv
+    def map_uri(self, uri: str, conv: Conversation) -> str:
+        """A local file reference becomes the gs:// URI of its uploaded copy."""
+        return self.stage_media(uri, conv.file) if _is_local(uri) else uri
 
-    def stage_media(self, uri: str, data_file: str | None, mime_type: str) -> str:
+    def stage_media(self, uri: str, data_file: str | None) -> str:
         local = self.local_media_path(uri, data_file)
         key = str(local)
         if key not in self._media:
             digest = sha256_file(local)
             name = self.object_name("media", digest + local.suffix.lower())
+            mime_type = mimetypes.guess_type(local.name)[0] or "application/octet-stream"
             self._media[key] = self.upload(local, name, mime_type, local.name)
         return self._media[key]
 

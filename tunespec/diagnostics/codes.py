@@ -70,6 +70,8 @@ CODES: dict[str, str] = {
     "TS309": "cluster unreachable or lacks resources",
     "TS310": "model retired",
     "TS311": "training failed",
+    "TS312": "customer-managed encryption key (CMEK) not supported for this model",
+    "TS313": "backend option required for this spec is missing",
     # State and runs
     "TS400": "run already in flight",
     "TS401": "run not found",
