@@ -24,9 +24,8 @@ TRAIN_SIZE = 320
 VALIDATION_SIZE = 48
 
 SYSTEM = (
-    "You triage customer support tickets. Reply with one line of JSON and nothing else: "
-    '{"category": C, "priority": P} where C is one of "billing", "bug", "account", '
-    '"shipping", "feature_request" and P is one of "low", "medium", "high", "urgent".'
+    'Triage the support ticket. Reply only with JSON {"category": C, "priority": P}, '
+    "C in billing|bug|account|shipping|feature_request, P in low|medium|high|urgent."
 )
 
 PRODUCTS = ["the mobile app", "the dashboard", "the API", "the desktop client", "the checkout page", "the reports page"]

@@ -1,0 +1,278 @@
+"""LocalBackend: fine-tune on this machine with torch + peft.
+
+validate / compile / token_counter are light (they run for `tunespec validate` and
+`plan`): they resolve the model to files, read the cached tokenizer if there is one, and
+turn the spec into a `TrainConfig`. `apply` does the heavy work in `run.py`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any, Iterable
+
+from tunespec import Backend, Diagnostic, DiagnosticError, FieldMapping, Plan, ResolvedModel, ResolvedSpec, RunContext, RunResult, Severity
+
+from tunespec_local.config import LocalConfig
+from tunespec_local.models.cache import cache_root, cached_folder
+from tunespec_local.models.resolvers import RESOLVERS
+
+LORA_AUTO_TARGETS = "all-linear"
+"""`target_modules: auto` means every linear layer of the transformer blocks (attention
+and MLP projections; peft leaves the output head out), the QLoRA paper's finding of what
+works best for a given rank."""
+
+
+class LocalBackend(Backend):
+    name = "local"
+    description = "Fine-tune on this machine (CPU, CUDA or Apple MPS) with torch + peft."
+    config_model = LocalConfig
+    requires = ("torch", "transformers", "peft", "tokenizers", "safetensors")
+    install_hint = "pip install 'tunespec[local]'"
+
+    # -- light: validate / plan ---------------------------------------------------------
+
+    def token_counter(self, spec: ResolvedSpec):
+        """Exact counts once the model's folder exists locally (a HF folder, or a GGUF file
+        converted by an earlier run); None otherwise, and tunespec estimates."""
+        from tunespec_local.encode import ChatTokenCounter, ChatTokenizer
+
+        try:
+            folder = cached_folder(resolve_model(spec), cache_root(_config(spec).cache_dir))
+            if folder is None:
+                return None
+            return ChatTokenCounter(ChatTokenizer.from_folder(folder, spec.job.model.chat_template))
+        except (DiagnosticError, OSError, ValueError, Exception):  # counting is a nicety; validate() reports model problems
+            return None
+
+    def validate(self, spec: ResolvedSpec, data: Any) -> Iterable[Diagnostic]:
+        job = spec.job
+        try:
+            model = resolve_model(spec)
+        except DiagnosticError as exc:
+            for d in exc.diagnostics:
+                yield dataclasses.replace(d, location=spec.locate("model.base"))
+            return
+        if job.data.modality != "text":
+            yield Diagnostic(
+                "TS302",
+                f"the local backend trains text-only causal language models; `data.modality: {job.data.modality}` is not supported",
+                spec.locate("data.modality"),
+                hint="use `modality: text`, or a backend that tunes multimodal models (vertex)",
+            )
+        if job.hyperparameters.optimizer == "adamw_8bit" and not _importable("bitsandbytes"):
+            yield Diagnostic(
+                "TS302",
+                "optimizer `adamw_8bit` needs the bitsandbytes package, which is not installed",
+                spec.locate("hyperparameters.optimizer"),
+                hint="`pip install bitsandbytes` (CUDA only), or use `optimizer: adamw`",
+            )
+        if job.hyperparameters.learning_rate_multiplier is not None:
+            yield Diagnostic(
+                "TS304",
+                f"`learning_rate_multiplier` is a Vertex option; the local backend uses {job.hyperparameters.learning_rate_multiplier} x "
+                f"the default learning rate = {learning_rate(spec):g}",
+                spec.locate("hyperparameters.learning_rate_multiplier"),
+                hint="set `learning_rate` to say the exact value",
+                severity=Severity.WARNING,
+            )
+        if job.hyperparameters.precision == "fp16":
+            yield Diagnostic(
+                "TS304",
+                "`precision: fp16` trains with fp16 autocast and a gradient scaler, and only on CUDA",
+                spec.locate("hyperparameters.precision"),
+                hint="prefer `bf16` (or `auto`) on GPUs that support it",
+                severity=Severity.WARNING,
+            )
+        if not job.data.validation and (job.evaluation.metrics or job.evaluation.validation_loss):
+            yield Diagnostic(
+                "TS303",
+                "no validation data: evaluation (generation metrics, validation loss, base vs tuned) is skipped",
+                spec.locate("data"),
+                hint="add `data.validation` to see whether tuning beat the base model",
+                severity=Severity.WARNING,
+            )
+        folder = cached_folder(model, cache_root(_config(spec).cache_dir)) if model.kind != "hub" else None
+        if folder is not None and not job.model.chat_template and not _has_chat_template(folder):
+            yield Diagnostic(
+                "TS301",
+                f"the model at {folder} has no chat template, so conversations cannot be formatted",
+                spec.locate("model.base"),
+                hint="set `model.chat_template` to a Jinja chat template, or use an instruct model",
+            )
+
+    def compile(self, spec: ResolvedSpec, data: Any) -> Plan:
+        job = spec.job
+        config = _config(spec)
+        model = resolve_model(spec)
+        train_examples = _examples(data, "train")
+        hp = job.hyperparameters
+        micro = hp.micro_batch_size or hp.batch_size
+        steps_per_epoch = max(1, math.ceil(train_examples / hp.batch_size)) if train_examples else None
+        total_steps = hp.max_steps or (hp.epochs * steps_per_epoch if steps_per_epoch else None)
+        lora = job.method.lora
+        targets = (LORA_AUTO_TARGETS if lora and lora.target_modules == "auto" else lora.target_modules) if lora else None
+        training = {
+            "method": job.method.type,
+            "lora": {"rank": lora.rank, "alpha": lora.alpha, "dropout": lora.dropout, "target_modules": targets} if lora else None,
+            "learning_rate": learning_rate(spec),
+            "optimizer": hp.optimizer,
+            "weight_decay": hp.weight_decay,
+            "lr_scheduler": hp.lr_scheduler,
+            "warmup_ratio": hp.warmup_ratio,
+            "max_grad_norm": hp.max_grad_norm,
+            "batch_size": hp.batch_size,
+            "micro_batch_size": micro,
+            "gradient_accumulation_steps": math.ceil(hp.batch_size / micro),
+            "epochs": hp.epochs,
+            "max_steps": hp.max_steps,
+            "total_steps": total_steps,
+            "packing": hp.packing,
+            "max_seq_length": job.data.max_seq_length,
+            "seed": hp.seed,
+            "precision": hp.precision,
+        }
+        evaluation = {
+            "metrics": list(job.evaluation.metrics),
+            "compare_base": job.evaluation.compare_base,
+            "max_examples": job.evaluation.max_examples,
+            "max_new_tokens": job.evaluation.max_new_tokens,
+            "validation_loss": job.evaluation.validation_loss,
+        }
+        cached = cached_folder(model, cache_root(config.cache_dir)) if model.kind != "hub" else None
+        job_body = {
+            "model": {"ref": model.ref, "kind": model.kind, "location": model.display, "revision": job.model.revision,
+                      "hf_folder": str(cached) if cached else None},
+            "training": training,
+            "evaluation": evaluation,
+            "runtime": config.model_dump(mode="json"),
+        }
+        summary = {
+            "model": model.display + ("" if model.kind != "gguf" else (" (converted, cached)" if cached else " (converted on first run, ~20 s)")),
+            "method": job.method.type + (f" (LoRA r={lora.rank}, alpha={lora.alpha:g}, targets={targets})" if lora else ""),
+            "steps": total_steps,
+            "batch": f"{hp.batch_size} examples/step ({micro} per forward, {'packed' if hp.packing else 'padded'})",
+            "learning_rate": f"{learning_rate(spec):g} ({hp.lr_scheduler}, warm-up {hp.warmup_ratio:g})",
+            "device": config.device,
+            "evaluation": (", ".join(job.evaluation.metrics) + (" (base vs tuned)" if job.evaluation.compare_base else "")) if job.data.validation else "skipped: no validation data",
+        }
+        return Plan(backend=self.name, spec_name=spec.name, summary=summary, job=job_body, mappings=_mappings(spec, targets, micro))
+
+    # -- heavy: apply ---------------------------------------------------------------------
+
+    def apply(self, ctx: RunContext) -> RunResult:
+        from tunespec_local.run import run
+
+        return run(ctx, _config(ctx.spec), resolve_model(ctx.spec))
+
+    def status(self, run: Any) -> RunResult:
+        return RunResult(status=run.status, message=getattr(run, "message", None))
+
+
+def resolve_model(spec: ResolvedSpec) -> ResolvedModel:
+    """`model.base` -> files, through the registered model resolvers (this plugin's and any
+    other plugin's), falling back to this plugin's own when the host is not set up."""
+    ref = spec.job.model.base
+    for resolver in _resolvers():
+        if resolver.handles(ref):
+            model = resolver.resolve(ref, spec.base_dir)
+            if spec.job.model.revision and model.kind == "hub":
+                model = dataclasses.replace(model, revision=spec.job.model.revision)
+            return model
+    raise DiagnosticError(Diagnostic("TS306", f"no model resolver understands `{ref}`", spec.locate("model.base"),
+                                     "use a folder, a .gguf file, `package:<pkg>/<file>` or an `org/name` hub id"))
+
+
+def _resolvers() -> list[Any]:
+    try:
+        from tunespec.plugins.host import plugin_host
+
+        registered = plugin_host().model_resolvers()
+    except Exception:  # no host (a direct call in a test or script): use ours
+        registered = []
+    return list(registered) or list(RESOLVERS)
+
+
+def learning_rate(spec: ResolvedSpec) -> float:
+    hp = spec.job.hyperparameters
+    if hp.learning_rate is None and hp.learning_rate_multiplier is not None:
+        return spec.job.effective_learning_rate * hp.learning_rate_multiplier
+    return spec.job.effective_learning_rate
+
+
+def _config(spec: ResolvedSpec) -> LocalConfig:
+    return spec.config if isinstance(spec.config, LocalConfig) else LocalConfig.model_validate(spec.config.model_dump() if spec.config else {})
+
+
+def _examples(data: Any, split: str) -> int:
+    try:
+        return data.splits[split].examples
+    except (AttributeError, KeyError):
+        return 0
+
+
+def _has_chat_template(folder: Path) -> bool:
+    from tunespec_local.encode import ChatTokenizer
+
+    try:
+        ChatTokenizer.from_folder(folder)
+        return True
+    except (ValueError, OSError, Exception):
+        return False
+
+
+def _importable(module: str) -> bool:
+    from importlib.util import find_spec
+
+    try:
+        return find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _mappings(spec: ResolvedSpec, targets: Any, micro: int) -> list[FieldMapping]:
+    """How every spec field reaches the trainer (plan prints these)."""
+    job = spec.job
+    hp = job.hyperparameters
+    m = [
+        FieldMapping(field="model.base", target="AutoModelForCausalLM.from_pretrained", value=job.model.base,
+                     note="GGUF files are dequantised to fp32 once and cached" if job.model.base.lower().endswith(".gguf") else None),
+        FieldMapping(field="model.revision", target="snapshot_download(revision)", value=job.model.revision),
+        FieldMapping(field="model.chat_template", target="chat template", value=job.model.chat_template is not None,
+                     note=None if job.model.chat_template else "the tokenizer's own"),
+        FieldMapping(field="data.max_seq_length", target="truncation", value=job.data.max_seq_length, note="tokens after the chat template; loss on model turns only"),
+        FieldMapping(field="method.type", target="peft.get_peft_model" if job.method.type == "peft" else "all parameters trainable", value=job.method.type),
+        FieldMapping(field="hyperparameters.epochs", target="total_steps", value=hp.epochs, note="ignored: max_steps is set" if hp.max_steps else None),
+        FieldMapping(field="hyperparameters.max_steps", target="total_steps", value=hp.max_steps),
+        FieldMapping(field="hyperparameters.learning_rate", target="optimizer lr", value=learning_rate(spec),
+                     note=None if hp.learning_rate else ("multiplier x default" if hp.learning_rate_multiplier else "default for the method")),
+        FieldMapping(field="hyperparameters.batch_size", target="examples per optimizer step", value=hp.batch_size),
+        FieldMapping(field="hyperparameters.micro_batch_size", target="examples per forward", value=micro,
+                     note=f"gradient accumulation over {math.ceil(hp.batch_size / micro)} forwards"),
+        FieldMapping(field="hyperparameters.optimizer", target="torch.optim", value=hp.optimizer),
+        FieldMapping(field="hyperparameters.weight_decay", target="optimizer weight_decay", value=hp.weight_decay),
+        FieldMapping(field="hyperparameters.lr_scheduler", target="transformers.get_scheduler", value=hp.lr_scheduler),
+        FieldMapping(field="hyperparameters.warmup_ratio", target="num_warmup_steps", value=hp.warmup_ratio),
+        FieldMapping(field="hyperparameters.max_grad_norm", target="clip_grad_norm_", value=hp.max_grad_norm),
+        FieldMapping(field="hyperparameters.packing", target="collation", value=hp.packing,
+                     note="examples concatenated, position_ids restart per example (no cross-example attention)" if hp.packing else "padded to the longest in the micro-batch"),
+        FieldMapping(field="hyperparameters.seed", target="data order, LoRA init, dropout", value=hp.seed),
+        FieldMapping(field="hyperparameters.precision", target="torch.autocast", value=hp.precision,
+                     note="auto: bf16 on CUDA with bf16 support, else fp32" if hp.precision == "auto" else None),
+        FieldMapping(field="evaluation.metrics", target="generation metrics", value=list(job.evaluation.metrics)),
+        FieldMapping(field="evaluation.compare_base", target="base model evaluated before tuning", value=job.evaluation.compare_base),
+        FieldMapping(field="evaluation.max_examples", target="validation examples generated", value=job.evaluation.max_examples),
+        FieldMapping(field="evaluation.max_new_tokens", target="generate(max_new_tokens)", value=job.evaluation.max_new_tokens),
+        FieldMapping(field="evaluation.validation_loss", target="eval_loss each epoch", value=job.evaluation.validation_loss),
+    ]
+    if job.method.lora:
+        lora = job.method.lora
+        m += [
+            FieldMapping(field="method.lora.rank", target="LoraConfig.r", value=lora.rank),
+            FieldMapping(field="method.lora.alpha", target="LoraConfig.lora_alpha", value=lora.alpha),
+            FieldMapping(field="method.lora.dropout", target="LoraConfig.lora_dropout", value=lora.dropout),
+            FieldMapping(field="method.lora.target_modules", target="LoraConfig.target_modules", value=targets,
+                         note="auto = every linear layer of the blocks (attention + MLP)" if lora.target_modules == "auto" else None),
+        ]
+    return m

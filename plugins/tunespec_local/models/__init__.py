@@ -1,0 +1,1 @@
+"""Base models: resolvers (a spec's `model.base` -> files) and the conversion cache."""

@@ -1,0 +1,282 @@
+"""`tunespec apply` for the local backend: everything between a checked spec and a run folder.
+
+    materialise the base model (convert a GGUF once, cached)
+    tokenise train and validation data with the model's chat template
+    evaluate the base model on the validation prompts          -> evaluation/base.json
+    train (or resume) with the shared loop                     -> adapter/ or model/,
+                                                                  checkpoints/, metrics.jsonl
+    evaluate the tuned model on the same prompts               -> evaluation/tuned.json
+    print base vs tuned, return the RunResult (tunespec writes manifest.json and publishes)
+
+Every file goes into the run's staging folder (`ctx.run_dir.path`), which survives a
+crash; on resume the base evaluation and the finished training steps are not redone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import traceback
+from pathlib import Path
+from typing import Any
+
+from tunespec import Diagnostic, DiagnosticError, ResolvedModel, RunContext, RunResult
+
+from tunespec_local.config import LocalConfig
+from tunespec_local.encode import ChatTokenizer, Encoded, Prompt
+from tunespec_local.models.cache import cache_root, materialize
+from tunespec_local.training import LocalEnv, TrainConfig, TrainData, default_device, train
+
+EVALUATION_DIR = "evaluation"
+
+
+def run(ctx: RunContext, config: LocalConfig, model_ref: ResolvedModel) -> RunResult:
+    import torch
+
+    spec, job = ctx.spec, ctx.spec.job
+    log = ctx.progress.log
+    run_path = Path(ctx.run_dir.path)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    device = _device(config, ctx)
+    precision = _precision(job.hyperparameters.precision, device, ctx)
+
+    folder = materialize(model_ref, cache_root(config.cache_dir), log)
+    tokenizer = _tokenizer(folder, job.model.chat_template, ctx)
+    data, prompts = encode_data(ctx, tokenizer, log)
+    train_config = train_config_for(ctx, config, folder, tokenizer, precision)
+
+    env = LocalEnv(run_path, device, keep_checkpoints=config.keep_checkpoints, log=log)
+    _prepare_run_folder(ctx, env)
+
+    evaluation: dict[str, Any] = {}
+    if prompts and job.evaluation.compare_base:
+        evaluation["base"] = _base_evaluation(ctx, config, folder, tokenizer, prompts, device)
+
+    total = train_config.total_steps(len(data.train))
+    log(f"training {job.method.type} on {len(data.train)} examples: {total} steps on {device.type} ({precision})")
+    try:
+        with ctx.progress.task("training", total=total) as task:
+            env.progress_task = task
+            result = train(train_config, data, env)
+    except (KeyboardInterrupt, DiagnosticError):
+        raise
+    except Exception as exc:  # a failure inside torch/transformers: explain, keep the traceback
+        (run_path / "error.log").write_text(traceback.format_exc())
+        raise DiagnosticError(Diagnostic(
+            "TS311", f"training failed: {type(exc).__name__}: {exc}", spec.locate("hyperparameters"),
+            f"the full traceback is in {run_path / 'error.log'}; `tunespec apply` resumes from the last checkpoint",
+        )) from exc
+
+    if prompts:
+        evaluation["tuned"] = _evaluate(ctx, config, result.model, tokenizer, prompts, device, "tuned")
+        evaluation = summarise_evaluation(evaluation, job.evaluation.metrics)
+        log(format_comparison(evaluation))
+    if not config.keep_checkpoints_after_success:
+        shutil.rmtree(run_path / "checkpoints", ignore_errors=True)
+
+    metrics = {**result.summary(), "train_examples": len(data.train), "validation_examples": len(data.validation),
+               "device": device.type, "precision": precision}
+    return RunResult(status="succeeded", message=f"{result.steps} steps", metrics=metrics, evaluation=evaluation)
+
+
+# -- steps -------------------------------------------------------------------------------
+
+
+def encode_data(ctx: RunContext, tokenizer: ChatTokenizer, log) -> tuple[TrainData, list[Prompt]]:
+    """Tokenise both splits; validation also gives the evaluation prompts."""
+    from tunespec.data import iter_conversations
+
+    job = ctx.spec.job
+    max_len = job.data.max_seq_length
+    train_examples, skipped = _encode_split(iter_conversations(ctx.spec, "train"), tokenizer, max_len)
+    if skipped:
+        log(f"{skipped} training examples have no model tokens within max_seq_length={max_len} and are skipped")
+    if not train_examples:
+        raise DiagnosticError(Diagnostic("TS311", "no training example has a model turn within `data.max_seq_length` tokens",
+                                         ctx.spec.locate("data.max_seq_length"), "raise `data.max_seq_length`"))
+    validation: list[Encoded] = []
+    prompts: list[Prompt] = []
+    if job.data.validation:
+        conversations = list(iter_conversations(ctx.spec, "validation"))
+        validation, _ = _encode_split(conversations, tokenizer, max_len)
+        if job.evaluation.metrics:
+            limit = job.evaluation.max_examples or len(conversations)
+            prompts = [tokenizer.prompt(c) for c in conversations[:limit]]
+    return TrainData(train_examples, validation), prompts
+
+
+def _encode_split(conversations, tokenizer: ChatTokenizer, max_len: int) -> tuple[list[Encoded], int]:
+    kept, skipped = [], 0
+    for conversation in conversations:
+        encoded = tokenizer.encode(conversation, max_len)
+        if encoded.trained_tokens == 0:
+            skipped += 1
+        else:
+            kept.append(encoded)
+    return kept, skipped
+
+
+def train_config_for(ctx: RunContext, config: LocalConfig, folder: Path, tokenizer: ChatTokenizer, precision: str) -> TrainConfig:
+    """The spec (and the plan compiled from it) as the loop's TrainConfig."""
+    job = ctx.spec.job
+    training = ctx.plan.job["training"]
+    lora = training["lora"] or {}
+    return TrainConfig(
+        model_path=str(folder),
+        output_dir=str(ctx.run_dir.path),
+        method=job.method.type,
+        lora_rank=lora.get("rank", 8),
+        lora_alpha=lora.get("alpha", 16),
+        lora_dropout=lora.get("dropout", 0.0),
+        lora_target_modules=lora.get("target_modules", "all-linear"),
+        learning_rate=training["learning_rate"],
+        optimizer=job.hyperparameters.optimizer,
+        weight_decay=job.hyperparameters.weight_decay,
+        lr_scheduler=job.hyperparameters.lr_scheduler,
+        warmup_ratio=job.hyperparameters.warmup_ratio,
+        max_grad_norm=job.hyperparameters.max_grad_norm,
+        batch_size=job.hyperparameters.batch_size,
+        micro_batch_size=training["micro_batch_size"],
+        epochs=job.hyperparameters.epochs,
+        max_steps=job.hyperparameters.max_steps,
+        packing=job.hyperparameters.packing,
+        seed=job.hyperparameters.seed,
+        precision=precision,  # type: ignore[arg-type]
+        validation_loss=job.evaluation.validation_loss,
+        checkpoint_every=config.checkpoint_every,
+        log_every=config.log_every,
+        pad_token_id=tokenizer.pad_token_id,
+        dataloader_workers=config.dataloader_workers,
+        pin_memory=config.pin_memory is True or (config.pin_memory == "auto" and _cuda(ctx)),
+    )
+
+
+def _cuda(ctx: RunContext) -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _prepare_run_folder(ctx: RunContext, env: LocalEnv) -> None:
+    """A resumed run keeps its checkpoints and drops metrics logged after the newest one; a
+    fresh run starts from an empty folder (leftovers of an attempt the state store forgot)."""
+    if ctx.resuming:
+        checkpoint = env.latest_checkpoint()
+        step = json.loads((checkpoint / "checkpoint.json").read_text())["step"] if checkpoint else 0
+        env.truncate_metrics_after(step)
+        ctx.progress.log(f"resuming from step {step}" if checkpoint else "resuming: no checkpoint yet, training from the start")
+        return
+    for name in ("checkpoints", "adapter", "model", EVALUATION_DIR):
+        shutil.rmtree(Path(ctx.run_dir.path) / name, ignore_errors=True)
+    (Path(ctx.run_dir.path) / "metrics.jsonl").unlink(missing_ok=True)
+
+
+def _base_evaluation(ctx: RunContext, config: LocalConfig, folder: Path, tokenizer: ChatTokenizer, prompts: list[Prompt], device: Any) -> dict[str, Any]:
+    saved = Path(ctx.run_dir.path) / EVALUATION_DIR / "base.json"
+    if ctx.resuming and saved.is_file():
+        return _summary(json.loads(saved.read_text()))
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).to(device)
+    try:
+        return _evaluate(ctx, config, base, tokenizer, prompts, device, "base")
+    finally:
+        del base
+
+
+def _evaluate(ctx: RunContext, config: LocalConfig, model: Any, tokenizer: ChatTokenizer, prompts: list[Prompt], device: Any, which: str) -> dict[str, Any]:
+    """Generate on the validation prompts, write evaluation/<which>.json (every output), and
+    return the scores with a few samples."""
+    from tunespec_local.evaluation import generate, score
+
+    job = ctx.spec.job
+    with ctx.progress.task(f"evaluating {which} model", total=len(prompts)) as task:
+        outputs = generate(model, tokenizer, prompts, job.evaluation.max_new_tokens, config.eval_batch_size, device,
+                           on_batch=lambda n: task.advance(n))
+    references = [p.reference for p in prompts]
+    full = {
+        "model": which,
+        "examples": len(prompts),
+        "metrics": score(outputs, references, job.evaluation.metrics),
+        "outputs": [{"reference": r, "output": o} for r, o in zip(references, outputs)],
+    }
+    out = Path(ctx.run_dir.path) / EVALUATION_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".{which}.json.tmp"
+    tmp.write_text(json.dumps(full, indent=2, ensure_ascii=False))
+    os.replace(tmp, out / f"{which}.json")
+    return _summary(full)
+
+
+def _summary(full: dict[str, Any]) -> dict[str, Any]:
+    return {"examples": full["examples"], "metrics": full["metrics"], "samples": full["outputs"][:3]}
+
+
+def summarise_evaluation(evaluation: dict[str, Any], metrics: list[str]) -> dict[str, Any]:
+    """Add `improvement` (tuned - base, per metric) when both were evaluated."""
+    if "base" in evaluation and "tuned" in evaluation:
+        evaluation["improvement"] = {
+            m: round(evaluation["tuned"]["metrics"][m] - evaluation["base"]["metrics"][m], 4) for m in metrics
+        }
+    evaluation["metric_names"] = list(metrics)
+    return evaluation
+
+
+def format_comparison(evaluation: dict[str, Any]) -> str:
+    """A small table: metric | base | tuned | change."""
+    names = evaluation.get("metric_names", [])
+    base = evaluation.get("base", {}).get("metrics", {})
+    tuned = evaluation.get("tuned", {}).get("metrics", {})
+    n = evaluation.get("tuned", evaluation.get("base", {})).get("examples", 0)
+    lines = [f"evaluation on {n} validation examples:", f"  {'metric':<18}{'base':>8}{'tuned':>8}{'change':>9}"]
+    for m in names:
+        b, t = base.get(m), tuned.get(m)
+        change = f"{t - b:+.3f}" if b is not None and t is not None else ""
+        lines.append(f"  {m:<18}{_num(b):>8}{_num(t):>8}{change:>9}")
+    if base and tuned and names:
+        first = names[0]
+        verdict = "tuning beat prompting" if tuned[first] > base[first] else "tuning did NOT beat prompting"
+        lines.append(f"  {verdict} on {first}")
+    return "\n".join(lines)
+
+
+def _num(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def _tokenizer(folder: Path, chat_template: str | None, ctx: RunContext) -> ChatTokenizer:
+    try:
+        return ChatTokenizer.from_folder(folder, chat_template)
+    except (OSError, ValueError) as exc:
+        raise DiagnosticError(Diagnostic("TS301", f"cannot load the tokenizer of {folder}: {exc}", ctx.spec.locate("model.base"),
+                                         "the model folder needs tokenizer.json and a chat template (or set `model.chat_template`)")) from exc
+
+
+def _device(config: LocalConfig, ctx: RunContext) -> Any:
+    import torch
+
+    device = default_device(config.device)
+    available = {"cpu": True, "cuda": torch.cuda.is_available(),
+                 "mps": getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()}
+    if not available[device.type]:
+        raise DiagnosticError(Diagnostic("TS302", f"`device: {config.device}` is not available on this machine", ctx.spec.locate("backend.device"),
+                                         "use `device: auto` to train on what is available"))
+    return device
+
+
+def _precision(choice: str, device: Any, ctx: RunContext) -> str:
+    import torch
+
+    bf16_ok = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    if choice == "auto":
+        return "bf16" if bf16_ok else "fp32"
+    if choice == "fp16" and device.type != "cuda":
+        raise DiagnosticError(Diagnostic("TS302", f"`precision: fp16` needs a CUDA device; this run is on {device.type}",
+                                         ctx.spec.locate("hyperparameters.precision"), "use `precision: auto` or `fp32`"))
+    if choice == "bf16" and device.type == "mps":
+        raise DiagnosticError(Diagnostic("TS302", "`precision: bf16` is not supported on MPS by this backend",
+                                         ctx.spec.locate("hyperparameters.precision"), "use `precision: auto` or `fp32`"))
+    return choice

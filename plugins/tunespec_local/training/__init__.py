@@ -1,0 +1,18 @@
+"""The training loop shared by every torch backend (local, Ray).
+
+Public seam::
+
+    from tunespec_local.training import TrainConfig, TrainData, TrainEnv, LocalEnv, train
+
+    result = train(config, data, env)   # -> TrainResult
+
+`TrainConfig` and `TrainData` are plain picklable values (ship them to workers);
+`TrainEnv` is the small interface a backend implements (see env.py); `LocalEnv` is the
+in-process one. Importing this package does not import torch.
+"""
+
+from tunespec_local.training.config import TrainConfig, TrainData
+from tunespec_local.training.env import LocalEnv, TrainEnv, default_device
+from tunespec_local.training.loop import TrainResult, build_model, save_outputs, train
+
+__all__ = ["LocalEnv", "TrainConfig", "TrainData", "TrainEnv", "TrainResult", "build_model", "default_device", "save_outputs", "train"]

@@ -1,0 +1,72 @@
+"""TrainConfig: everything the training loop needs, as plain picklable values.
+
+The local backend builds it from the spec (`TrainConfig.from_spec`); the Ray backend
+builds the same object and ships it to its workers. It holds no spec objects and no
+tensors, so it pickles cheaply and prints readably in a plan.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from tunespec_local.encode import Encoded
+
+
+@dataclass
+class TrainConfig:
+    model_path: str
+    """A Hugging Face model folder (the resolved, materialised base model)."""
+    output_dir: str
+    """Where the main worker writes `adapter/` (peft) or `model/` (full) when training ends."""
+    method: Literal["peft", "full"] = "peft"
+    lora_rank: int = 8
+    lora_alpha: float = 16
+    lora_dropout: float = 0.05
+    lora_target_modules: str | list[str] = "all-linear"
+    learning_rate: float = 2e-4
+    optimizer: Literal["adamw", "adamw_8bit", "sgd", "adafactor"] = "adamw"
+    weight_decay: float = 0.0
+    lr_scheduler: Literal["constant", "linear", "cosine"] = "cosine"
+    warmup_ratio: float = 0.03
+    max_grad_norm: float | None = 1.0
+    batch_size: int = 8
+    """Examples per optimizer step, across all workers."""
+    micro_batch_size: int = 8
+    """Examples per forward pass on one worker; gradients accumulate up to `batch_size`."""
+    epochs: int = 1
+    max_steps: int | None = None
+    packing: bool = True
+    seed: int = 42
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    validation_loss: bool = True
+    checkpoint_every: int = 50
+    """Save a checkpoint every this many optimizer steps (0: only when interrupted)."""
+    log_every: int = 1
+    pad_token_id: int = 0
+    dataloader_workers: int = 0
+    pin_memory: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def steps_per_epoch(self, num_examples: int) -> int:
+        return max(1, math.ceil(num_examples / self.batch_size))
+
+    def total_steps(self, num_examples: int) -> int:
+        """Optimizer steps of the whole run: `max_steps` if set, else epochs x steps per epoch."""
+        return self.max_steps or self.epochs * self.steps_per_epoch(num_examples)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TrainData:
+    """Tokenised examples (see `tunespec_local.encode`), identical on every worker."""
+
+    train: list[Encoded]
+    validation: list[Encoded] = field(default_factory=list)
+
+    @property
+    def train_tokens(self) -> int:
+        return sum(len(e) for e in self.train)

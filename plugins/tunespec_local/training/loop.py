@@ -1,0 +1,335 @@
+"""The training loop, shared by every torch backend: `train(config, data, env)`.
+
+One optimizer step:
+  1. take the step's examples (a pure function of seed and step, see batching.py), this
+     worker's share of them, split into micro-batches;
+  2. forward each micro-batch, summing cross-entropy over trained tokens only; logits
+     are computed only where a trained token is predicted (`logits_to_keep`), which
+     skips most of the vocabulary projection for prompt-heavy chat data;
+  3. scale so the step's loss is the mean over all its trained tokens on all workers
+     (not a mean of micro-batch means, which would weight short answers more), backward,
+     clip, step the optimizer and the LR schedule.
+Every `checkpoint_every` steps, and when interrupted (Ctrl-C), the trainable weights,
+optimizer, schedule and RNG state go to a checkpoint; a new `train` call with the same
+config resumes from the newest one and finishes the same steps in the same order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tunespec_local.encode import IGNORE_INDEX
+from tunespec_local.training.batching import collate, micro_batches, rank_share, real_tokens, step_examples
+from tunespec_local.training.config import TrainConfig, TrainData
+from tunespec_local.training.env import TrainEnv
+
+STATE_FILE = "state.pt"
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja", "chat_template.json")
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    resumed_from: int
+    train_loss: float | None
+    eval_loss: float | None
+    tokens: int
+    """Real (non-padding) tokens processed by this call, all workers."""
+    tokens_per_s: float
+    seconds: float
+    output: str | None
+    """Folder of the saved adapter or model (main worker), else None."""
+    model: Any = None
+    """The trained model, unwrapped, in eval mode (for in-process evaluation)."""
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "steps": self.steps,
+            "resumed_from_step": self.resumed_from,
+            "final_train_loss": self.train_loss,
+            "final_eval_loss": self.eval_loss,
+            "train_tokens": self.tokens,
+            "tokens_per_s": round(self.tokens_per_s, 1),
+            "train_seconds": round(self.seconds, 1),
+        }
+
+
+def build_model(config: TrainConfig) -> Any:
+    """The base model in fp32 master weights, with LoRA adapters for `peft`."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(config.seed)  # LoRA initialisation
+    model = AutoModelForCausalLM.from_pretrained(config.model_path, dtype=torch.float32)
+    model.config.use_cache = False
+    if config.method == "peft":
+        from peft import LoraConfig, get_peft_model
+
+        lora = LoraConfig(
+            r=config.lora_rank,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules=config.lora_target_modules,
+            task_type="CAUSAL_LM",
+        )
+        model = get_peft_model(model, lora)
+    return model
+
+
+def make_optimizer(config: TrainConfig, params: list[Any]) -> Any:
+    import torch
+
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.learning_rate, momentum=0.9, weight_decay=config.weight_decay)
+    if config.optimizer == "adafactor":
+        return torch.optim.Adafactor(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    import bitsandbytes as bnb  # adamw_8bit: validate() has checked it is installed
+
+    return bnb.optim.AdamW8bit(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+
+
+def make_scheduler(config: TrainConfig, optimizer: Any, total_steps: int) -> Any:
+    from transformers import get_scheduler
+
+    warmup = math.ceil(config.warmup_ratio * total_steps)
+    name = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}[config.lr_scheduler]
+    return get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)
+
+
+def autocast(config: TrainConfig, device: Any) -> Any:
+    import torch
+
+    if config.precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    if config.precision == "fp16":
+        return torch.autocast(device.type, dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
+def token_loss_sum(model: Any, batch: dict, keeps_logits: bool) -> tuple[Any, int]:
+    """Summed cross-entropy over the batch's trained tokens, and their count.
+
+    Position t predicts token t+1, so the targets are the labels shifted left by one."""
+    import torch
+    import torch.nn.functional as F
+
+    labels = batch["labels"]
+    targets = labels[:, 1:]
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    if keeps_logits:
+        keep = (targets != IGNORE_INDEX).any(dim=0).nonzero().squeeze(-1)
+        logits = model(**inputs, logits_to_keep=keep, use_cache=False).logits
+        targets = targets[:, keep]
+    else:
+        logits = model(**inputs, use_cache=False).logits[:, :-1]
+    loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum")
+    return loss, int((targets != IGNORE_INDEX).sum())
+
+
+def supports_logits_to_keep(model: Any) -> bool:
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "logits_to_keep" in inspect.signature(base.forward).parameters
+
+
+def train(config: TrainConfig, data: TrainData, env: TrainEnv) -> TrainResult:
+    """Train (or resume) and save the adapter or model; see the module docstring."""
+    import torch
+
+    model = build_model(config)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = make_optimizer(config, params)
+    total_steps = config.total_steps(len(data.train))
+    per_epoch = config.steps_per_epoch(len(data.train))
+    scheduler = make_scheduler(config, optimizer, total_steps)
+    start_step = _restore(env.latest_checkpoint(), model, optimizer, scheduler)
+    keeps_logits = supports_logits_to_keep(model)
+    wrapped = env.prepare_model(model)
+    scaler = torch.amp.GradScaler(env.device.type) if config.precision == "fp16" else None
+
+    train_loss: float | None = None
+    eval_loss: float | None = None
+    tokens = 0
+    started = time.perf_counter()
+    saved_step = start_step
+    step = start_step
+
+    def checkpoint(completed: int, metrics: dict[str, Any]) -> None:
+        env.save_checkpoint(completed, lambda folder: _save_state(folder, model, optimizer, scheduler, completed), metrics)
+
+    wrapped.train()
+    try:
+        for step in range(start_step, total_steps):
+            indices = rank_share(step_examples(len(data.train), config.batch_size, config.seed, step), env.rank, env.world_size)
+            batches = [collate([data.train[i] for i in mb], config.packing, config.pad_token_id) for mb in micro_batches(indices, config.micro_batch_size)]
+            # A worker without examples this step (a short last batch) still joins the
+            # gradient all-reduce, with a zero-weighted forward of example 0.
+            weight = 1.0 if batches else 0.0
+            batches = batches or [collate([data.train[0]], config.packing, config.pad_token_id)]
+            local_trained = sum(int((b["labels"][:, 1:] != IGNORE_INDEX).sum()) for b in batches) * weight
+            local_tokens = sum(real_tokens(b) for b in batches) * weight
+            global_trained, global_tokens = env.all_reduce_sum([local_trained, local_tokens])
+            # DDP averages gradients over workers; multiply by world_size so the result is
+            # the sum over every trained token divided by their global count.
+            scale = weight * env.world_size / max(global_trained, 1.0)
+            loss_total = 0.0
+            for i, batch in enumerate(batches):
+                batch = {k: v.to(env.device, non_blocking=True) for k, v in batch.items()}
+                last = i == len(batches) - 1
+                sync = contextlib.nullcontext() if last or not hasattr(wrapped, "no_sync") else wrapped.no_sync()
+                with sync:
+                    with autocast(config, env.device):
+                        loss_sum, _ = token_loss_sum(wrapped, batch, keeps_logits)
+                    scaled = loss_sum * scale
+                    (scaler.scale(scaled) if scaler else scaled).backward()
+                loss_total += float(loss_sum.detach()) * weight
+            if scaler:
+                scaler.unscale_(optimizer)
+            if config.max_grad_norm:
+                torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+            if scaler:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            learning_rate = scheduler.get_last_lr()[0]
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+
+            completed = step + 1
+            train_loss = env.all_reduce_sum([loss_total])[0] / max(global_trained, 1.0)
+            tokens += int(global_tokens)
+            seconds = time.perf_counter() - started
+            metrics = {
+                "step": completed,
+                "epoch": round(completed / per_epoch, 4),
+                "train_loss": round(train_loss, 6),
+                "learning_rate": learning_rate,
+                "tokens": tokens,
+                "tokens_per_s": round(tokens / max(seconds, 1e-9), 1),
+                "total_steps": total_steps,
+            }
+            end_of_epoch = completed % per_epoch == 0 or completed == total_steps
+            if end_of_epoch and config.validation_loss and data.validation:
+                eval_loss = validation_loss(wrapped, data, config, env, keeps_logits)
+                metrics["eval_loss"] = round(eval_loss, 6)
+                wrapped.train()
+            if completed % config.log_every == 0 or end_of_epoch:
+                env.report(metrics)
+            if config.checkpoint_every and completed % config.checkpoint_every == 0 and completed < total_steps:
+                checkpoint(completed, metrics)
+                saved_step = completed
+            step = completed
+    except KeyboardInterrupt:
+        # Ctrl-C between or inside steps: keep every completed step, so `apply` resumes
+        # from here instead of from the last periodic checkpoint.
+        if step > saved_step:
+            checkpoint(step, {"step": step, "total_steps": total_steps, "interrupted": True})
+        raise
+
+    seconds = time.perf_counter() - started
+    model.eval()
+    output = save_outputs(model, config) if env.is_main else None
+    return TrainResult(
+        steps=total_steps,
+        resumed_from=start_step,
+        train_loss=train_loss,
+        eval_loss=eval_loss,
+        tokens=tokens,
+        tokens_per_s=tokens / max(seconds, 1e-9),
+        seconds=seconds,
+        output=output,
+        model=model,
+    )
+
+
+def validation_loss(model: Any, data: TrainData, config: TrainConfig, env: TrainEnv, keeps_logits: bool) -> float:
+    """Mean cross-entropy per trained token over the validation set (all workers)."""
+    import torch
+
+    model.eval()
+    share = list(range(env.rank, len(data.validation), env.world_size))
+    loss_sum, count = 0.0, 0
+    with torch.no_grad():
+        for mb in micro_batches(share, config.micro_batch_size):
+            batch = collate([data.validation[i] for i in mb], config.packing, config.pad_token_id)
+            batch = {k: v.to(env.device) for k, v in batch.items()}
+            with autocast(config, env.device):
+                loss, n = token_loss_sum(model, batch, keeps_logits)
+            loss_sum += float(loss)
+            count += n
+    total, tokens = env.all_reduce_sum([loss_sum, float(count)])
+    return total / max(tokens, 1.0)
+
+
+def _trainable_state(model: Any) -> dict[str, Any]:
+    return {name: p.detach().cpu().clone() for name, p in model.named_parameters() if p.requires_grad}
+
+
+def _save_state(folder: Path, model: Any, optimizer: Any, scheduler: Any, step: int) -> None:
+    import torch
+
+    state = {
+        "step": step,
+        "model": _trainable_state(model),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }
+    torch.save(state, folder / STATE_FILE)
+    (folder / "checkpoint.json").write_text(json.dumps({"step": step}))
+
+
+def _restore(folder: Path | None, model: Any, optimizer: Any, scheduler: Any) -> int:
+    """Load a checkpoint into the freshly built model/optimizer/schedule; returns its step."""
+    if folder is None:
+        return 0
+    import torch
+
+    state = torch.load(Path(folder) / STATE_FILE, map_location="cpu", weights_only=False)
+    missing = set(_trainable_state(model)) - set(state["model"])
+    if missing:
+        raise ValueError(f"checkpoint {folder} does not match the model (missing {sorted(missing)[:3]}...)")
+    model.load_state_dict(state["model"], strict=False)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng"])
+    if state.get("cuda_rng") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    return int(state["step"])
+
+
+def save_outputs(model: Any, config: TrainConfig) -> str:
+    """`adapter/` (peft: loads with PeftModel.from_pretrained) or `model/` (full: loads with
+    from_pretrained), each with the tokenizer and chat template beside it. Written to a
+    temp folder and renamed."""
+    out = Path(config.output_dir)
+    final = out / ("adapter" if config.method == "peft" else "model")
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=out))
+    try:
+        if config.method == "full":
+            model.config.use_cache = True  # for generation by whoever loads it
+        model.save_pretrained(tmp)
+        for name in TOKENIZER_FILES:
+            source = Path(config.model_path) / name
+            if source.is_file():
+                shutil.copy2(source, tmp / name)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return str(final)
