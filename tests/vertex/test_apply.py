@@ -1,0 +1,194 @@
+"""`tunespec apply/status/cancel/verify` with the vertex backend against emulated services:
+the real GenAiTuningServiceClient talks to tests/vertex/emulator.py and the real storage
+client to gcp-storage-emulator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tunespec_vertex.labels import RUN_LABEL
+
+pytestmark = pytest.mark.slow  # starts emulators; a few seconds in all
+
+
+@pytest.fixture
+def env(project, gcs, tuning, monkeypatch, tmp_path):
+    """Example specs pointed at the emulated bucket; a state store in the test folder."""
+    monkeypatch.setenv("TUNESPEC_VERTEX_BUCKET", f"gs://{gcs.bucket}/tunespec")
+    return type("Env", (), {"project": project, "gcs": gcs, "tuning": tuning, "state": tmp_path / "state.db"})
+
+
+def _apply(cli, env, spec, *extra):
+    return cli("apply", spec, "--yes", "--output", "json", "--state", env.state, *extra)
+
+
+def _staged_lines(env, uri):
+    name = uri.removeprefix(f"gs://{env.gcs.bucket}/")
+    return [json.loads(line) for line in env.gcs.read(name).splitlines()]
+
+
+def test_text_spec_stages_data_creates_one_job_and_writes_a_verifiable_run(cli, env):
+    result = _apply(cli, env, env.project.example("text"))
+    assert result.code == 0, result.out + result.err
+    run = result.json["runs"][0]
+    assert run["result"]["status"] == "succeeded"
+
+    [create] = env.tuning.creates()
+    body = create.body
+    assert body["labels"][RUN_LABEL] == run["run"]["run_id"]
+    train_uri = body["supervisedTuningSpec"]["trainingDatasetUri"]
+    assert train_uri.startswith(f"gs://{env.gcs.bucket}/tunespec/datasets/") and train_uri.endswith(".jsonl")
+    assert "<sha256>" not in json.dumps(body)
+    lines = _staged_lines(env, train_uri)
+    assert len(lines) == 5
+    assert lines[0]["systemInstruction"]["parts"] == [{"text": "Answer with the capital city only."}]
+    assert [c["role"] for c in lines[0]["contents"]] == ["user", "model"]
+    assert len(_staged_lines(env, body["supervisedTuningSpec"]["validationDatasetUri"])) == 2
+
+    run_dir = Path(run["run_dir"])
+    manifest = orjson.loads((run_dir / "manifest.json").read_bytes())
+    outputs = manifest["outputs"]
+    job_name = outputs["tuning_job"]
+    job_id = job_name.rsplit("/", 1)[1]
+    assert job_name.endswith(f"/locations/us-central1/tuningJobs/{job_id}")
+    assert outputs["tuned_model"].endswith(f"/models/{job_id}@1")
+    assert outputs["endpoint"].endswith(f"/endpoints/{job_id}")
+    assert [c["epoch"] for c in outputs["checkpoints"]] == [1, 2, 3]
+    assert manifest["metrics"]["tuning_step_count"] == 30
+    assert json.loads((run_dir / "request.json").read_text())["labels"][RUN_LABEL] == run["run"]["run_id"]
+    assert cli("verify", run_dir).code == 0
+
+
+def test_image_media_are_uploaded_once_and_referenced_as_gs_uris(cli, env):
+    assert _apply(cli, env, env.project.example("image")).code == 0
+    body = env.tuning.creates()[0].body
+    lines = _staged_lines(env, body["supervisedTuningSpec"]["trainingDatasetUri"])
+    uris = [p["fileData"]["fileUri"] for line in lines for p in line["contents"][0]["parts"] if "fileData" in p]
+    assert len(uris) == 3 and all(u.startswith(f"gs://{env.gcs.bucket}/tunespec/media/") and u.endswith(".png") for u in uris)
+    red = (env.project.root / "data" / "images" / "red.png").read_bytes()
+    assert env.gcs.read(uris[0].removeprefix(f"gs://{env.gcs.bucket}/")) == red
+    assert len(env.gcs.names("tunespec/media/")) == 3
+
+
+@pytest.mark.parametrize("modality", ["audio", "document"])
+def test_audio_and_document_specs_run_end_to_end(cli, env, modality):
+    result = _apply(cli, env, env.project.example(modality))
+    assert result.code == 0, result.out + result.err
+    body = env.tuning.creates()[0].body
+    mime = {"audio": "audio/wav", "document": "application/pdf"}[modality]
+    parts = [p for line in _staged_lines(env, body["supervisedTuningSpec"]["trainingDatasetUri"]) for p in line["contents"][0]["parts"]]
+    assert {p["fileData"]["mimeType"] for p in parts if "fileData" in p} == {mime}
+    assert all(p["fileData"]["fileUri"].startswith("gs://") for p in parts if "fileData" in p)
+
+
+def test_an_unchanged_dataset_is_not_uploaded_twice(cli, env):
+    spec = env.project.example("text")
+    assert _apply(cli, env, spec).code == 0
+    bucket = env.gcs.client.bucket(env.gcs.bucket)
+    before = {b.name: b.generation for b in bucket.list_blobs(prefix="tunespec/datasets/")}
+    spec.write_text(spec.read_text().replace("epochs: 3", "epochs: 5"))  # a new run, same data
+    result = _apply(cli, env, spec)
+    assert result.code == 0
+    after = {b.name: b.generation for b in bucket.list_blobs(prefix="tunespec/datasets/")}
+    assert after == before
+    first, second = (c.body["supervisedTuningSpec"] for c in env.tuning.creates())
+    assert first["trainingDatasetUri"] == second["trainingDatasetUri"]
+    assert int(second["hyperParameters"]["epochCount"]) == 5  # int64 travels as a JSON string
+
+
+def test_a_create_whose_answer_is_lost_is_retried_without_a_second_job(cli, env):
+    env.tuning.drop_create_responses = 1  # the service creates the job, the client never hears back
+    result = _apply(cli, env, env.project.example("text"))
+    assert result.code == 0, result.out + result.err
+    assert len(env.tuning.creates()) == 1  # the retry found the job instead of creating again
+    assert len(env.tuning.jobs) == 1
+    assert result.json["runs"][0]["result"]["status"] == "succeeded"
+
+
+def test_a_refused_label_filter_falls_back_to_client_side_filtering(cli, env):
+    env.tuning.reject_label_filter = True
+    env.tuning.drop_create_responses = 1
+    env.tuning.page_size = 1  # several pages to walk
+    assert _apply(cli, env, env.project.example("image")).code == 0
+    assert len(env.tuning.jobs) == 1
+
+
+def test_a_failed_job_exits_1_with_its_error_in_the_manifest(cli, env):
+    env.tuning.outcome_for["vertex-text-capitals"] = "failed"
+    result = _apply(cli, env, env.project.example("text"))
+    assert result.code == 1
+    run = result.json["runs"][0]
+    assert run["result"]["status"] == "failed"
+    manifest = orjson.loads((Path(run["run_dir"]) / "manifest.json").read_bytes())
+    assert manifest["status"] == "failed"
+    assert manifest["error"]["message"] == env.tuning.failure.message
+    assert manifest["error"]["state"] == "JOB_STATE_FAILED"
+    assert cli("verify", run["run_dir"]).code == 0
+
+
+def test_no_wait_then_status_finishes_the_run(cli, env):
+    spec = env.project.example("audio")
+    spec.write_text(spec.read_text().replace("  poll_interval: 0.05\n", "  poll_interval: 0.05\n  wait: false\n"))
+    result = _apply(cli, env, spec)
+    assert result.code == 0, result.out + result.err
+    run = result.json["runs"][0]
+    assert run["result"]["status"] in ("pending", "running")
+    assert run["run"]["remote_id"].endswith("/tuningJobs/1000")
+    statuses = []
+    for _ in range(5):
+        out = cli("status", spec, "--output", "json", "--state", env.state)
+        statuses.append(json.dumps(out.json))
+        if "succeeded" in statuses[-1]:
+            break
+    assert "succeeded" in statuses[-1], statuses
+    assert len(env.tuning.creates()) == 1
+
+
+def test_cancel_stops_a_running_job(cli, env):
+    spec = env.project.example("text")
+    spec.write_text(spec.read_text().replace("  poll_interval: 0.05\n", "  wait: false\n"))
+    assert _apply(cli, env, spec).code == 0
+    result = cli("cancel", "vertex-text-capitals", "--output", "json", "--state", env.state)
+    assert result.code in (0, 1), result.out + result.err
+    [job] = env.tuning.jobs.values()
+    assert job.state.name == "JOB_STATE_CANCELLED"
+    assert any(r.path.endswith(":cancel") for r in env.tuning.requests)
+
+
+def test_truncation_reported_by_the_service_becomes_a_warning(cli, env):
+    env.tuning.truncated["vertex-text-capitals"] = [3]
+    result = _apply(cli, env, env.project.example("text"))
+    assert result.code == 0
+    manifest = orjson.loads((Path(result.json["runs"][0]["run_dir"]) / "manifest.json").read_bytes())
+    [warning] = manifest["outputs"]["warnings"]
+    assert warning["code"] == "TS215" and "truncated 1" in warning["message"] and "[3]" in warning["message"]
+    assert manifest["metrics"]["total_truncated_example_count"] == 1
+
+
+def test_missing_credentials_is_a_ts307_diagnostic(cli, env, monkeypatch, tmp_path):
+    monkeypatch.delenv("TUNESPEC_VERTEX_ANONYMOUS")
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "no-such-key.json"))
+    result = cli("apply", env.project.example("text"), "--yes", "--state", env.state)
+    assert result.code == 1
+    assert "TS307" in result.out + result.err
+    assert "gcloud auth application-default login" in result.out + result.err
+    assert not env.tuning.creates()
+
+
+def test_run_with_a_gs_output_root_is_uploaded_and_verifies(cli, env, monkeypatch):
+    monkeypatch.setenv("TUNESPEC_VERTEX_OUTPUT", f"gs://{env.gcs.bucket}/runs")
+    result = _apply(cli, env, env.project.example("image"))
+    assert result.code == 0, result.out + result.err
+    location = result.json["runs"][0]["run_dir"]
+    assert location.startswith(f"gs://{env.gcs.bucket}/runs/vertex-image-colours/")
+    names = env.gcs.names("runs/")
+    assert any(n.endswith("/manifest.json") for n in names) and any(n.endswith("/request.json") for n in names)
+    assert cli("verify", location).code == 0
+    # tampering is caught: sha256 of every object is checked against the manifest
+    prefix = location.removeprefix(f"gs://{env.gcs.bucket}/")
+    env.gcs.client.bucket(env.gcs.bucket).blob(f"{prefix}/request.json").upload_from_string(b"{}")
+    assert cli("verify", location).code == 1
