@@ -13,6 +13,7 @@ import importlib
 import os
 from dataclasses import dataclass, field
 from functools import cache
+from importlib.machinery import PathFinder
 from importlib.metadata import EntryPoint, entry_points
 from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any
@@ -142,9 +143,17 @@ class PluginHost:
 
 
 def _importable(module: str) -> bool:
-    """True if `module` can be imported, checked without importing it (fast)."""
+    """True if `module` can be imported, checked without importing it (fast). Submodules
+    are looked up in their parent's folders: `find_spec("ray.train")` would import `ray`."""
+    top, *rest = module.split(".")
     try:
-        return find_spec(module) is not None
+        spec = find_spec(top)
+        for depth in range(1, len(rest) + 1):
+            if spec is None or not spec.submodule_search_locations:
+                return False
+            name = ".".join([top, *rest[:depth]])
+            spec = PathFinder.find_spec(name, list(spec.submodule_search_locations))
+        return spec is not None
     except (ImportError, ValueError):
         return False
 
