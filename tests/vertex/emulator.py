@@ -259,3 +259,15 @@ def _json(job: TuningJob) -> Any:
 
 def _error(code: int, message: str) -> tuple[int, Any]:
     return code, {"error": {"code": code, "message": message, "status": STATUS_NAMES.get(code, "UNKNOWN")}}
+
+
+if __name__ == "__main__":  # python -m tests.vertex.emulator: run it by hand
+    import time
+
+    running = TuningEmulator(steps_to_finish=3).start()
+    print(f"tuning-service emulator at {running.endpoint} (Ctrl-C stops it)", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        running.stop()
