@@ -82,10 +82,10 @@ class VertexBackend(Backend):
         summary: dict[str, Any] = {
             "job": f"Vertex AI supervised tuning of {spec.job.model.base} in {compiled.parent}",
             "method": spec.job.method.type,
-            "staged_splits": compiled.staged_splits,
-            "connection": conn.to_json(),
-            "wait": config.wait,
+            "wait": "apply waits for the job to finish" if config.wait else "apply returns once the job exists; `tunespec status` follows it",
         }
+        if compiled.staged_splits:
+            summary["staging"] = f"{', '.join(compiled.staged_splits)} converted to Gemini JSONL and uploaded to {config.staging_bucket}"
         if data is not None:
             est = "~" if data.tokens_estimated else ""
             summary["trained_tokens"] = f"{est}{data.trained_tokens:,} ({data.trained_tokens_basis})"
@@ -98,8 +98,14 @@ class VertexBackend(Backend):
             backend=self.name,
             spec_name=spec.name,
             summary=summary,
-            job={"request": f"POST {endpoint.rstrip('/')}/v1beta1/{compiled.parent}/tuningJobs", "parent": compiled.parent,
-                 "body": compiled.body},
+            job={
+                "request": f"POST {endpoint.rstrip('/')}/v1beta1/{compiled.parent}/tuningJobs",
+                "parent": compiled.parent,
+                "body": compiled.body,
+                # What apply and status need besides the body (no secrets: credentials come from ADC).
+                "staged_splits": compiled.staged_splits,
+                "connection": conn.to_json(),
+            },
             mappings=compiled.mappings,
             billable=True,
             warnings=[d.to_json() for d in diagnostics],
@@ -120,10 +126,10 @@ class VertexBackend(Backend):
             ctx.progress.log(f"resuming: this run's tuning job already exists: {job.name}")
         else:
             body = self.request_body(ctx)
-            if ctx.plan.summary.get("staged_splits"):
+            if ctx.plan.job["staged_splits"]:
                 stager = Stager(storage_client(conn, where), config, ctx.spec, ctx.progress)
                 keys = {"train": "trainingDatasetUri", "validation": "validationDatasetUri"}
-                for split in ctx.plan.summary["staged_splits"]:
+                for split in ctx.plan.job["staged_splits"]:
                     body["supervisedTuningSpec"][keys[split]] = stager.stage_split(split)
             (ctx.run_dir.path / "request.json").write_bytes(orjson.dumps(body, option=orjson.OPT_INDENT_2) + b"\n")
             job, created = jobs.submit(client, conn.parent, to_proto(body), L.run_label_value(ctx.run_id), conn.timeout,
@@ -205,5 +211,5 @@ def _connection(run: "RunRecord") -> Any:
     plan = run.plan
     if isinstance(plan, (str, bytes)):
         plan = orjson.loads(plan)
-    stored = (plan or {}).get("summary", {}).get("connection", {})
+    stored = (plan or {}).get("job", {}).get("connection", {})
     return Connection.for_job(run.remote_id, stored) if run.remote_id else Connection.from_json(stored)

@@ -72,7 +72,7 @@ def test_example_specs_compile_to_the_expected_request(project, modality):
     assert body == EXPECTED[modality]
     assert plan.billable
     assert plan.job["parent"] == "projects/test-project/locations/" + ("europe-west4" if modality == "document" else "us-central1")
-    assert plan.summary["staged_splits"] == (["train", "validation"] if modality == "text" else ["train"])
+    assert plan.job["staged_splits"] == (["train", "validation"] if modality == "text" else ["train"])
     assert "trained_tokens" in plan.summary
 
 
