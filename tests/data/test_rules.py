@@ -57,7 +57,7 @@ def test_turn_without_parts_is_empty(tmp_path, diagnostics):
 def test_openai_conversation_rules_use_message_paths(tmp_path, diagnostics):
     record = {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": ""}, {"role": "assistant", "content": "b"}]}
     _, problems = _validate(tmp_path, diagnostics, [record])
-    assert problems == [("TS207", 1, "$.messages[2]"), ("TS209", 1, "$.messages[1].content")]
+    assert problems == [("TS209", 1, "$.messages[1].content"), ("TS207", 1, "$.messages[2]")]  # in record order
 
 
 def test_backend_can_relax_nothing_but_can_forbid_system(tmp_path, diagnostics):

@@ -74,36 +74,50 @@ def check_conversation(conv: Conversation, rules: DataRules, files: FileReferenc
         problems.append(Diagnostic(code, message, Location(path=path), hint))
 
     turns = conv.turns
-    if conv.system and "system" not in rules.allowed_roles:
-        add("TS210", "system instructions are not supported here", conv.system[0].path, "fold the system text into the first user turn")
-    if not any(t.role == "model" for t in turns):
-        add("TS206", "example has no model turn: nothing to learn", "$", "add the answer the model should give as the last turn")
+    system = conv.system
+    if system and "system" not in rules.allowed_roles:
+        add("TS210", "system instructions are not supported here", system[0].path, "fold the system text into the first user turn")
+    # One pass over turns and parts: roles, alternation, empty parts, media.
+    allowed = rules.allowed_roles
     previous = None
-    for i, turn in enumerate(turns):
-        if turn.role not in rules.allowed_roles:
-            add("TS210", f"role {turn.role!r} is not allowed here", turn.path)
-        if i == 0 and rules.require_first_user and turn.role != "user":
-            add("TS207", f"first turn is {turn.role!r}; examples start with the user", turn.path, "start with a user turn")
-        elif rules.require_alternation and turn.role == previous:
-            add("TS207", f"two {turn.role} turns in a row", turn.path, "merge consecutive turns of the same role, or add the missing turn between them")
-        previous = turn.role
-        if not turn.parts:
-            add("TS209", f"{turn.role} turn has no content", turn.path, "remove the empty turn or give it text")
-    if turns and rules.require_last_model and turns[-1].role != "model":
-        add("TS208", f"last turn is {turns[-1].role!r}, not the model's", turns[-1].path, "end each example with the model's answer")
-
-    n_parts = 0
+    has_model = False
+    n_parts = len(system)
     media_counts: dict[str, int] | None = None
-    for _, part in conv.parts():
-        n_parts += 1
+    for part in system:
         if part.kind == "text":
-            text = part.text
-            if not text or text.isspace():
+            if not part.text or part.text.isspace():
                 add("TS209", "empty text part", part.path, "remove the part or give it text")
-            continue
-        if media_counts is None:
-            media_counts = {}
-        _check_media(part, conv, rules, files, media_counts, add)
+        else:
+            media_counts = media_counts if media_counts is not None else {}
+            _check_media(part, conv, rules, files, media_counts, add)
+    for turn in turns:
+        role = turn.role
+        if role == "model":
+            has_model = True
+        if role not in allowed:
+            add("TS210", f"role {role!r} is not allowed here", turn.path)
+        if previous is None:
+            if rules.require_first_user and role != "user":
+                add("TS207", f"first turn is {role!r}; examples start with the user", turn.path, "start with a user turn")
+        elif role == previous and rules.require_alternation:
+            add("TS207", f"two {role} turns in a row", turn.path, "merge consecutive turns of the same role, or add the missing turn between them")
+        previous = role
+        parts = turn.parts
+        if not parts:
+            add("TS209", f"{role} turn has no content", turn.path, "remove the empty turn or give it text")
+        n_parts += len(parts)
+        for part in parts:
+            if part.kind == "text":
+                text = part.text
+                if not text or text.isspace():
+                    add("TS209", "empty text part", part.path, "remove the part or give it text")
+            else:
+                media_counts = media_counts if media_counts is not None else {}
+                _check_media(part, conv, rules, files, media_counts, add)
+    if not has_model:
+        add("TS206", "example has no model turn: nothing to learn", "$", "add the answer the model should give as the last turn")
+    if turns and rules.require_last_model and previous != "model":
+        add("TS208", f"last turn is {previous!r}, not the model's", turns[-1].path, "end each example with the model's answer")
     if rules.max_parts_per_example is not None and n_parts > rules.max_parts_per_example:
         add("TS212", f"{n_parts} parts in one example, over the limit of {rules.max_parts_per_example}", "$", "split the example")
     if media_counts:

@@ -30,7 +30,10 @@ class Part:
     size:      decoded size in bytes, for ``inline`` parts (computed without decoding)
     data:      the base64 text as it appeared in the record, for ``inline`` parts (kept
                by reference, so writers can reproduce it; never decoded by validation)
-    path:      JSON path of the part inside its record (``$.contents[1].parts[0]``)
+    where/at:  where the part is in its record: the JSON path ``where`` itself
+               (``"$.prompt"``), or a %-template filled with the ``at`` indices
+               (``"$.contents[%d].parts[%d]"``, ``(1, 0)``). Formats fill the template so
+               that no path string is built unless a problem is reported; read `path`.
     """
 
     kind: PartKind
@@ -39,29 +42,42 @@ class Part:
     uri: str | None = None
     size: int | None = None
     data: str | None = None
-    path: str = "$"
+    where: str = "$"
+    at: tuple[int, ...] | None = None
+
+    @property
+    def path(self) -> str:
+        """JSON path of the part inside its record, e.g. ``$.contents[1].parts[0]``."""
+        return self.where if self.at is None else self.where % self.at
 
     @classmethod
-    def of_text(cls, text: str, path: str = "$") -> "Part":
-        return cls("text", text=text, path=path)
+    def of_text(cls, text: str, where: str = "$", at: tuple[int, ...] | None = None) -> "Part":
+        return cls("text", text, None, None, None, None, where, at)
 
     @classmethod
-    def of_file(cls, mime_type: str, uri: str, path: str = "$") -> "Part":
-        return cls("file", mime_type=mime_type, uri=uri, path=path)
+    def of_file(cls, mime_type: str, uri: str, where: str = "$", at: tuple[int, ...] | None = None) -> "Part":
+        return cls("file", None, mime_type, uri, None, None, where, at)
 
     @classmethod
-    def of_inline(cls, mime_type: str, data: str, path: str = "$") -> "Part":
-        return cls("inline", mime_type=mime_type, size=base64_decoded_size(data), data=data, path=path)
+    def of_inline(cls, mime_type: str, data: str, where: str = "$", at: tuple[int, ...] | None = None) -> "Part":
+        return cls("inline", None, mime_type, None, base64_decoded_size(data), data, where, at)
 
 
 @dataclass(slots=True)
 class Turn:
-    """One message: who speaks (``user`` or ``model``) and what they say."""
+    """One message: who speaks (``user`` or ``model``) and what they say.
+
+    where/at locate the message in its record like `Part` (``"$.messages[%d]"``, ``(2,)``).
+    """
 
     role: Role
     parts: list[Part]
-    path: str = "$"
-    """JSON path of the message inside its record (``$.messages[2]``)."""
+    where: str = "$"
+    at: tuple[int, ...] | None = None
+
+    @property
+    def path(self) -> str:
+        return self.where if self.at is None else self.where % self.at
 
 
 @dataclass(slots=True)

@@ -58,18 +58,18 @@ class GeminiFormat:
 
     name = "gemini"
     ROLES = {"user": "user", "model": "model"}
-    KNOWN_KEYS = frozenset({"contents", "systemInstruction", "system_instruction", "tools", "generationConfig", "toolConfig"})
 
     def detect(self, record: Any, fields: PromptCompletionFields | None = None) -> bool:
         return isinstance(record, dict) and "contents" in record
 
     def to_conversation(self, record: Any, fields: PromptCompletionFields) -> Conversation:
-        if not isinstance(record, dict):
+        # The common, well-formed case runs straight through with exact type checks; any
+        # surprise drops into the slower branches that explain it.
+        if type(record) is not dict:
             raise DiagnosticError(_not_object(record, "Gemini", "contents"))
-        problems: list[Diagnostic] = []
         contents = record.get("contents")
-        if not isinstance(contents, list):
-            problems.append(
+        if type(contents) is not list:
+            raise DiagnosticError(
                 _problem(
                     "TS203",
                     "`contents` is missing or not a list" if contents is None else f"`contents` is a {type(contents).__name__}, expected a list",
@@ -77,78 +77,83 @@ class GeminiFormat:
                     'write {"contents": [{"role": "user", "parts": [{"text": "..."}]}, {"role": "model", "parts": [...]}]}',
                 )
             )
-            raise DiagnosticError(problems)
+        problems: list[Diagnostic] = []
         system: list[Part] = []
-        instruction = record.get("systemInstruction", record.get("system_instruction"))
-        if instruction is not None:
+        if "systemInstruction" in record or "system_instruction" in record:
             key = "systemInstruction" if "systemInstruction" in record else "system_instruction"
-            if isinstance(instruction, dict) and isinstance(instruction.get("parts"), list):
-                system = self._parts(instruction["parts"], f"$.{key}.parts", problems)
-            else:
+            instruction = record[key]
+            if type(instruction) is dict and type(instruction.get("parts")) is list:
+                system = _gemini_parts(instruction["parts"], f"$.{key}.parts[%d]", (), problems)
+            elif instruction is not None:
                 problems.append(
                     _problem("TS203", f"`{key}` must be an object with a `parts` list", f"$.{key}", 'write {"systemInstruction": {"parts": [{"text": "..."}]}}')
                 )
         turns: list[Turn] = []
+        roles = self.ROLES
         for i, content in enumerate(contents):
-            path = f"$.contents[{i}]"
-            if not isinstance(content, dict):
-                problems.append(_problem("TS203", "a content entry must be an object with `role` and `parts`", path))
+            if type(content) is not dict:
+                problems.append(_problem("TS203", "a content entry must be an object with `role` and `parts`", f"$.contents[{i}]"))
                 continue
             role = content.get("role")
-            mapped = self.ROLES.get(role) if isinstance(role, str) else None
+            mapped = roles.get(role) if type(role) is str else None
             if mapped is None:
-                hint = "Gemini roles are `user` and `model`"
-                if role == "assistant":
-                    hint += " (write `model` instead of `assistant`)"
-                elif role == "system":
-                    hint += " (put system text in `systemInstruction`)"
-                problems.append(_problem("TS210", f"unknown role {role!r}" if role is not None else "content has no `role`", f"{path}.role", hint))
+                problems.append(_gemini_role_problem(role, i))
                 continue
             parts = content.get("parts")
-            if not isinstance(parts, list):
-                problems.append(_problem("TS203", "`parts` is missing or not a list", f"{path}.parts", 'write "parts": [{"text": "..."}]'))
+            if type(parts) is not list:
+                problems.append(_problem("TS203", "`parts` is missing or not a list", f"$.contents[{i}].parts", 'write "parts": [{"text": "..."}]'))
                 continue
-            turns.append(Turn(mapped, self._parts(parts, f"{path}.parts", problems), path))  # type: ignore[arg-type]
+            turns.append(Turn(mapped, _gemini_parts(parts, "$.contents[%d].parts[%d]", (i,), problems), "$.contents[%d]", (i,)))  # type: ignore[arg-type]
         if problems:
             raise DiagnosticError(problems)
-        return Conversation(turns, system, format=self.name)
+        return Conversation(turns, system, None, None, "gemini")
 
-    @staticmethod
-    def _parts(parts: list, base: str, problems: list[Diagnostic]) -> list[Part]:
-        out: list[Part] = []
-        for j, part in enumerate(parts):
-            path = f"{base}[{j}]"
-            if isinstance(part, dict):
-                text = part.get("text")
-                if isinstance(text, str):
-                    out.append(Part("text", text=text, path=path))
-                    continue
-                data = part.get("fileData") or part.get("file_data")
-                if isinstance(data, dict):
-                    mime, uri = data.get("mimeType", data.get("mime_type")), data.get("fileUri", data.get("file_uri"))
-                    if isinstance(mime, str) and isinstance(uri, str):
-                        out.append(Part("file", mime_type=mime, uri=uri, path=path))
-                        continue
-                    problems.append(_problem("TS203", "`fileData` needs string `mimeType` and `fileUri`", f"{path}.fileData", 'write {"fileData": {"mimeType": "image/png", "fileUri": "gs://bucket/x.png"}}'))
-                    continue
-                data = part.get("inlineData") or part.get("inline_data")
-                if isinstance(data, dict):
-                    mime, b64 = data.get("mimeType", data.get("mime_type")), data.get("data")
-                    if isinstance(mime, str) and isinstance(b64, str):
-                        out.append(Part.of_inline(mime, b64, path))
-                        continue
-                    problems.append(_problem("TS203", "`inlineData` needs string `mimeType` and base64 `data`", f"{path}.inlineData"))
-                    continue
-                if "text" in part:
-                    problems.append(_problem("TS203", f"`text` is {type(text).__name__}, expected a string", f"{path}.text"))
-                    continue
-                kinds = ", ".join(sorted(part)) or "nothing"
-                problems.append(
-                    _problem("TS203", f"part holds {kinds}; tunespec supports `text`, `fileData` and `inlineData` parts", path, "function-calling parts are not supported for tuning")
-                )
+
+def _gemini_role_problem(role: Any, i: int) -> Diagnostic:
+    hint = "Gemini roles are `user` and `model`"
+    if role == "assistant":
+        hint += " (write `model` instead of `assistant`)"
+    elif role == "system":
+        hint += " (put system text in `systemInstruction`)"
+    return _problem("TS210", f"unknown role {role!r}" if role is not None else "content has no `role`", f"$.contents[{i}].role", hint)
+
+
+def _gemini_parts(parts: list, where: str, at: tuple, problems: list[Diagnostic]) -> list[Part]:
+    out: list[Part] = []
+    for j, part in enumerate(parts):
+        if type(part) is dict:
+            text = part.get("text")
+            if type(text) is str:
+                out.append(Part("text", text, None, None, None, None, where, at + (j,)))
+                continue
+        problem = None
+        path = where % (at + (j,))
+        if not isinstance(part, dict):
+            problem = _problem("TS203", 'a part must be an object like {"text": "..."}', path)
+        elif "text" in part:
+            problem = _problem("TS203", f"`text` is {type(part['text']).__name__}, expected a string", f"{path}.text")
+        elif isinstance(data := part.get("fileData", part.get("file_data")), dict):
+            mime, uri = data.get("mimeType", data.get("mime_type")), data.get("fileUri", data.get("file_uri"))
+            if isinstance(mime, str) and isinstance(uri, str):
+                out.append(Part("file", None, mime, uri, None, None, where, at + (j,)))
             else:
-                problems.append(_problem("TS203", "a part must be an object like {\"text\": \"...\"}", path))
-        return out
+                problem = _problem(
+                    "TS203", "`fileData` needs string `mimeType` and `fileUri`", f"{path}.fileData", 'write {"fileData": {"mimeType": "image/png", "fileUri": "gs://bucket/x.png"}}'
+                )
+        elif isinstance(data := part.get("inlineData", part.get("inline_data")), dict):
+            mime, b64 = data.get("mimeType", data.get("mime_type")), data.get("data")
+            if isinstance(mime, str) and isinstance(b64, str):
+                out.append(Part.of_inline(mime, b64, where, at + (j,)))
+            else:
+                problem = _problem("TS203", "`inlineData` needs string `mimeType` and base64 `data`", f"{path}.inlineData")
+        else:
+            kinds = ", ".join(sorted(part)) or "nothing"
+            problem = _problem(
+                "TS203", f"part holds {kinds}; tunespec supports `text`, `fileData` and `inlineData` parts", path, "function-calling parts are not supported for tuning"
+            )
+        if problem is not None:
+            problems.append(problem)
+    return out
 
 
 class OpenAIFormat:
@@ -162,79 +167,85 @@ class OpenAIFormat:
         return isinstance(record, dict) and "messages" in record
 
     def to_conversation(self, record: Any, fields: PromptCompletionFields) -> Conversation:
-        if not isinstance(record, dict):
+        if type(record) is not dict:
             raise DiagnosticError(_not_object(record, "OpenAI chat", "messages"))
         messages = record.get("messages")
-        if not isinstance(messages, list):
+        if type(messages) is not list:
             raise DiagnosticError(
                 _problem("TS203", "`messages` is missing or not a list", "$.messages", 'write {"messages": [{"role": "user", "content": "..."}, {"role": "assistant", "content": "..."}]}')
             )
         problems: list[Diagnostic] = []
         system: list[Part] = []
         turns: list[Turn] = []
+        roles = self.ROLES
         for i, message in enumerate(messages):
-            path = f"$.messages[{i}]"
-            if not isinstance(message, dict):
-                problems.append(_problem("TS203", "a message must be an object with `role` and `content`", path))
+            if type(message) is not dict:
+                problems.append(_problem("TS203", "a message must be an object with `role` and `content`", f"$.messages[{i}]"))
                 continue
             role = message.get("role")
             content = message.get("content")
-            parts = self._parts(content, f"{path}.content", problems)
-            if role in self.SYSTEM_ROLES:
+            if type(content) is str:
+                parts = [Part("text", content, None, None, None, None, "$.messages[%d].content", (i,))]
+            else:
+                parts = _openai_parts(content, i, problems)
+            mapped = roles.get(role) if type(role) is str else None
+            if mapped is not None:
+                turns.append(Turn(mapped, parts, "$.messages[%d]", (i,)))  # type: ignore[arg-type]
+            elif role in self.SYSTEM_ROLES:
                 if turns:
-                    problems.append(_problem("TS207", "system message after the conversation started", f"{path}.role", "put system messages first"))
+                    problems.append(_problem("TS207", "system message after the conversation started", f"$.messages[{i}].role", "put system messages first"))
                 system.extend(parts)
-                continue
-            mapped = self.ROLES.get(role) if isinstance(role, str) else None
-            if mapped is None:
+            else:
                 hint = "OpenAI chat roles are `system`, `user` and `assistant`"
                 if role in ("tool", "function"):
                     hint += "; tool and function messages are not supported for tuning"
                 elif role == "model":
                     hint += " (write `assistant`, or use the Gemini format)"
-                problems.append(_problem("TS210", f"unknown role {role!r}" if role is not None else "message has no `role`", f"{path}.role", hint))
-                continue
-            turns.append(Turn(mapped, parts, path))  # type: ignore[arg-type]
+                problems.append(_problem("TS210", f"unknown role {role!r}" if role is not None else "message has no `role`", f"$.messages[{i}].role", hint))
         if problems:
             raise DiagnosticError(problems)
-        return Conversation(turns, system, format=self.name)
+        return Conversation(turns, system, None, None, "openai")
 
-    @staticmethod
-    def _parts(content: Any, path: str, problems: list[Diagnostic]) -> list[Part]:
-        if isinstance(content, str):
-            return [Part("text", text=content, path=path)]
-        if not isinstance(content, list):
-            what = "missing" if content is None else f"a {type(content).__name__}"
-            problems.append(_problem("TS203", f"`content` is {what}, expected a string or a list of content parts", path))
-            return []
-        out: list[Part] = []
-        for j, item in enumerate(content):
-            ipath = f"{path}[{j}]"
-            kind = item.get("type") if isinstance(item, dict) else None
-            if kind == "text" and isinstance(item.get("text"), str):
-                out.append(Part("text", text=item["text"], path=ipath))
-            elif kind == "image_url" and isinstance(item.get("image_url"), dict) and isinstance(item["image_url"].get("url"), str):
-                out.append(_url_part(item["image_url"]["url"], ipath, "image/jpeg"))
-            elif kind == "input_audio" and isinstance(item.get("input_audio"), dict) and isinstance(item["input_audio"].get("data"), str):
-                audio = item["input_audio"]
-                out.append(Part.of_inline(f"audio/{audio.get('format', 'wav')}", audio["data"], ipath))
-            elif kind == "file" and isinstance(item.get("file"), dict) and isinstance(item["file"].get("file_data"), str):
-                out.append(_url_part(item["file"]["file_data"], ipath, "application/pdf"))
-            else:
-                problems.append(
-                    _problem("TS203", f"content part of type {kind!r} is not supported or incomplete", ipath, "supported: text, image_url{url}, input_audio{data, format}, file{file_data}")
+
+def _openai_parts(content: Any, i: int, problems: list[Diagnostic]) -> list[Part]:
+    """Parts of a message whose content is a list of typed items (text, image, audio, file)."""
+    if not isinstance(content, list):
+        what = "missing" if content is None else f"a {type(content).__name__}"
+        problems.append(_problem("TS203", f"`content` is {what}, expected a string or a list of content parts", f"$.messages[{i}].content"))
+        return []
+    where = "$.messages[%d].content[%d]"
+    out: list[Part] = []
+    for j, item in enumerate(content):
+        kind = item.get("type") if isinstance(item, dict) else None
+        if kind == "text" and isinstance(item.get("text"), str):
+            out.append(Part("text", item["text"], None, None, None, None, where, (i, j)))
+        elif kind == "image_url" and isinstance(item.get("image_url"), dict) and isinstance(item["image_url"].get("url"), str):
+            out.append(_url_part(item["image_url"]["url"], where, (i, j), "image/jpeg"))
+        elif kind == "input_audio" and isinstance(item.get("input_audio"), dict) and isinstance(item["input_audio"].get("data"), str):
+            audio = item["input_audio"]
+            out.append(Part.of_inline(f"audio/{audio.get('format', 'wav')}", audio["data"], where, (i, j)))
+        elif kind == "file" and isinstance(item.get("file"), dict) and isinstance(item["file"].get("file_data"), str):
+            out.append(_url_part(item["file"]["file_data"], where, (i, j), "application/pdf"))
+        else:
+            problems.append(
+                _problem(
+                    "TS203",
+                    f"content part of type {kind!r} is not supported or incomplete",
+                    where % (i, j),
+                    "supported: text, image_url{url}, input_audio{data, format}, file{file_data}",
                 )
-        return out
+            )
+    return out
 
 
-def _url_part(url: str, path: str, default_mime: str) -> Part:
+def _url_part(url: str, where: str, at: tuple, default_mime: str) -> Part:
     """An OpenAI URL (``data:`` URL or a link) as an inline or file part."""
     if url.startswith("data:"):
         header, _, data = url.partition(",")
         mime = header[5:].split(";")[0] or default_mime
-        return Part.of_inline(mime, data, path)
+        return Part.of_inline(mime, data, where, at)
     mime = mimetypes.guess_type(url.split("?")[0])[0] or default_mime
-    return Part("file", mime_type=mime, uri=url, path=path)
+    return Part.of_file(mime, url, where, at)
 
 
 class PromptCompletionFormat:
@@ -247,7 +258,7 @@ class PromptCompletionFormat:
         return isinstance(record, dict) and fields.prompt in record and fields.completion in record
 
     def to_conversation(self, record: Any, fields: PromptCompletionFields) -> Conversation:
-        if not isinstance(record, dict):
+        if type(record) is not dict:
             raise DiagnosticError(_not_object(record, "prompt/completion", fields.prompt))
         problems: list[Diagnostic] = []
         values = {}
@@ -264,12 +275,12 @@ class PromptCompletionFormat:
             values[what] = value
         if problems:
             raise DiagnosticError(problems)
-        system = [Part("text", text=values["system"], path=f"$.{fields.system}")] if "system" in values else []
+        system = [Part.of_text(values["system"], f"$.{fields.system}")] if "system" in values else []
         turns = [
-            Turn("user", [Part("text", text=values["prompt"], path=f"$.{fields.prompt}")], f"$.{fields.prompt}"),
-            Turn("model", [Part("text", text=values["completion"], path=f"$.{fields.completion}")], f"$.{fields.completion}"),
+            Turn("user", [Part.of_text(values["prompt"], f"$.{fields.prompt}")], f"$.{fields.prompt}"),
+            Turn("model", [Part.of_text(values["completion"], f"$.{fields.completion}")], f"$.{fields.completion}"),
         ]
-        return Conversation(turns, system, format=self.name)
+        return Conversation(turns, system, None, None, "prompt_completion")
 
 
 BUILTIN_FORMATS: list[DataFormat] = [GeminiFormat(), OpenAIFormat(), PromptCompletionFormat()]

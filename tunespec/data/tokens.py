@@ -5,7 +5,7 @@ with ``exact = True`` from ``Backend.token_counter(spec)``. Otherwise tunespec u
 `EstimatedTokenCounter`, and every place that shows the counts says they are estimates
 (``DataReport.tokens_estimated``).
 
-The estimator: ``ceil(characters / 4)`` per text part (about 4 characters per token for
+The estimator: ``ceil(characters / 4)`` over the example's text (about 4 characters per token for
 English text with BPE tokenizers; code, CJK and non-Latin scripts use more tokens per
 character, so treat the figure as a lower bound there), plus 4 tokens of chat-template
 overhead per turn and 2 per example, plus a fixed cost per media part (Gemini bills an
@@ -49,11 +49,19 @@ class EstimatedTokenCounter:
 
 
 def estimate_tokens(conversation: Conversation) -> int:
-    tokens = TOKENS_PER_EXAMPLE + TOKENS_PER_TURN * (len(conversation.turns) + (1 if conversation.system else 0))
+    turns = conversation.turns
+    system = conversation.system
+    tokens = TOKENS_PER_EXAMPLE + TOKENS_PER_TURN * (len(turns) + (1 if system else 0))
     chars = 0
-    for _, part in conversation.parts():
+    for part in system:
         if part.text is not None:
             chars += len(part.text)
         else:
             tokens += TOKENS_PER_MEDIA[media_kind(part.mime_type or "")]
+    for turn in turns:
+        for part in turn.parts:
+            if part.text is not None:
+                chars += len(part.text)
+            else:
+                tokens += TOKENS_PER_MEDIA[media_kind(part.mime_type or "")]
     return tokens + -(-chars // CHARS_PER_TOKEN)

@@ -1,0 +1,120 @@
+"""The per-example work of validation, shared by the in-process path and the parallel
+workers: rules, duplicates between splits, token counting in batches, statistics."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Callable
+
+from tunespec.data.checks import FileReferences, check_conversation
+from tunespec.data.conversation import Conversation
+from tunespec.data.report import TokenStats
+from tunespec.data.rules import DataRules
+from tunespec.data.tokens import TokenCounter
+from tunespec.diagnostics import Diagnostic, Location, Severity
+
+COUNT_BATCH = 1024
+
+
+def located(d: Diagnostic, file: str | None, line: int | None) -> Diagnostic:
+    """`d` (located by JSON path only) placed at file:line."""
+    return Diagnostic(d.code, d.message, Location(file, line, d.location.column, d.location.path), d.hint, d.severity)
+
+
+def content_key(conv: Conversation) -> bytes:
+    """12-byte digest of an example's content: equal for the same example in any format."""
+    return hashlib.blake2b(conv.content_key().encode("utf-8", "surrogatepass"), digest_size=12).digest()
+
+
+class ExampleScan:
+    """Checks and counts the examples of one split (or one byte range of a file).
+
+    validation_keys: content keys of the validation split. While scanning validation
+    they are collected into it; while scanning train, each example is looked up in it.
+    None when the spec has no validation data.
+    """
+
+    def __init__(
+        self,
+        split: str,
+        rules: DataRules,
+        references: FileReferences | None,
+        counter: TokenCounter,
+        max_seq_length: int,
+        validation_keys: set[bytes] | None,
+        add: Callable[[Diagnostic], None],
+    ):
+        self.split = split
+        self.rules = rules
+        self.references = references
+        self.counter = counter
+        self.max_seq_length = max_seq_length
+        self.validation_keys = validation_keys
+        self.add = add
+        self.stats = TokenStats(max_seq_length)
+        self.examples = 0
+        self.duplicates = 0
+        self.batch: list[Conversation] = []
+
+    def feed(self, conv: Conversation) -> None:
+        self.examples += 1
+        problems = check_conversation(conv, self.rules, self.references)
+        if problems:
+            for d in problems:
+                self.add(located(d, conv.file, conv.line))
+        if self.validation_keys is not None:
+            self._duplicates(conv)
+        self.batch.append(conv)
+        if len(self.batch) >= COUNT_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Count the tokens of the pending batch."""
+        if not self.batch:
+            return
+        batch, self.batch = self.batch, []
+        counts = self.counter.count(batch)
+        self.stats.add(counts)
+        limit = self.max_seq_length
+        hard = self.rules.max_tokens_per_example
+        for conv, n in zip(batch, counts):
+            if n > limit or (hard is not None and n > hard):
+                self._too_long(conv, n, limit, hard)
+
+    def _too_long(self, conv: Conversation, n: int, limit: int, hard: int | None) -> None:
+        where = Location(conv.file, conv.line, None, "$")
+        exact = self.counter.exact
+        if hard is not None and n > hard:
+            # Over the backend's own limit: the service would drop or cut the example.
+            # With estimated counts it is only a warning, the estimate may be off.
+            severity = Severity.ERROR if exact else Severity.WARNING
+            about = "" if exact else "about "
+            self.add(Diagnostic("TS215", f"example is {about}{n:,} tokens, over this backend's limit of {hard:,}", where, "shorten or split the example", severity))
+        else:
+            about = "" if exact else "~"
+            self.add(
+                Diagnostic(
+                    "TS215",
+                    f"example is {about}{n:,} tokens, over max_seq_length {limit:,}: it will be truncated",
+                    where,
+                    "raise `data.max_seq_length` or shorten the example",
+                    Severity.WARNING,
+                )
+            )
+
+    def _duplicates(self, conv: Conversation) -> None:
+        key = content_key(conv)
+        keys = self.validation_keys
+        if self.split == "validation":
+            keys.add(key)  # type: ignore[union-attr]
+        elif key in keys:  # type: ignore[operator]
+            self.duplicates += 1
+            self.add(
+                Diagnostic(
+                    "TS218",
+                    "this train example also appears in the validation data",
+                    Location(conv.file, conv.line, None, "$"),
+                    "remove it from one split so validation measures unseen examples",
+                    Severity.WARNING,
+                )
+            )
