@@ -71,11 +71,9 @@ def submit(
     initial_delay: float = 1.0,
     log: Callable[[str], None] = lambda m: None,
 ) -> tuple[Any, bool]:
-    """Create the job unless it exists; returns (job, created). Never creates two."""
-    existing = find_job(client, parent, run_id, timeout)
-    if existing is not None:
-        log(f"found the job this run already created: {existing.name}")
-        return existing, False
+    """Create the job; returns (job, created). The caller has looked for an existing job
+    of this run (`find_job`) first; a create whose answer is lost is not blindly retried:
+    the service is asked for the run's job before each new attempt."""
     delay, give_up = initial_delay, time.monotonic() + deadline
     while True:
         try:

@@ -13,7 +13,8 @@ Every create body is parsed into `google.cloud.aiplatform_v1beta1.types.TuningJo
 field, a wrong type, an unknown enum) is a 400, as the real service answers. Jobs move
 PENDING -> RUNNING -> SUCCEEDED or FAILED, one step per `get`, so a test decides the outcome
 up front (`outcome_for[display_name]`). Tests can also make the emulator accept a create
-and drop the connection before answering (`drop_create_responses`), refuse label filters
+and drop the connection before answering (`drop_create_responses`) or answer after the
+client gave up (`slow_create_responses`), refuse label filters
 (`reject_label_filter`), and read every request it received (`requests`).
 """
 
@@ -23,6 +24,7 @@ import itertools
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -67,6 +69,9 @@ class TuningEmulator:
     """tunedModelDisplayName -> indices of examples the 'service' truncates (reported in stats)."""
     drop_create_responses: int = 0
     """Creates still to accept and then answer by dropping the connection."""
+    slow_create_responses: int = 0
+    """Creates still to accept and then answer only after `slow_seconds` (past the client's timeout)."""
+    slow_seconds: float = 2.0
     reject_label_filter: bool = False
     page_size: int = 2
     jobs: dict[str, TuningJob] = field(default_factory=dict)
@@ -123,12 +128,18 @@ class TuningEmulator:
             except _Drop:
                 http.close_connection = True
                 return  # no answer at all: the client sees the connection drop
+            slow = isinstance(payload, dict) and payload.pop("_slow", False)
+        if slow:  # outside the lock: the client's retry must be served meanwhile
+            time.sleep(self.slow_seconds)
         data = json.dumps(payload).encode()
-        http.send_response(status)
-        http.send_header("Content-Type", "application/json")
-        http.send_header("Content-Length", str(len(data)))
-        http.end_headers()
-        http.wfile.write(data)
+        try:
+            http.send_response(status)
+            http.send_header("Content-Type", "application/json")
+            http.send_header("Content-Length", str(len(data)))
+            http.end_headers()
+            http.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up waiting (a timeout test)
 
     def _route(self, method: str, path: str, query: dict[str, list[str]], raw: bytes) -> tuple[int, Any]:
         if method == "POST" and (m := JOBS.match(path)):
@@ -159,6 +170,9 @@ class TuningEmulator:
         if self.drop_create_responses > 0:
             self.drop_create_responses -= 1
             raise _Drop()
+        if self.slow_create_responses > 0:
+            self.slow_create_responses -= 1
+            return 200, {**_json(job), "_slow": True}
         return 200, _json(job)
 
     def _list(self, parent: str, query: dict[str, list[str]]) -> tuple[int, Any]:
@@ -262,8 +276,6 @@ def _error(code: int, message: str) -> tuple[int, Any]:
 
 
 if __name__ == "__main__":  # python -m tests.vertex.emulator: run it by hand
-    import time
-
     running = TuningEmulator(steps_to_finish=3).start()
     print(f"tuning-service emulator at {running.endpoint} (Ctrl-C stops it)", flush=True)
     try:

@@ -105,8 +105,23 @@ def test_a_create_whose_answer_is_lost_is_retried_without_a_second_job(cli, env)
     result = _apply(cli, env, env.project.example("text"))
     assert result.code == 0, result.out + result.err
     assert len(env.tuning.creates()) == 1  # the retry found the job instead of creating again
-    assert len(env.tuning.jobs) == 1
+    assert len(env.tuning.jobs) == 1 and len(_lists(env)) == 2
     assert result.json["runs"][0]["result"]["status"] == "succeeded"
+
+
+def test_a_create_that_times_out_after_the_service_accepted_it_is_not_duplicated(cli, env):
+    env.tuning.slow_create_responses = 1  # answers after 2 s; the client gives up after 0.5 s
+    spec = env.project.example("text")
+    spec.write_text(spec.read_text().replace("  poll_interval: 0.05\n", "  poll_interval: 0.05\n  timeout: 0.5\n"))
+    result = _apply(cli, env, spec)
+    assert result.code == 0, result.out + result.err
+    assert len(env.tuning.jobs) == 1 and len(env.tuning.creates()) == 1
+    assert len(_lists(env)) == 2  # before creating, and again after the timeout (which found the job)
+    assert result.json["runs"][0]["result"]["status"] == "succeeded"
+
+
+def _lists(env):
+    return [r for r in env.tuning.requests if r.method == "GET" and r.path.endswith("/tuningJobs")]
 
 
 def test_a_refused_label_filter_falls_back_to_client_side_filtering(cli, env):
