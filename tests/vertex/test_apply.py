@@ -168,7 +168,9 @@ def test_cancel_stops_a_running_job(cli, env):
     spec.write_text(spec.read_text().replace("  poll_interval: 0.05\n", "  wait: false\n"))
     assert _apply(cli, env, spec).code == 0
     result = cli("cancel", "vertex-text-capitals", "--output", "json", "--state", env.state)
-    assert result.code in (0, 1), result.out + result.err
+    assert result.code == 0, result.out + result.err
+    assert result.json["run"]["status"] == "cancelled"
+    assert result.json["run"]["remote_id"].endswith("/tuningJobs/1000")
     [job] = env.tuning.jobs.values()
     assert job.state.name == "JOB_STATE_CANCELLED"
     assert any(r.path.endswith(":cancel") for r in env.tuning.requests)
