@@ -28,16 +28,17 @@ class RayBackend(Backend):
     requires = ("ray.train", "torch", "peft", "transformers")
     install_hint = "pip install 'tunespec[ray]'"
 
-    # The loop is the local backend's: so are its data limits and its tokenizer-backed counter.
+    # The loop is the local backend's: so are its data limits, its tokenizer-backed counter,
+    # its model and method checks and its training plan.
     def data_rules(self, spec: ResolvedSpec):
-        return _local_backend().data_rules(spec)
+        return _local_backend().data_rules(local_view(spec))
 
     def token_counter(self, spec: ResolvedSpec):
-        return _local_backend().token_counter(spec)
+        return _local_backend().token_counter(local_view(spec))
 
     def validate(self, spec: ResolvedSpec, data: "DataReport | None") -> Iterable[Diagnostic]:
         config: RayConfig = spec.config  # type: ignore[assignment]
-        yield from _local_backend().validate(spec, data)
+        yield from _local_backend().validate(local_view(spec), data)
         yield from _check_config(spec, config)
         if config.address is not None and not _running_attached():
             from tunespec_ray.resources import check_cluster
@@ -48,21 +49,22 @@ class RayBackend(Backend):
         config: RayConfig = spec.config  # type: ignore[assignment]
         if _running_attached():
             config = attached_config(config)
-        job = job_module.compile_job(spec, config, verbose_requested(config.verbose))
+        local_plan = _local_backend().compile(local_view(spec), data)
+        job = job_module.compile_job(spec, config, verbose_requested(config.verbose), local_plan.job)
         where = "embedded local cluster" if config.embedded else config.address
         return Plan(
             backend=self.name,
             spec_name=spec.name,
             summary={
+                **local_plan.summary,
+                "device": "GPU" if config.use_gpu else "CPU",
                 "cluster": where,
                 "workers": config.num_workers,
                 "per worker": config.worker_resources,
                 "mode": "attached (apply waits)" if config.wait else "detached (Ray Jobs API)",
-                "base model": spec.job.model.base,
-                "method": spec.job.method.type,
             },
             job=job,
-            mappings=job_module.mappings(spec, config),
+            mappings=[*local_plan.mappings, *job_module.mappings(spec, config)],
             billable=not config.embedded,
         )
 
@@ -74,7 +76,7 @@ class RayBackend(Backend):
             return submit(ctx, job["submission"])
         from tunespec_ray.run import run_attached
 
-        return run_attached(ctx, job, _local_backend())
+        return run_attached(ctx, job, local_view(ctx.spec))
 
     def status(self, run) -> RunResult:
         if not run.remote_id:
@@ -89,6 +91,21 @@ class RayBackend(Backend):
         from tunespec_ray.remote import stop_job
 
         return stop_job(run)
+
+
+def local_view(spec: ResolvedSpec) -> ResolvedSpec:
+    """The spec as the local backend sees it: its loop, model and data steps read their own
+    config, so the Ray options that mean the same thing are passed on in its terms."""
+    import dataclasses
+
+    config: RayConfig = spec.config  # type: ignore[assignment]
+    options: dict = {
+        "keep_checkpoints": config.checkpoints_to_keep,
+        "keep_checkpoints_after_success": config.keep_checkpoints_after_success,
+    }
+    if config.checkpoint_every_steps is not None:
+        options["checkpoint_every"] = config.checkpoint_every_steps
+    return dataclasses.replace(spec, config=_local_backend().config_model.model_validate(options))
 
 
 def attached_config(config: RayConfig) -> RayConfig:

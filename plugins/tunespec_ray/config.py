@@ -120,6 +120,11 @@ class RayConfig(BaseModel):
         description="How many of the most recent checkpoints Ray Train keeps (`CheckpointConfig.num_to_keep`); "
         "older ones are deleted as new ones land.",
     )
+    keep_checkpoints_after_success: bool = Field(
+        default=False,
+        description="Keep `checkpoints/` in the published run when training succeeds (with the default "
+        "`storage_path`). Default: delete them, as the local backend does; the adapter or model is the result.",
+    )
     storage_path: str | None = Field(
         default=None,
         description="Where Ray Train persists checkpoints and run state (`RunConfig.storage_path`): a local "

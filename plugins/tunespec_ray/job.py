@@ -25,9 +25,12 @@ DEFAULT_EXPERIMENT_NAME = "checkpoints"
 ATTACHED_ENV = "TUNESPEC_RAY_ATTACHED"
 
 
-def compile_job(spec: ResolvedSpec, config: RayConfig, verbose: bool = False) -> dict[str, Any]:
-    """The exact Ray Train job: trainer, scaling, run, failure, checkpoint and cluster settings."""
+def compile_job(spec: ResolvedSpec, config: RayConfig, verbose: bool, training: dict[str, Any]) -> dict[str, Any]:
+    """The exact Ray Train job: trainer, scaling, run, failure, checkpoint and cluster settings,
+    plus `training`: the local backend's compiled training plan (model, loop settings,
+    evaluation) that every worker runs."""
     job: dict[str, Any] = {
+        **{key: training[key] for key in ("model", "training", "evaluation") if key in training},
         "trainer": "ray.train.torch.TorchTrainer",
         "train_loop_per_worker": TRAIN_LOOP,
         "torch_config": {"backend": "nccl" if config.use_gpu else "gloo"},
@@ -37,7 +40,7 @@ def compile_job(spec: ResolvedSpec, config: RayConfig, verbose: bool = False) ->
         "per_worker": {
             "batch_size": per_worker_batch(spec, config),
             "micro_batch_size": spec.job.hyperparameters.micro_batch_size,
-            "checkpoint_every_steps": config.checkpoint_every_steps,
+            "checkpoint_every_steps": training.get("runtime", {}).get("checkpoint_every", config.checkpoint_every_steps),
         },
     }
     if not config.wait:

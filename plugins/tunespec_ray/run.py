@@ -1,0 +1,177 @@
+"""`apply` with `wait: true`: the driver side of a Ray run, from a checked spec to a run folder.
+
+    materialise the base model, tokenise the data    (the local backend's steps, shared)
+    evaluate the base model on the validation prompts           -> evaluation/base.json
+    put the tokenised data in Ray's object store once
+    TorchTrainer.fit(): N workers run the shared loop (worker.py) -> Ray checkpoints
+    copy the final checkpoint's adapter/ (or model/) and metrics.jsonl into the run folder
+    evaluate the tuned model on the same prompts                -> evaluation/tuned.json
+    return the RunResult; tunespec writes manifest.json and publishes the folder
+
+So the run folder has exactly the local backend's layout; only the manifest's `backend`
+field says Ray produced it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from tunespec import Diagnostic, DiagnosticError, RunContext, RunResult
+
+from tunespec_ray.cluster import connected
+from tunespec_ray.trainer import build_trainer
+from tunespec_ray.worker import FINAL_CHECKPOINT, METRICS_FILE, RESULT_FILE, train_loop_per_worker
+
+# What the final checkpoint carries into the run folder.
+OUTPUTS = ("adapter", "model", METRICS_FILE)
+
+
+def run_attached(ctx: RunContext, job: dict[str, Any], local_spec: Any) -> RunResult:
+    """Run the compiled (placeholder-filled) job here and fill the run folder."""
+    from tunespec_local import run as local_run
+    from tunespec_local.backend import resolve_model
+    from tunespec_local.encode import ChatTokenizer
+    from tunespec_local.models.cache import cache_root, materialize
+
+    local_run._quiet_libraries()
+    local_config = local_spec.config
+    spec = ctx.spec
+    log = ctx.progress.log
+    run_path = Path(ctx.run_dir.path)
+    local_ctx = dataclasses.replace(ctx, spec=local_spec)
+
+    folder = materialize(resolve_model(local_spec), cache_root(local_config.cache_dir), log)
+    tokenizer = ChatTokenizer.from_folder(folder, spec.job.model.chat_template)
+    data, prompts = local_run.encode_data(local_ctx, tokenizer, log)
+    # Precision is decided on the workers, which know their device (see worker.py).
+    train_config = local_run.train_config_for(local_ctx, local_config, folder, tokenizer, "fp32")
+    _prepare_run_folder(ctx, job)
+
+    evaluation: dict[str, Any] = {}
+    device = _driver_device()
+    if prompts and spec.job.evaluation.compare_base:
+        evaluation["base"] = local_run._base_evaluation(local_ctx, local_config, folder, tokenizer, prompts, device)
+
+    workers = job["scaling_config"]["num_workers"]
+    total = train_config.total_steps(len(data.train))
+    where = "an embedded local Ray cluster" if job["cluster"]["mode"] == "embedded" else job["cluster"]["init"]["address"]
+    log(f"training {train_config.method} on {len(data.train)} examples: {total} steps on {workers} Ray workers ({where})")
+    started = time.perf_counter()
+    result = _fit(ctx, job, train_config, data)
+    _collect(result.checkpoint, run_path)
+    summary = json.loads((run_path / RESULT_FILE).read_text())
+    (run_path / RESULT_FILE).unlink()
+    if job["run_config"]["storage_path"] == str(run_path) and not local_config.keep_checkpoints_after_success:
+        shutil.rmtree(run_path / job["run_config"]["name"], ignore_errors=True)
+
+    if prompts:
+        tuned = _load_tuned(folder, run_path, train_config.method, device)
+        evaluation["tuned"] = local_run._evaluate(local_ctx, local_config, tuned, tokenizer, prompts, device, "tuned")
+        evaluation = local_run.summarise_evaluation(evaluation, spec.job.evaluation.metrics)
+        log(local_run.format_comparison(evaluation))
+    metrics = {
+        **summary,
+        "train_examples": len(data.train),
+        "validation_examples": len(data.validation),
+        "device": "gpu" if job["scaling_config"]["use_gpu"] else "cpu",
+        "precision": summary.get("precision", "fp32"),
+        "num_workers": workers,
+        "wall_seconds": round(time.perf_counter() - started, 1),
+    }
+    return RunResult(status="succeeded", message=f"{summary.get('steps')} steps on {workers} Ray workers", metrics=metrics,
+                     evaluation=evaluation, outputs={"ray_run": result.path})
+
+
+def _fit(ctx: RunContext, job: dict[str, Any], train_config: Any, data: Any) -> Any:
+    """TorchTrainer.fit() on the job's cluster; a failure becomes a TS311 diagnostic."""
+    import ray
+    import ray.train
+
+    with connected(job["cluster"]):
+        loop_config = {
+            "config": train_config,
+            "data": ray.put(data),
+            "precision": ctx.spec.job.hyperparameters.precision,
+        }
+        trainer = build_trainer(job, train_loop_per_worker, loop_config)
+        try:
+            with ctx.progress.task("training on Ray", total=None):
+                return trainer.fit()
+        except ray.train.TrainingFailedError as exc:
+            raise DiagnosticError(_training_failed(ctx, job, exc)) from None
+
+
+def _training_failed(ctx: RunContext, job: dict[str, Any], exc: BaseException) -> Diagnostic:
+    cause = _root_cause(exc)
+    (Path(ctx.run_dir.path) / "error.log").write_text(str(exc))
+    retries = job["run_config"]["failure_config"]["max_failures"]
+    return Diagnostic(
+        "TS311",
+        f"training failed on the Ray cluster after {retries} restart(s): {cause}",
+        ctx.spec.locate("backend"),
+        hint=f"the workers' errors are in {Path(ctx.run_dir.path) / 'error.log'}; set `verbose: true` to see Ray's logs. "
+        "`tunespec apply` resumes from the last checkpoint",
+    )
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The first line of the innermost worker error, without Ray's wrapping."""
+    text = str(exc).strip().splitlines()
+    for line in reversed(text):
+        if "Error" in line or "Exception" in line:
+            return line.strip()[:300]
+    return (text[0] if text else type(exc).__name__)[:300]
+
+
+def _prepare_run_folder(ctx: RunContext, job: dict[str, Any]) -> None:
+    """A fresh run starts from an empty folder; a resumed one keeps Ray Train's checkpoints
+    (it restores from them itself) and the base evaluation."""
+    run_path = Path(ctx.run_dir.path)
+    if ctx.resuming:
+        ctx.progress.log("resuming: Ray Train restores the newest checkpoint")
+        return
+    for name in ("checkpoints", "adapter", "model", "evaluation"):
+        shutil.rmtree(run_path / name, ignore_errors=True)
+    (run_path / METRICS_FILE).unlink(missing_ok=True)
+
+
+def _collect(checkpoint: Any, run_path: Path) -> None:
+    """Copy what rank 0 put in the final checkpoint into the run folder (works for local and
+    remote storage alike: Checkpoint.to_directory downloads when it has to)."""
+    if checkpoint is None or Path(checkpoint.path).name != FINAL_CHECKPOINT:
+        raise RuntimeError(f"Ray Train returned no final checkpoint (got {checkpoint})")
+    staged = run_path / ".final"
+    shutil.rmtree(staged, ignore_errors=True)
+    checkpoint.to_directory(str(staged))
+    for name in (*OUTPUTS, RESULT_FILE):
+        source = staged / name
+        if source.exists():
+            target = run_path / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            source.replace(target)
+    shutil.rmtree(staged, ignore_errors=True)
+
+
+def _driver_device() -> Any:
+    from tunespec_local.training import default_device
+
+    return default_device("auto")
+
+
+def _load_tuned(base_folder: Path, run_path: Path, method: str, device: Any) -> Any:
+    """The trained model from the run folder, for evaluation on the driver."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    if method == "full":
+        return AutoModelForCausalLM.from_pretrained(run_path / "model", dtype=torch.float32).to(device).eval()
+    from peft import PeftModel
+
+    base = AutoModelForCausalLM.from_pretrained(base_folder, dtype=torch.float32)
+    return PeftModel.from_pretrained(base, run_path / "adapter").to(device).eval()
