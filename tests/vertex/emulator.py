@@ -14,7 +14,7 @@ field, a wrong type, an unknown enum) is a 400, as the real service answers. Job
 PENDING -> RUNNING -> SUCCEEDED or FAILED, one step per `get`, so a test decides the outcome
 up front (`outcome_for[display_name]`). Tests can also make the emulator accept a create
 and drop the connection before answering (`drop_create_responses`) or answer after the
-client gave up (`slow_create_responses`), refuse label filters
+client gave up (`slow_create_responses`), answer 503 for a while (`unavailable`), refuse label filters
 (`reject_label_filter`), and read every request it received (`requests`).
 """
 
@@ -72,6 +72,10 @@ class TuningEmulator:
     slow_create_responses: int = 0
     """Creates still to accept and then answer only after `slow_seconds` (past the client's timeout)."""
     slow_seconds: float = 2.0
+    unavailable: dict[str, int] = field(default_factory=dict)
+    """Operation ("create", "list", "get", "cancel") -> how many more calls answer 503 first."""
+    refuse_creates: str | None = None
+    """When set, every create is answered 400 with this message (a permanent error)."""
     reject_label_filter: bool = False
     page_size: int = 2
     jobs: dict[str, TuningJob] = field(default_factory=dict)
@@ -142,6 +146,10 @@ class TuningEmulator:
             pass  # the client gave up waiting (a timeout test)
 
     def _route(self, method: str, path: str, query: dict[str, list[str]], raw: bytes) -> tuple[int, Any]:
+        operation = _operation(method, path)
+        if self.unavailable.get(operation, 0) > 0:
+            self.unavailable[operation] -= 1
+            return _error(503, "The service is currently unavailable.")
         if method == "POST" and (m := JOBS.match(path)):
             return self._create(m.group(1), raw)
         if method == "GET" and (m := JOBS.match(path)):
@@ -160,7 +168,7 @@ class TuningEmulator:
         except (json_format.ParseError, UnicodeDecodeError) as exc:
             return _error(400, f"Invalid JSON payload received. {exc}")
         job = TuningJob.wrap(pb)
-        problem = _invalid(job)
+        problem = self.refuse_creates or _invalid(job)
         if problem:
             return _error(400, problem)
         job.name = f"{parent}/tuningJobs/{next(self._ids)}"
@@ -246,6 +254,12 @@ class TuningEmulator:
             "truncated_example_indices": truncated,
         }}
         job.state = "JOB_STATE_PARTIALLY_SUCCEEDED" if outcome == "partially_succeeded" else "JOB_STATE_SUCCEEDED"
+
+
+def _operation(method: str, path: str) -> str:
+    if JOBS.match(path):
+        return "create" if method == "POST" else "list"
+    return "cancel" if CANCEL.match(path) else "get"
 
 
 class _Drop(Exception):

@@ -124,6 +124,26 @@ def _lists(env):
     return [r for r in env.tuning.requests if r.method == "GET" and r.path.endswith("/tuningJobs")]
 
 
+def test_transient_service_errors_are_retried(cli, env):
+    env.tuning.unavailable = {"list": 1, "create": 1, "get": 1}
+    result = _apply(cli, env, env.project.example("document"))
+    assert result.code == 0, result.out + result.err
+    assert env.tuning.unavailable == {"list": 0, "create": 0, "get": 0}  # each was hit, then retried
+    assert len(env.tuning.jobs) == 1 and len(env.tuning.creates()) == 2  # the 503 create created nothing
+
+
+def test_a_request_the_service_refuses_fails_the_run_with_a_diagnostic(cli, env):
+    env.tuning.refuse_creates = "adapter size is not supported for this model"
+    result = _apply(cli, env, env.project.example("image"))
+    assert result.code == 1
+    assert "TS308" in result.out and "adapter size is not supported" in result.out
+    run = result.json["runs"][0]
+    manifest = orjson.loads((Path(run["run_dir"]) / "manifest.json").read_bytes())
+    assert manifest["status"] == "failed"
+    assert "adapter size is not supported" in json.dumps(manifest["error"])
+    assert len(env.tuning.creates()) == 1  # permanent: not retried
+
+
 def test_a_refused_label_filter_falls_back_to_client_side_filtering(cli, env):
     env.tuning.reject_label_filter = True
     env.tuning.drop_create_responses = 1
