@@ -174,30 +174,42 @@ class _Compiler:
     def base_model(self, body: dict[str, Any], catalog: Catalog) -> ModelEntry | None:
         base, cfg = self.job.model.base, self.config
         if TUNED_MODEL.match(base):  # continued tuning of a model tuned earlier
-            pre: dict[str, Any] = {"tunedModelName": base}
-            if cfg.checkpoint_id:
-                pre["checkpointId"] = cfg.checkpoint_id
-            body["preTunedModel"] = pre
-            self.map("model.base", "preTunedModel.tunedModelName", base, "continued tuning of a tuned model")
-            if cfg.pre_tuned_base_model is None:
-                self.diag("TS301", "model.base", "the base of this tuned model is unknown, so the catalog's checks "
-                          "(adapter sizes, regions, CMEK) are skipped",
-                          "set `backend.pre_tuned_base_model` to the model it was tuned from", Severity.WARNING)
-                return None
-            return self.model_entry(catalog, cfg.pre_tuned_base_model, "backend.pre_tuned_base_model")
+            return self.pre_tuned_model(body, catalog)
         if cfg.checkpoint_id:
             self.diag("TS115", "backend.checkpoint_id", "`checkpoint_id` only applies to continued tuning",
                       "set `model.base` to a tuned model (`projects/P/locations/L/models/M`) or remove `checkpoint_id`")
-        entry = self.model_entry(catalog, base, "model.base")
         body["baseModel"] = base
         self.map("model.base", "baseModel", base)
+        return self.usable(self.model_entry(catalog, base, "model.base"), base)
+
+    def pre_tuned_model(self, body: dict[str, Any], catalog: Catalog) -> ModelEntry | None:
+        base, cfg = self.job.model.base, self.config
+        pre: dict[str, Any] = {"tunedModelName": base}
+        if cfg.checkpoint_id:
+            pre["checkpointId"] = cfg.checkpoint_id
+        body["preTunedModel"] = pre
+        self.map("model.base", "preTunedModel.tunedModelName", base, "continued tuning of a tuned model")
+        model_location = base.split("/")[3]
+        if model_location != cfg.location:
+            self.diag("TS305", "backend.location", f"the tuned model is in `{model_location}`, the job would run in `{cfg.location}`",
+                      f"set `backend.location: {model_location}`")
+        if cfg.pre_tuned_base_model is None:
+            self.diag("TS301", "model.base", "the base of this tuned model is unknown, so the catalog's checks "
+                      "(adapter sizes, regions, CMEK) are skipped",
+                      "set `backend.pre_tuned_base_model` to the model it was tuned from", Severity.WARNING)
+            return None
+        entry = self.model_entry(catalog, cfg.pre_tuned_base_model, "backend.pre_tuned_base_model")
+        return self.usable(entry, cfg.pre_tuned_base_model)
+
+    def usable(self, entry: ModelEntry | None, model_id: str) -> ModelEntry | None:
+        """The catalog's region and modality rules for the model the job tunes."""
         if entry is None:
             return None
-        if cfg.location not in entry.regions:
-            self.diag("TS305", "backend.location", f"`{base}` cannot be tuned in `{cfg.location}`",
+        if self.config.location not in entry.regions:
+            self.diag("TS305", "backend.location", f"`{model_id}` cannot be tuned in `{self.config.location}`",
                       "tuning regions for this model: " + ", ".join(entry.regions))
         if self.job.data.modality not in entry.modalities:
-            self.diag("TS303", "data.modality", f"`{base}` does not tune on {self.job.data.modality} data",
+            self.diag("TS303", "data.modality", f"`{model_id}` does not tune on {self.job.data.modality} data",
                       "modalities for this model: " + ", ".join(entry.modalities))
         return entry
 

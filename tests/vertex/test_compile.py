@@ -237,6 +237,9 @@ def test_open_model_full_tuning_with_learning_rate_batch_size_and_output_uri(pro
     assert body["outputUri"] == "gs://out-bucket/llama" and body["customBaseModel"] == "gs://weights/llama-ft"
     job = to_proto(body)
     assert job.supervised_tuning_spec.tuning_mode.name == "TUNING_MODE_FULL"
+    images = _check(project, base="meta/llama3_1@llama-3.1-8b", modality="image", backend="  output_uri: gs://out-bucket/llama\n")
+    [problem] = _problems(images, "TS303")
+    assert problem.location.path == "data.modality" and problem.location.line == _line_of(project, "modality:")
     peft = _check(project, base="meta/llama3_1@llama-3.1-8b", extra="method:\n  lora:\n    rank: 16\n")
     [missing] = _problems(peft, "TS313")
     assert "output_uri" in missing.hint
@@ -253,6 +256,9 @@ def test_continued_tuning_of_a_tuned_model(project):
     assert unknown_base.ok and [d.location.path for d in _problems(unknown_base, "TS301")] == ["model.base"]
     bad = _check(project, base=tuned, extra="method:\n  lora:\n    rank: 16\n", backend="  pre_tuned_base_model: gemini-2.5-pro\n")
     assert _problems(bad, "TS302")
+    elsewhere = _check(project, base=tuned, location="europe-west4", backend="  pre_tuned_base_model: gemini-2.5-flash\n")
+    [problem] = _problems(elsewhere, "TS305")
+    assert problem.location.path == "backend.location" and "us-central1" in problem.hint
 
 
 def test_labels_are_sanitised_and_validated(project):
