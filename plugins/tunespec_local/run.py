@@ -34,6 +34,7 @@ EVALUATION_DIR = "evaluation"
 def run(ctx: RunContext, config: LocalConfig, model_ref: ResolvedModel) -> RunResult:
     import torch
 
+    _quiet_libraries()
     spec, job = ctx.spec, ctx.spec.job
     log = ctx.progress.log
     run_path = Path(ctx.run_dir.path)
@@ -212,34 +213,31 @@ def _evaluate(ctx: RunContext, config: LocalConfig, model: Any, tokenizer: ChatT
 
 
 def _summary(full: dict[str, Any]) -> dict[str, Any]:
-    return {"examples": full["examples"], "metrics": full["metrics"], "samples": full["outputs"][:3]}
+    """What the manifest keeps of one evaluation: the scores (flat, metric -> value) and the
+    example count. Every output is in evaluation/<model>.json."""
+    return {**full["metrics"], "examples": full["examples"]}
 
 
 def summarise_evaluation(evaluation: dict[str, Any], metrics: list[str]) -> dict[str, Any]:
-    """Add `improvement` (tuned - base, per metric) when both were evaluated."""
+    """Add `improvement` (tuned - base, per metric) when both were evaluated, and where the
+    full outputs are."""
     if "base" in evaluation and "tuned" in evaluation:
-        evaluation["improvement"] = {
-            m: round(evaluation["tuned"]["metrics"][m] - evaluation["base"]["metrics"][m], 4) for m in metrics
-        }
-    evaluation["metric_names"] = list(metrics)
+        evaluation["improvement"] = {m: round(evaluation["tuned"][m] - evaluation["base"][m], 4) for m in metrics}
+    evaluation["metrics"] = list(metrics)
+    evaluation["outputs"] = {k: f"{EVALUATION_DIR}/{k}.json" for k in ("base", "tuned") if k in evaluation}
     return evaluation
 
 
 def format_comparison(evaluation: dict[str, Any]) -> str:
-    """A small table: metric | base | tuned | change."""
-    names = evaluation.get("metric_names", [])
-    base = evaluation.get("base", {}).get("metrics", {})
-    tuned = evaluation.get("tuned", {}).get("metrics", {})
-    n = evaluation.get("tuned", evaluation.get("base", {})).get("examples", 0)
-    lines = [f"evaluation on {n} validation examples:", f"  {'metric':<18}{'base':>8}{'tuned':>8}{'change':>9}"]
-    for m in names:
-        b, t = base.get(m), tuned.get(m)
-        change = f"{t - b:+.3f}" if b is not None and t is not None else ""
-        lines.append(f"  {m:<18}{_num(b):>8}{_num(t):>8}{change:>9}")
-    if base and tuned and names:
-        first = names[0]
-        verdict = "tuning beat prompting" if tuned[first] > base[first] else "tuning did NOT beat prompting"
-        lines.append(f"  {verdict} on {first}")
+    """One line per metric, base -> tuned, and the verdict on the first metric."""
+    base, tuned = evaluation.get("base"), evaluation["tuned"]
+    lines = [f"evaluation on {tuned['examples']} validation examples (base -> tuned):"]
+    for m in evaluation["metrics"]:
+        lines.append(f"  {m:<18} {_num(base.get(m) if base else None)} -> {_num(tuned[m])}")
+    if base and evaluation["metrics"]:
+        first = evaluation["metrics"][0]
+        won = tuned[first] > base[first]
+        lines.append(f"  {'tuning beat prompting' if won else 'tuning did NOT beat prompting'} on {first}")
     return "\n".join(lines)
 
 
@@ -280,3 +278,16 @@ def _precision(choice: str, device: Any, ctx: RunContext) -> str:
         raise DiagnosticError(Diagnostic("TS302", "`precision: bf16` is not supported on MPS by this backend",
                                          ctx.spec.locate("hyperparameters.precision"), "use `precision: auto` or `fp32`"))
     return choice
+
+
+def _quiet_libraries() -> None:
+    """transformers' own progress bars and deprecation notices would tear through
+    tunespec's progress display; tunespec reports what matters itself."""
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
+    warnings.filterwarnings("ignore", category=UserWarning, module="peft")

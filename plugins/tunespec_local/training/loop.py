@@ -118,22 +118,32 @@ def autocast(config: TrainConfig, device: Any) -> Any:
     return contextlib.nullcontext()
 
 
+def forward_logits(model: Any, batch: dict, logits_to_keep: Any = None) -> Any:
+    """Logits for a collated batch (labels are not passed: the loss is ours).
+
+    `use_cache=False` is what makes packing correct: transformers derives the
+    block-diagonal mask from restarting `position_ids` only when no KV cache exists; with
+    the default cache every example would attend to the ones packed before it (a test
+    guards this)."""
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    if logits_to_keep is not None:
+        inputs["logits_to_keep"] = logits_to_keep
+    return model(**inputs, use_cache=False).logits
+
+
 def token_loss_sum(model: Any, batch: dict, keeps_logits: bool) -> tuple[Any, int]:
     """Summed cross-entropy over the batch's trained tokens, and their count.
 
     Position t predicts token t+1, so the targets are the labels shifted left by one."""
-    import torch
     import torch.nn.functional as F
 
-    labels = batch["labels"]
-    targets = labels[:, 1:]
-    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    targets = batch["labels"][:, 1:]
     if keeps_logits:
         keep = (targets != IGNORE_INDEX).any(dim=0).nonzero().squeeze(-1)
-        logits = model(**inputs, logits_to_keep=keep, use_cache=False).logits
+        logits = forward_logits(model, batch, keep)
         targets = targets[:, keep]
     else:
-        logits = model(**inputs, use_cache=False).logits[:, :-1]
+        logits = forward_logits(model, batch)[:, :-1]
     loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum")
     return loss, int((targets != IGNORE_INDEX).sum())
 
