@@ -127,12 +127,14 @@ class VertexBackend(Backend):
         else:
             body = self.request_body(ctx)
             if ctx.plan.job["staged_splits"]:
-                stager = Stager(storage_client(conn, where), config, ctx.spec, ctx.progress)
+                limit = self.data_rules(ctx.spec).max_file_bytes  # type: ignore[union-attr]
+                stager = Stager(storage_client(conn, where), config, ctx.spec, ctx.progress, limit)
                 keys = {"train": "trainingDatasetUri", "validation": "validationDatasetUri"}
                 for split in ctx.plan.job["staged_splits"]:
                     body["supervisedTuningSpec"][keys[split]] = stager.stage_split(split)
-            (ctx.run_dir.path / "request.json").write_bytes(orjson.dumps(body, option=orjson.OPT_INDENT_2) + b"\n")
-            job, created = jobs.submit(client, conn.parent, to_proto(body), L.run_label_value(ctx.run_id), conn.timeout,
+            # The body as sent, with interpolated values kept as their ${env:...} references.
+            (ctx.run_dir.path / "request.json").write_bytes(orjson.dumps(ctx.spec.redact(body), option=orjson.OPT_INDENT_2) + b"\n")
+            job, _ = jobs.submit(client, conn.parent, to_proto(body), L.run_label_value(ctx.run_id), conn.timeout,
                                        log=ctx.progress.log)
         if ctx.record_remote_id is not None:
             ctx.record_remote_id(job.name)

@@ -45,8 +45,9 @@ class _Counting:
 class Stager:
     """Uploads into one staging bucket, remembering what it already checked this run."""
 
-    def __init__(self, storage: Any, config: VertexConfig, spec: ResolvedSpec, progress: Progress):
+    def __init__(self, storage: Any, config: VertexConfig, spec: ResolvedSpec, progress: Progress, max_file_bytes: int | None = None):
         self.config = config
+        self.max_file_bytes = max_file_bytes
         self.spec = spec
         self.progress = progress
         bucket, self.prefix = config.bucket_and_prefix
@@ -80,9 +81,20 @@ class Stager:
             path = Path(tmp) / f"{split}.jsonl"
             with open(path, "wb") as out:
                 write_gemini_jsonl(iter_conversations(self.spec, split), out, map_uri=self.map_uri)  # type: ignore[arg-type]
+            self.check_size(path, split)
             digest = sha256_file(path)
             name = staged_dataset_uri(self.config, digest)[len(f"gs://{self.bucket.name}/") :]
             return self.upload(path, name, "application/jsonl", f"{split} dataset")
+
+    def check_size(self, path: Path, split: str) -> None:
+        """The converted file must fit the service's limit (Gemini JSONL can outgrow its source)."""
+        limit = self.max_file_bytes
+        size = path.stat().st_size
+        if limit is not None and size > limit:
+            raise DiagnosticError(Diagnostic(
+                "TS217", f"{split} data converted to Gemini JSONL is {size:,} bytes, over Vertex's {limit:,}-byte limit",
+                self.spec.locate(f"data.{split}"), "use fewer or shorter examples, or reference media by URI instead of inlining it",
+            ))
 
     def map_uri(self, uri: str, conv: Conversation) -> str:
         """A local file reference becomes the gs:// URI of its uploaded copy."""

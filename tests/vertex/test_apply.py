@@ -144,6 +144,15 @@ def test_a_request_the_service_refuses_fails_the_run_with_a_diagnostic(cli, env)
     assert len(env.tuning.creates()) == 1  # permanent: not retried
 
 
+def test_a_converted_dataset_over_the_size_limit_is_not_uploaded(cli, env):
+    spec = env.project.example("text")  # 831 bytes of OpenAI records become ~990 bytes of Gemini JSONL
+    spec.write_text(spec.read_text().replace("  poll_interval: 0.05\n", "  poll_interval: 0.05\n  catalog:\n    data_rules:\n      max_file_bytes: 900\n"))
+    result = _apply(cli, env, spec)
+    assert result.code == 1
+    assert "TS217" in result.out and "900" in result.out
+    assert not env.tuning.creates() and not env.gcs.names("tunespec/datasets/")
+
+
 def test_a_refused_label_filter_falls_back_to_client_side_filtering(cli, env):
     env.tuning.reject_label_filter = True
     env.tuning.drop_create_responses = 1
