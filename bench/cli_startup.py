@@ -7,6 +7,7 @@ backend has no local tokenizer, and the quickstart spec).
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
@@ -16,6 +17,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RUNS = 15
+# The Vertex example reads its project and bucket from the environment.
+os.environ.setdefault("GOOGLE_CLOUD_PROJECT", "tunespec-bench")
+os.environ.setdefault("TUNESPEC_VERTEX_BUCKET", "gs://tunespec-bench-staging")
 
 
 def timed(argv: list[str]) -> float:

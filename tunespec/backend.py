@@ -30,8 +30,15 @@ if TYPE_CHECKING:
     from tunespec.state import RunRecord
 
 
+# Models that `validate` never needs are built on first use (defer_build), which keeps
+# CLI start-up fast.
+LAZY = ConfigDict(defer_build=True)
+
+
 class FieldMapping(BaseModel):
     """How one spec field reaches the backend: `plan` prints these so nothing is silent."""
+
+    model_config = LAZY
 
     field: str = Field(description="Spec field path, e.g. `method.lora.rank`.")
     target: str | None = Field(default=None, description="Backend field it becomes, e.g. `adapterSize`; None if not sent.")
@@ -42,7 +49,7 @@ class FieldMapping(BaseModel):
 class Plan(BaseModel):
     """The compiled job: exactly what `apply` will start."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     backend: str
     spec_name: str
@@ -58,6 +65,8 @@ RunStatus = Literal["pending", "running", "succeeded", "failed", "cancelled"]
 
 class RunResult(BaseModel):
     """What apply/status report about a run."""
+
+    model_config = LAZY
 
     status: RunStatus
     message: str | None = None

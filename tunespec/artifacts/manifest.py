@@ -18,7 +18,7 @@ MANIFEST_FILE = "manifest.json"
 
 
 class OutputFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     path: str = Field(description="Path relative to the run directory, '/'-separated.")
     size: int = Field(ge=0)
@@ -28,7 +28,7 @@ class OutputFile(BaseModel):
 class Manifest(BaseModel):
     """Everything a downstream tool needs to find, trust and reproduce a run's result."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)  # built on first use: validate never needs it
 
     schema_version: Literal[1] = MANIFEST_SCHEMA_VERSION
     run_id: str
