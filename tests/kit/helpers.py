@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 
 def run_pytest(folder: Path, *args: str, pythonpath: list[Path] = (), env: dict[str, str] | None = None, timeout: int = 300) -> tuple[dict[str, str], str]:
     """Run pytest in `folder` (its own rootdir); return {test name: outcome} and the output."""
-    report = folder / ".report.xml"
+    report = Path(tempfile.mkdtemp(prefix="tunespec-kit-")) / "report.xml"  # never inside the tested folder
     environment = {**os.environ, **(env or {})}
     environment["PYTHONPATH"] = os.pathsep.join(str(p) for p in pythonpath)
     environment.pop("TUNESPEC_PLUGINS", None)
