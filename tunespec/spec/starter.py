@@ -19,14 +19,14 @@ method:
   type: peft                     # peft (LoRA adapters) | full (every weight)
   lora: {{rank: 8, alpha: 16, dropout: 0.05, target_modules: auto}}
 hyperparameters:
-  epochs: 3
-  learning_rate: 2.0e-4
-  batch_size: 8
+  epochs: 3                      # passes over the training data
+  learning_rate: 2.0e-4          # peak rate; cosine schedule with warm-up by default
+  batch_size: 8                  # examples per optimizer step (micro_batch_size for accumulation)
 evaluation:
   metrics: [exact_match]         # also: json_valid, json_field_match
   compare_base: true             # evaluate the base model too: did tuning beat prompting?
 backend:
-  name: {backend}
+  name: {backend}                # `tunespec plugins` lists backends; each adds its own options here
 output:
   path: ./runs                   # runs land in ./runs/<metadata.name>/<run id>/
 """

@@ -1,0 +1,63 @@
+"""plugins, schema and init: what a user sees when exploring tunespec."""
+
+from __future__ import annotations
+
+import json
+
+from tunespec.plugins.host import reset_plugin_host
+
+
+def test_broken_plugin_is_listed_and_not_fatal(cli, project, monkeypatch):
+    monkeypatch.setenv("TUNESPEC_PLUGINS", "tests.core.echo_plugin,tests.core.no_such_plugin_module")
+    reset_plugin_host()
+    listed = {p["name"]: p for p in cli("plugins", "--output", "json").json["plugins"]}
+    broken = listed["tests.core.no_such_plugin_module"]
+    assert broken["status"] == "broken" and "No module named" in broken["error"]
+    assert listed["tests.core.echo_plugin"]["status"] == "ok"
+    assert listed["tests.core.echo_plugin"]["registers"] == {"backends": ["echo"]}
+    assert cli("validate", project.spec()).code == 0  # other commands still work
+
+
+def test_unavailable_backend_validates_and_plans_but_apply_says_what_to_install(cli, project, monkeypatch):
+    monkeypatch.setenv("TUNESPEC_PLUGINS", "tests.core.needy_plugin")
+    reset_plugin_host()
+    needy = next(p for p in cli("plugins", "--output", "json").json["plugins"] if p["name"] == "tests.core.needy_plugin")
+    assert needy["status"] == "unavailable"
+    assert needy["missing"] == ["tunespec_surely_missing_module"] and needy["install_hint"] == "pip install tunespec-surely-missing"
+    spec = project.spec()
+    spec.write_text(spec.read_text().replace("name: echo", "name: needy"))
+    assert cli("plan", spec).code == 2
+    applied = cli("apply", spec)
+    assert applied.code == 1
+    assert "TS300" in applied.err and "pip install tunespec-surely-missing" in applied.err
+
+
+def test_disabled_plugin_is_reported_as_disabled(cli, project, monkeypatch):
+    monkeypatch.setenv("TUNESPEC_DISABLE_PLUGINS", "tests.core.echo_plugin")
+    reset_plugin_host()
+    result = cli("validate", project.spec())
+    assert result.code == 1
+    assert "plugin 'tests.core.echo_plugin'" not in result.err  # the backend name differs from the plugin name
+    assert "unknown backend 'echo'" in result.err
+
+
+def test_schema_includes_each_backends_options(cli, tmp_path):
+    out = tmp_path / "schema.json"
+    assert cli("schema", "--write", out).code == 0
+    schema = json.loads(out.read_text())
+    variants = {v["properties"]["name"]["const"]: v for v in schema["properties"]["backend"]["oneOf"]}
+    assert variants["echo"]["properties"]["outcome"]["enum"] == ["succeeded", "failed"]
+    assert variants["echo"]["additionalProperties"] is False
+    hyper = schema["$defs"]["Hyperparameters"]["properties"]
+    assert hyper["epochs"]["description"] and hyper["epochs"]["minimum"] == 1
+
+
+def test_init_writes_a_commented_spec_that_passes_the_schema(cli, tmp_path):
+    path = tmp_path / "tunespec.yaml"
+    assert cli("init", path, "--backend", "echo").code == 0
+    text = path.read_text()
+    assert text.count("#") > 10
+    result = cli("validate", path, "--output", "json", "--state", tmp_path / "s.db")
+    codes = {d["code"] for s in result.json["specs"] for d in s["diagnostics"]} | {d["code"] for d in result.json["diagnostics"]}
+    assert codes == {"TS200"}  # only the data it points at is missing
+    assert cli("init", path).code == 1  # never overwrites
