@@ -85,14 +85,18 @@ class Catalog(BaseModel):
         return Catalog.model_validate({"models": models, "data_rules": rules})
 
 
+# libyaml's loader when present: the catalog is read on every `validate`, keep it quick.
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 @cache
 def builtin_catalog() -> Catalog:
-    return Catalog.model_validate(yaml.safe_load(CATALOG_FILE.read_text()))
+    return Catalog.model_validate(yaml.load(CATALOG_FILE.read_text(), Loader=SAFE_LOADER))
 
 
 def read_catalog_file(path: Path) -> dict[str, Any]:
     """A user's catalog override file: the same shape as catalog.yaml, any subset of it."""
-    data = yaml.safe_load(path.read_text()) or {}
+    data = yaml.load(path.read_text(), Loader=SAFE_LOADER) or {}
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a catalog file is a mapping with `models:` and/or `data_rules:`")
     return data
