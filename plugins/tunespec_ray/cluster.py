@@ -18,6 +18,7 @@ from tunespec import Diagnostic, DiagnosticError, Location
 
 # Loggers that print on the driver during start-up and training even when nothing is wrong.
 NOISY_LOGGERS = ("ray", "ray.train", "ray.data", "ray.tune", "ray.util", "ray._private")
+AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
 
 
 def quiet_environment(env: dict[str, str]) -> None:
@@ -39,7 +40,7 @@ def verbose_requested(config_verbose: bool) -> bool:
 
 
 @contextmanager
-def connected(cluster: dict[str, Any]) -> Iterator[None]:
+def connected(cluster: dict[str, Any], where: Location | None = None) -> Iterator[None]:
     """Connect to (or start) the cluster a compiled job names; on exit, shut an embedded
     cluster down and disconnect from an existing one. If this process is already connected
     (a test session, a notebook), reuse that connection and leave it open."""
@@ -47,9 +48,9 @@ def connected(cluster: dict[str, Any]) -> Iterator[None]:
 
     verbose = cluster["init"].get("log_to_driver", False)
     quiet_environment(cluster.get("env", {}))
-    if cluster["mode"] == "embedded" and not verbose:
-        # Ray's default for a new local cluster, chosen explicitly so Ray does not warn about it.
-        os.environ.setdefault("RAY_AUTH_MODE", "token")
+    if not verbose:
+        # A new local cluster enables token auth by default and warns about it on every start.
+        logging.getLogger(AUTH_LOGGER).setLevel(logging.ERROR)
     if ray.is_initialized():
         yield
         return
@@ -58,7 +59,7 @@ def connected(cluster: dict[str, Any]) -> Iterator[None]:
     try:
         ray.init(**init)
     except (ConnectionError, TimeoutError, RuntimeError) as exc:
-        raise DiagnosticError(unreachable(init.get("address"), exc)) from None
+        raise DiagnosticError(unreachable(init.get("address"), exc, where)) from None
     quiet_loggers(verbose)
     try:
         yield
@@ -66,11 +67,12 @@ def connected(cluster: dict[str, Any]) -> Iterator[None]:
         ray.shutdown()
 
 
-def unreachable(address: str | None, exc: BaseException) -> Diagnostic:
+def unreachable(address: str | None, exc: BaseException, where: Location | None = None) -> Diagnostic:
+    what = f"cannot reach the Ray cluster at {address}" if address else "cannot start the embedded Ray cluster"
     return Diagnostic(
         "TS309",
-        f"cannot reach the Ray cluster at {address or 'the local machine'}: {exc}".splitlines()[0],
-        Location(path="backend.address"),
+        f"{what}: {exc}".splitlines()[0],
+        where or Location(path="backend.address"),
         hint="start it (`ray start --head`), check the address and port (Ray Client listens on 10001), "
         "or remove `address` to run on an embedded local cluster",
     )

@@ -80,11 +80,12 @@ def run_attached(ctx: RunContext, job: dict[str, Any], local_spec: Any) -> RunRe
         "validation_examples": len(data.validation),
         "device": "gpu" if job["scaling_config"]["use_gpu"] else "cpu",
         "precision": summary.get("precision", "fp32"),
-        "num_workers": workers,
-        "wall_seconds": round(time.perf_counter() - started, 1),
     }
+    # Checkpoints kept outside the run folder (`storage_path`) are named, as a remote resource would be.
+    outputs = {} if job["run_config"]["storage_path"] == str(run_path) else {"ray_checkpoints": result.path}
+    log(f"trained in {time.perf_counter() - started:.1f} s on {workers} Ray workers")
     return RunResult(status="succeeded", message=f"{summary.get('steps')} steps on {workers} Ray workers", metrics=metrics,
-                     evaluation=evaluation, outputs={"ray_run": result.path})
+                     evaluation=evaluation, outputs=outputs)
 
 
 def _fit(ctx: RunContext, job: dict[str, Any], train_config: Any, data: Any) -> Any:
@@ -92,7 +93,7 @@ def _fit(ctx: RunContext, job: dict[str, Any], train_config: Any, data: Any) -> 
     import ray
     import ray.train
 
-    with connected(job["cluster"]):
+    with connected(job["cluster"], ctx.spec.locate("backend.address" if "address" in job["cluster"]["init"] else "backend")):
         loop_config = {
             "config": train_config,
             "data": ray.put(data),

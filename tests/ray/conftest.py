@@ -27,3 +27,20 @@ def ray_cluster():
         yield ray
     finally:
         ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def tiny_project(tmp_path_factory):
+    """A folder with a tiny random-init model (tokenizer trained on the data) and a small
+    slice of the quickstart data: what every end-to-end spec here trains on."""
+    from ray_helpers import QUICKSTART_DATA
+
+    from tunespec.testing import make_tiny_model
+
+    folder = tmp_path_factory.mktemp("ray-project")
+    train = QUICKSTART_DATA.read_text().splitlines()[:24]
+    validation = (QUICKSTART_DATA.parent / "validation.jsonl").read_text().splitlines()[:4]
+    (folder / "train.jsonl").write_text("\n".join(train) + "\n")
+    (folder / "validation.jsonl").write_text("\n".join(validation) + "\n")
+    make_tiny_model(folder / "model", corpus=train)
+    return folder
