@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 import orjson
 
-from tunespec import Backend, Diagnostic, DiagnosticError, Plan, ResolvedSpec, RunContext, RunResult, Severity
+from tunespec import Backend, Diagnostic, DiagnosticError, Location, Plan, ResolvedSpec, RunContext, RunResult, Severity
 
 from tunespec_vertex import labels as L
 from tunespec_vertex.compile import compile_job, load_catalog
@@ -163,6 +163,18 @@ class VertexBackend(Backend):
         return result
 
     def status(self, run: "RunRecord") -> RunResult:
+        """The job's current state. When the service cannot be asked (no credentials, no
+        network, a missing environment variable), the run keeps its recorded status and
+        the message says why: a status check never marks a run failed."""
+        try:
+            return self._status(run)
+        except DiagnosticError as exc:
+            first = exc.diagnostics[0]
+            hint = f" ({first.hint})" if first.hint else ""
+            return RunResult(status=run.status, remote_id=run.remote_id,  # type: ignore[arg-type]
+                             message=f"status unknown: {first.code} {first.message}{hint}")
+
+    def _status(self, run: "RunRecord") -> RunResult:
         from tunespec_vertex import jobs
         from tunespec_vertex.clients import expand_env, tuning_client
 
@@ -208,10 +220,17 @@ def to_proto(body: dict[str, Any]) -> Any:
 def _connection(run: "RunRecord") -> Any:
     """How to reach the run's job: the connection stored in its plan, with the project and
     location of the job's own name when it has one."""
-    from tunespec_vertex.clients import Connection
+    from tunespec_vertex.clients import ENV_REFERENCE, Connection
 
     plan = run.plan
     if isinstance(plan, (str, bytes)):
         plan = orjson.loads(plan)
     stored = (plan or {}).get("job", {}).get("connection", {})
-    return Connection.for_job(run.remote_id, stored) if run.remote_id else Connection.from_json(stored)
+    conn = Connection.for_job(run.remote_id, stored) if run.remote_id else Connection.from_json(stored)
+    unresolved = ENV_REFERENCE.search(" ".join(str(v) for v in conn.to_json().values()))
+    if unresolved:  # the spec took it from the environment, which this shell lacks
+        raise DiagnosticError(Diagnostic(
+            "TS106", f"environment variable {unresolved.group(1)} is not set; run {run.run_id} needs it to reach its job",
+            Location(run.spec_file), "set the same environment variables as when the run was applied",
+        ))
+    return conn

@@ -111,16 +111,21 @@ def wait_for(client: Any, name: str, interval: float, timeout: float, progress: 
     job_id = name.rsplit("/", 1)[-1]
     last = None
     with progress.task(f"vertex tuning job {job_id}", total=None) as task:
-        while True:
-            job = get_job(client, name, timeout)
-            state = state_name(job)
-            if state != last:
-                task.update(state=state.removeprefix("JOB_STATE_").lower())
-                progress.log(f"vertex tuning job {job_id}: {state.removeprefix('JOB_STATE_')}")
-                last = state
-            if state in TERMINAL:
-                return job
-            time.sleep(interval)
+        try:
+            while True:
+                job = get_job(client, name, timeout)
+                state = state_name(job)
+                if state != last:
+                    task.update(state=state.removeprefix("JOB_STATE_").lower())
+                    progress.log(f"vertex tuning job {job_id}: {state.removeprefix('JOB_STATE_')}")
+                    last = state
+                if state in TERMINAL:
+                    return job
+                time.sleep(interval)
+        except KeyboardInterrupt:
+            progress.log(f"stopped waiting; {name} keeps running on Vertex: `tunespec apply` follows it again, "
+                         "`tunespec cancel` stops it")
+            raise
 
 
 def result_of(job: Any) -> RunResult:

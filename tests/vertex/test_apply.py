@@ -192,6 +192,23 @@ def test_no_wait_then_status_finishes_the_run(cli, env):
     assert len(env.tuning.creates()) == 1
 
 
+def test_status_without_the_environment_the_spec_used_says_which_variable(cli, env, monkeypatch):
+    spec = env.project.example("text")
+    spec.write_text(spec.read_text().replace("  poll_interval: 0.05\n", "  wait: false\n"))
+    assert _apply(cli, env, spec).code == 0
+    monkeypatch.delenv("GOOGLE_CLOUD_PROJECT")
+    result = cli("status", "--output", "json", "--state", env.state)
+    assert result.code == 0
+    [run] = result.json["runs"]
+    assert run["status"] in ("pending", "running")  # unknown is not failed
+    from tunespec.plugins.host import plugin_host
+    from tunespec.state import StateStore
+
+    refreshed = plugin_host().backends()["vertex"].status(StateStore(env.state).get_run(run["run_id"]))
+    assert refreshed.status == run["status"]
+    assert "TS106" in refreshed.message and "GOOGLE_CLOUD_PROJECT" in refreshed.message
+
+
 def test_cancel_stops_a_running_job(cli, env):
     spec = env.project.example("text")
     spec.write_text(spec.read_text().replace("  poll_interval: 0.05\n", "  wait: false\n"))
