@@ -175,9 +175,10 @@ class _Compiler:
         base, cfg = self.job.model.base, self.config
         if TUNED_MODEL.match(base):  # continued tuning of a model tuned earlier
             return self.pre_tuned_model(body, catalog)
-        if cfg.checkpoint_id:
-            self.diag("TS115", "backend.checkpoint_id", "`checkpoint_id` only applies to continued tuning",
-                      "set `model.base` to a tuned model (`projects/P/locations/L/models/M`) or remove `checkpoint_id`")
+        for option in ("checkpoint_id", "pre_tuned_base_model"):
+            if getattr(cfg, option):
+                self.diag("TS115", f"backend.{option}", f"`{option}` only applies to continued tuning",
+                          f"set `model.base` to a tuned model (`projects/P/locations/L/models/M`) or remove `{option}`")
         body["baseModel"] = base
         self.map("model.base", "baseModel", base)
         return self.usable(self.model_entry(catalog, base, "model.base"), base)

@@ -245,6 +245,18 @@ def test_open_model_full_tuning_with_learning_rate_batch_size_and_output_uri(pro
     assert "output_uri" in missing.hint
 
 
+def test_open_model_examples_longer_than_its_sequence_length_are_a_warning(project):
+    long = {"messages": [{"role": "user", "content": "word " * 8000}, {"role": "assistant", "content": "ok"}]}
+    import json
+
+    (project.root / "data" / "long.jsonl").write_text(json.dumps(long) + "\n")
+    text = spec_text(base="meta/llama3_1@llama-3.1-8b", backend="  output_uri: gs://out-bucket/llama\n")
+    checked = project.check(project.spec("job.yaml", text.replace("data/text-train.jsonl", "data/long.jsonl")))
+    assert checked.ok
+    [warning] = _problems(checked, "TS215")
+    assert warning.location.path == "data.train" and "8,192" in warning.message
+
+
 def test_continued_tuning_of_a_tuned_model(project):
     tuned = "projects/test-project/locations/us-central1/models/4242@1"
     checked = _check(project, base=tuned, backend="  checkpoint_id: '2'\n  pre_tuned_base_model: gemini-2.5-flash\n")
@@ -256,6 +268,8 @@ def test_continued_tuning_of_a_tuned_model(project):
     assert unknown_base.ok and [d.location.path for d in _problems(unknown_base, "TS301")] == ["model.base"]
     bad = _check(project, base=tuned, extra="method:\n  lora:\n    rank: 16\n", backend="  pre_tuned_base_model: gemini-2.5-pro\n")
     assert _problems(bad, "TS302")
+    stray = _check(project, backend="  checkpoint_id: '2'\n")
+    assert [d.location.path for d in _problems(stray, "TS115")] == ["backend.checkpoint_id"]
     elsewhere = _check(project, base=tuned, location="europe-west4", backend="  pre_tuned_base_model: gemini-2.5-flash\n")
     [problem] = _problems(elsewhere, "TS305")
     assert problem.location.path == "backend.location" and "us-central1" in problem.hint
