@@ -4,7 +4,7 @@ workers: rules, duplicates between splits, token counting in batches, statistics
 from __future__ import annotations
 
 import hashlib
-from typing import Callable
+from typing import Any, Callable
 
 from tunespec.data.checks import FileReferences, check_conversation
 from tunespec.data.conversation import Conversation
@@ -55,6 +55,8 @@ class ExampleScan:
         self.examples = 0
         self.duplicates = 0
         self.batch: list[Conversation] = []
+        self._pool: Any = None
+        self._pending: tuple[list[Conversation], Any] | None = None
 
     def feed(self, conv: Conversation) -> None:
         self.examples += 1
@@ -66,14 +68,40 @@ class ExampleScan:
             self._duplicates(conv)
         self.batch.append(conv)
         if len(self.batch) >= COUNT_BATCH:
-            self.flush()
+            self.flush(final=False)
 
-    def flush(self) -> None:
-        """Count the tokens of the pending batch."""
-        if not self.batch:
-            return
+    def flush(self, final: bool = True) -> None:
+        """Count the tokens of the pending batch (`final`: and wait for every count).
+
+        An exact counter (a real tokenizer, native code that releases the GIL) counts on
+        a helper thread while this thread parses the next batch; results are taken in
+        order, so statistics and diagnostics are the same as counting inline.
+        """
         batch, self.batch = self.batch, []
-        counts = self.counter.count(batch)
+        if self.counter.exact:
+            if self._pending is not None:
+                self._absorb(*self._pending_result())
+            if batch:
+                if self._pool is None:
+                    from concurrent.futures import ThreadPoolExecutor
+
+                    self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tunespec-tokens")
+                self._pending = (batch, self._pool.submit(self.counter.count, batch))
+            if final:
+                if self._pending is not None:
+                    self._absorb(*self._pending_result())
+                if self._pool is not None:
+                    self._pool.shutdown()
+                    self._pool = None
+        elif batch:
+            self._absorb(batch, self.counter.count(batch))
+
+    def _pending_result(self) -> tuple[list[Conversation], list[int]]:
+        batch, future = self._pending  # type: ignore[misc]
+        self._pending = None
+        return batch, future.result()
+
+    def _absorb(self, batch: list[Conversation], counts: list[int]) -> None:
         self.stats.add(counts)
         limit = self.max_seq_length
         hard = self.rules.max_tokens_per_example
