@@ -51,7 +51,7 @@ class VertexBackend(Backend):
     def validate(self, spec: ResolvedSpec, data: "DataReport | None") -> Iterable[Diagnostic]:
         # Warnings travel in the plan (compile), so that they are shown once; when there is
         # an error, compile does not run, and everything is returned here.
-        compiled = compile_job(spec)
+        compiled = compile_job(spec, data)
         diagnostics = compiled.diagnostics + self._data_checks(spec, data, compiled.entry)
         return diagnostics if any(d.is_error for d in diagnostics) else []
 
@@ -71,7 +71,7 @@ class VertexBackend(Backend):
     def compile(self, spec: ResolvedSpec, data: "DataReport | None") -> Plan:
         from tunespec_vertex.clients import Connection
 
-        compiled = compile_job(spec)
+        compiled = compile_job(spec, data)
         diagnostics = compiled.diagnostics + self._data_checks(spec, data, compiled.entry)
         errors = [d for d in diagnostics if d.is_error]
         if errors:

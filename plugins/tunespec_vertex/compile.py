@@ -17,7 +17,7 @@ import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -26,6 +26,9 @@ from tunespec import Diagnostic, FieldMapping, ResolvedSpec, Severity, TuningJob
 from tunespec_vertex import labels as L
 from tunespec_vertex.catalog import Catalog, ModelEntry, builtin_catalog, read_catalog_file
 from tunespec_vertex.config import VertexConfig
+
+if TYPE_CHECKING:
+    from tunespec.data import DataReport
 
 TUNED_MODEL = re.compile(r"^projects/[^/]+/locations/[^/]+/models/[^/@]+(@[^/]+)?$")
 ADAPTER_SIZES = {1: "ADAPTER_SIZE_ONE", 2: "ADAPTER_SIZE_TWO", 4: "ADAPTER_SIZE_FOUR", 8: "ADAPTER_SIZE_EIGHT",
@@ -75,20 +78,16 @@ class Compiled:
     parent: str
     body: dict[str, Any]
     entry: ModelEntry | None
-    catalog: Catalog | None
     mappings: list[FieldMapping] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     staged_splits: list[str] = field(default_factory=list)
     """Splits whose local sources `apply` converts and uploads (their URI is a placeholder)."""
 
-    @property
-    def has_errors(self) -> bool:
-        return any(d.is_error for d in self.diagnostics)
-
 
 class _Compiler:
-    def __init__(self, spec: ResolvedSpec):
+    def __init__(self, spec: ResolvedSpec, data: "DataReport | None" = None):
         self.spec = spec
+        self.data = data
         self.job: TuningJob = spec.job
         self.config: VertexConfig = spec.config  # type: ignore[assignment]
         self.mappings: list[FieldMapping] = []
@@ -169,7 +168,7 @@ class _Compiler:
         self.backend_options(body, entry)
         self.service_owned()
         self.consumed_locally()
-        return Compiled(parent, body, entry, catalog, self.mappings, self.diagnostics, staged)
+        return Compiled(parent, body, entry, self.mappings, self.diagnostics, staged)
 
     def base_model(self, body: dict[str, Any], catalog: Catalog) -> ModelEntry | None:
         base, cfg = self.job.model.base, self.config
@@ -221,7 +220,7 @@ class _Compiler:
             if not sources:
                 self.map(f"data.{split}", None, None, "no validation data: the service reports no validation loss")
                 continue
-            direct = self.direct_uri(sources)
+            direct = self.direct_uri(split, sources)
             if direct is not None:
                 sts[key] = direct
                 self.map(f"data.{split}", f"supervisedTuningSpec.{key}", direct, "Gemini JSONL in Cloud Storage, used as is")
@@ -238,15 +237,17 @@ class _Compiler:
                      "local media files are uploaded and referenced as gs://")
         return staged
 
-    def direct_uri(self, sources: list) -> str | None:
-        """A split is used in place when it is one Gemini JSONL file already in Cloud Storage."""
-        if len(sources) != 1:
+    def direct_uri(self, split: str, sources: list) -> str | None:
+        """A split is used in place when it is one Gemini JSONL file already in Cloud Storage
+        (format `gemini`, or `auto` and detected as Gemini by data validation)."""
+        if len(sources) != 1 or not sources[0].path.startswith("gs://") or not sources[0].path.endswith(".jsonl"):
             return None
         src = sources[0]
         fmt = src.format if src.format != "auto" else self.job.data.format
-        if src.path.startswith("gs://") and src.path.endswith(".jsonl") and fmt in ("gemini", "auto"):
-            return src.path
-        return None
+        if fmt == "auto" and self.data is not None:
+            detected = {f.format for f in self.data.files if f.split == split and f.path == src.path}
+            fmt = detected.pop() if len(detected) == 1 else fmt
+        return src.path if fmt == "gemini" else None
 
     def method(self, sts: dict[str, Any], hp: dict[str, Any], entry: ModelEntry | None) -> None:
         method = self.job.method
@@ -379,14 +380,19 @@ class _Compiler:
     def max_seq_length(self, entry: ModelEntry | None) -> None:
         """Vertex has no truncation setting: the service's own limit applies. Data validation
         reports truncation at `data.max_seq_length`, so the honest value is that limit."""
-        limit = (entry.max_sequence_length if entry is not None and entry.max_sequence_length else None) or (
-            self.catalog.data_rules.max_tokens_per_example if self.catalog is not None else None)
         value = self.job.data.max_seq_length
-        note = f"not sent: the service trains on up to {limit:,} tokens per example" if limit else "not sent"
-        if limit and self.user_set("data.max_seq_length") and value != limit:
-            self.diag("TS304", "data.max_seq_length", f"Vertex does not truncate examples to {value:,} tokens; {note[10:]}",
+        limit = entry.max_sequence_length if entry is not None and entry.max_sequence_length else None
+        if limit is None and self.catalog is not None:
+            limit = self.catalog.data_rules.max_tokens_per_example
+        if limit is None:
+            self.map("data.max_seq_length", None, value, "not sent")
+            return
+        service = f"the service trains on up to {limit:,} tokens per example"
+        note = f"not sent: {service}"
+        if self.user_set("data.max_seq_length") and value != limit:
+            self.diag("TS304", "data.max_seq_length", f"Vertex does not truncate examples to {value:,} tokens; {service}",
                       f"set `data.max_seq_length: {limit}` so validation reports what the service does", Severity.WARNING)
-        elif limit and value < limit:
+        elif value < limit:
             note += f"; set `data.max_seq_length: {limit}` so validation does not report truncation at {value:,}"
         self.map("data.max_seq_length", None, value, note)
 
@@ -411,8 +417,8 @@ def staged_dataset_uri(config: VertexConfig, digest: str) -> str:
     return f"gs://{bucket}/{prefix + '/' if prefix else ''}datasets/{digest}.jsonl"
 
 
-def compile_job(spec: ResolvedSpec) -> Compiled:
-    return _Compiler(spec).compile()
+def compile_job(spec: ResolvedSpec, data: "DataReport | None" = None) -> Compiled:
+    return _Compiler(spec, data).compile()
 
 
 def load_catalog(spec: ResolvedSpec) -> Catalog | None:

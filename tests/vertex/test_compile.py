@@ -293,12 +293,21 @@ def test_missing_staging_bucket_for_local_data(project):
 
 
 def test_gemini_jsonl_already_in_cloud_storage_is_used_as_is(project):
+    from tunespec.data import DataFile, DataReport
     from tunespec_vertex.compile import compile_job
 
-    spec = project.load(project.spec("job.yaml", spec_text().replace("data/text-train.jsonl", "gs://data-bucket/train.jsonl")))
-    compiled = compile_job(spec)
-    assert compiled.body["supervisedTuningSpec"]["trainingDatasetUri"] == "gs://data-bucket/train.jsonl"
-    assert compiled.staged_splits == []
+    uri = "gs://data-bucket/train.jsonl"
+    spec = project.load(project.spec("job.yaml", spec_text().replace("data/text-train.jsonl", uri)))
+
+    def report(fmt: str) -> DataReport:
+        file = DataFile(path=uri, split="train", format=fmt, bytes=10, sha256="md5:x")
+        return DataReport(max_seq_length=131072, tokens_estimated=True, token_counter="estimate", files=[file])
+
+    compiled = compile_job(spec, report("gemini"))
+    assert compiled.body["supervisedTuningSpec"]["trainingDatasetUri"] == uri and compiled.staged_splits == []
+    converted = compile_job(spec, report("openai"))  # OpenAI records in the bucket: converted and staged
+    assert converted.staged_splits == ["train"]
+    assert converted.body["supervisedTuningSpec"]["trainingDatasetUri"].startswith("gs://placeholder-bucket/tunespec/datasets/")
 
 
 def test_vertex_data_limits_reach_data_validation(project):
