@@ -85,6 +85,22 @@ def test_audio_and_document_specs_run_end_to_end(cli, env, modality):
     assert all(p["fileData"]["fileUri"].startswith("gs://") for p in parts if "fileData" in p)
 
 
+def test_gemini_jsonl_in_cloud_storage_is_used_in_place(cli, env):
+    source = env.project.root / "data" / "image-train.jsonl"
+    gemini = source.read_text().replace('"images/', f'"gs://{env.gcs.bucket}/images/')
+    bucket = env.gcs.client.bucket(env.gcs.bucket)
+    bucket.blob("data/train.jsonl").upload_from_string(gemini)
+    for png in (env.project.root / "data" / "images").glob("*.png"):
+        bucket.blob(f"images/{png.name}").upload_from_filename(str(png))
+    spec = env.project.example("image")
+    spec.write_text(spec.read_text().replace("data/image-train.jsonl", f"gs://{env.gcs.bucket}/data/train.jsonl"))
+    result = _apply(cli, env, spec)
+    assert result.code == 0, result.out + result.err
+    body = env.tuning.creates()[0].body
+    assert body["supervisedTuningSpec"]["trainingDatasetUri"] == f"gs://{env.gcs.bucket}/data/train.jsonl"
+    assert not env.gcs.names("tunespec/")  # nothing staged
+
+
 def test_an_unchanged_dataset_is_not_uploaded_twice(cli, env):
     spec = env.project.example("text")
     assert _apply(cli, env, spec).code == 0
