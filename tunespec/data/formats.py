@@ -83,7 +83,7 @@ class GeminiFormat:
             key = "systemInstruction" if "systemInstruction" in record else "system_instruction"
             instruction = record[key]
             if type(instruction) is dict and type(instruction.get("parts")) is list:
-                system = _gemini_parts(instruction["parts"], f"$.{key}.parts[%d]", (), problems)
+                system = _gemini_parts(instruction["parts"], f"$.{key}.parts[%d]", None, problems)
             elif instruction is not None:
                 problems.append(
                     _problem("TS203", f"`{key}` must be an object with a `parts` list", f"$.{key}", 'write {"systemInstruction": {"parts": [{"text": "..."}]}}')
@@ -103,7 +103,7 @@ class GeminiFormat:
             if type(parts) is not list:
                 problems.append(_problem("TS203", "`parts` is missing or not a list", f"$.contents[{i}].parts", 'write "parts": [{"text": "..."}]'))
                 continue
-            turns.append(Turn(mapped, _gemini_parts(parts, "$.contents[%d].parts[%d]", (i,), problems), "$.contents[%d]", (i,)))  # type: ignore[arg-type]
+            turns.append(Turn(mapped, _gemini_parts(parts, "$.contents[%d].parts[%d]", i, problems), "$.contents[%d]", (i,)))  # type: ignore[arg-type]
         if problems:
             raise DiagnosticError(problems)
         return Conversation(turns, system, None, None, "gemini")
@@ -118,16 +118,18 @@ def _gemini_role_problem(role: Any, i: int) -> Diagnostic:
     return _problem("TS210", f"unknown role {role!r}" if role is not None else "content has no `role`", f"$.contents[{i}].role", hint)
 
 
-def _gemini_parts(parts: list, where: str, at: tuple, problems: list[Diagnostic]) -> list[Part]:
+def _gemini_parts(parts: list, where: str, i: int | None, problems: list[Diagnostic]) -> list[Part]:
+    """Parts of one content entry (`i` its index) or of the system instruction (`i` None)."""
     out: list[Part] = []
     for j, part in enumerate(parts):
+        at = (j,) if i is None else (i, j)
         if type(part) is dict:
             text = part.get("text")
             if type(text) is str:
-                out.append(Part("text", text, None, None, None, None, where, at + (j,)))
+                out.append(Part("text", text, None, None, None, None, where, at))
                 continue
         problem = None
-        path = where % (at + (j,))
+        path = where % at
         if not isinstance(part, dict):
             problem = _problem("TS203", 'a part must be an object like {"text": "..."}', path)
         elif "text" in part:
@@ -135,7 +137,7 @@ def _gemini_parts(parts: list, where: str, at: tuple, problems: list[Diagnostic]
         elif isinstance(data := part.get("fileData", part.get("file_data")), dict):
             mime, uri = data.get("mimeType", data.get("mime_type")), data.get("fileUri", data.get("file_uri"))
             if isinstance(mime, str) and isinstance(uri, str):
-                out.append(Part("file", None, mime, uri, None, None, where, at + (j,)))
+                out.append(Part("file", None, mime, uri, None, None, where, at))
             else:
                 problem = _problem(
                     "TS203", "`fileData` needs string `mimeType` and `fileUri`", f"{path}.fileData", 'write {"fileData": {"mimeType": "image/png", "fileUri": "gs://bucket/x.png"}}'
@@ -143,7 +145,7 @@ def _gemini_parts(parts: list, where: str, at: tuple, problems: list[Diagnostic]
         elif isinstance(data := part.get("inlineData", part.get("inline_data")), dict):
             mime, b64 = data.get("mimeType", data.get("mime_type")), data.get("data")
             if isinstance(mime, str) and isinstance(b64, str):
-                out.append(Part.of_inline(mime, b64, where, at + (j,)))
+                out.append(Part.of_inline(mime, b64, where, at))
             else:
                 problem = _problem("TS203", "`inlineData` needs string `mimeType` and base64 `data`", f"{path}.inlineData")
         else:
