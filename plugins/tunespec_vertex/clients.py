@@ -158,22 +158,30 @@ def service_error(exc: BaseException, what: str, where: Location | None = None) 
 
 
 def call(what: str, fn: Callable[[], Any], where: Location | None = None) -> Any:
-    """Run one API call; turn a permanent google error into a diagnostic."""
-    from google.api_core import exceptions as gexc
-    from google.auth.exceptions import GoogleAuthError
-
+    """Run one API call; a google, auth or network error becomes a diagnostic."""
     try:
         return fn()
     except DiagnosticError:
         raise
-    except gexc.GoogleAPIError as exc:
-        raise service_error(exc, what, where) from None
-    except GoogleAuthError as exc:
-        raise DiagnosticError(Diagnostic("TS307", f"{what}: authentication failed: {exc}", where or Location(), ADC_HINT)) from None
     except Exception as exc:
-        if transient(exc):  # retries exhausted
-            raise DiagnosticError(Diagnostic(
-                "TS308", f"{what}: the service did not answer ({type(exc).__name__}: {exc})", where or Location(),
-                "check the network and `backend.api_endpoint`; re-running is safe (no duplicate job is created)",
-            )) from None
-        raise
+        problem = diagnose(exc, what, where)
+        if problem is None:
+            raise
+        raise problem from None
+
+
+def diagnose(exc: BaseException, what: str, where: Location | None = None) -> DiagnosticError | None:
+    """The diagnostic for an error of a call to Google Cloud; None for anything else (a bug)."""
+    from google.api_core import exceptions as gexc
+    from google.auth.exceptions import GoogleAuthError
+
+    if isinstance(exc, gexc.GoogleAPIError):
+        return service_error(exc, what, where)
+    if isinstance(exc, GoogleAuthError):
+        return DiagnosticError(Diagnostic("TS307", f"{what}: authentication failed: {exc}", where or Location(), ADC_HINT))
+    if transient(exc):  # retries exhausted
+        return DiagnosticError(Diagnostic(
+            "TS308", f"{what}: the service did not answer ({type(exc).__name__}: {exc})", where or Location(),
+            "check the network and `backend.api_endpoint`; re-running is safe (no duplicate job is created)",
+        ))
+    return None

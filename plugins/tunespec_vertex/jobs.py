@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from tunespec import Diagnostic, Location, Progress, RunResult, Severity
 
-from tunespec_vertex.clients import call, retry_policy, transient
+from tunespec_vertex.clients import call, diagnose, retry_policy, transient
 from tunespec_vertex.labels import RUN_LABEL
 
 # Every JobState, mapped to tunespec's run status. PARTIALLY_SUCCEEDED and EXPIRED are
@@ -54,10 +54,9 @@ def find_job(client: Any, parent: str, run_id: str, timeout: float) -> Any | Non
     try:
         return list_matching({"parent": parent, "filter": f'labels.{RUN_LABEL}="{run_id}"'})
     except gexc.BadRequest:  # the filter was refused: list everything and filter here
-        pass
+        return call("list tuning jobs", lambda: list_matching({"parent": parent}))
     except Exception as exc:
-        call("list tuning jobs", lambda: _reraise(exc))
-    return call("list tuning jobs", lambda: list_matching({"parent": parent}))
+        raise diagnose(exc, "list tuning jobs") or exc from None
 
 
 def submit(
@@ -83,7 +82,7 @@ def submit(
             return created, True
         except Exception as exc:
             if not transient(exc) or time.monotonic() + delay > give_up:
-                return call("create tuning job", lambda: _reraise(exc)), False
+                raise diagnose(exc, "create tuning job") or exc from None
             log(f"create tuning job: {type(exc).__name__}; checking whether the service created it, then retrying in {delay:.1f}s")
             time.sleep(delay)
             delay = min(delay * 2, 30.0)
@@ -91,10 +90,6 @@ def submit(
             if existing is not None:
                 log(f"the service had created the job: {existing.name}")
                 return existing, True
-
-
-def _reraise(exc: BaseException) -> Any:
-    raise exc
 
 
 def get_job(client: Any, name: str, timeout: float) -> Any:
