@@ -158,3 +158,25 @@ def test_validating_local_jsonl_imports_nothing_heavy(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_validation_estimate_equals_the_estimator(tmp_path, diagnostics):
+    """Validation gathers the estimator's inputs during the rule pass; the figure must be
+    the one `EstimatedTokenCounter` gives for the same conversations."""
+    (tmp_path / "a.png").write_bytes(b"x")
+    records = [
+        {
+            "systemInstruction": {"parts": [{"text": "sys  "}]},
+            "contents": [
+                {"role": "user", "parts": [{"text": "look"}, {"fileData": {"mimeType": "image/png", "fileUri": "a.png"}}, {"inlineData": {"mimeType": "audio/wav", "data": "AAAA"}}]},
+                {"role": "model", "parts": [{"text": "   "}, {"text": "ok" * 50}]},
+            ],
+        },
+        gemini(("user", "x" * 33), ("model", "y")),
+    ]
+    write_jsonl(tmp_path / "t.jsonl", records)
+    spec = make_spec(tmp_path, "t.jsonl", modality="image", max_seq_length=100)
+    report = validate_data(spec, None, None, diagnostics)
+    expected = [estimate_tokens(c) for c in iter_conversations(spec, "train")]
+    assert report.splits["train"].tokens_total == sum(expected) and report.splits["train"].tokens_max == max(expected)
+    assert report.splits["train"].over_length == sum(n > 100 for n in expected) == 1

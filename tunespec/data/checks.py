@@ -65,6 +65,14 @@ def scheme_of(uri: str) -> str:
 
 
 def check_conversation(conv: Conversation, rules: DataRules, files: FileReferences | None) -> list[Diagnostic]:
+    """The rule problems of one example, located by JSON path (empty if none)."""
+    return inspect_conversation(conv, rules, files)[0]
+
+
+def inspect_conversation(conv: Conversation, rules: DataRules, files: FileReferences | None) -> tuple[list[Diagnostic], int, int]:
+    """Rule problems, plus what the token estimator needs from the same walk over the
+    parts: characters of text and number of media parts (so validation without a
+    tokenizer visits each part once)."""
     problems: list[Diagnostic] | None = None
 
     def add(code: str, message: str, path: str, hint: str | None = None) -> None:
@@ -82,12 +90,17 @@ def check_conversation(conv: Conversation, rules: DataRules, files: FileReferenc
     previous = None
     has_model = False
     n_parts = len(system)
+    chars = n_media = 0
     media_counts: dict[str, int] | None = None
     for part in system:
         if part.kind == "text":
-            if not part.text or part.text.isspace():
+            text = part.text
+            if not text or text.isspace():
                 add("TS209", "empty text part", part.path, "remove the part or give it text")
+            if text:
+                chars += len(text)
         else:
+            n_media += 1
             media_counts = media_counts if media_counts is not None else {}
             _check_media(part, conv, rules, files, media_counts, add)
     for turn in turns:
@@ -111,7 +124,10 @@ def check_conversation(conv: Conversation, rules: DataRules, files: FileReferenc
                 text = part.text
                 if not text or text.isspace():
                     add("TS209", "empty text part", part.path, "remove the part or give it text")
+                if text:
+                    chars += len(text)
             else:
+                n_media += 1
                 media_counts = media_counts if media_counts is not None else {}
                 _check_media(part, conv, rules, files, media_counts, add)
     if not has_model:
@@ -125,7 +141,7 @@ def check_conversation(conv: Conversation, rules: DataRules, files: FileReferenc
             limit = rules.media[kind].max_per_example  # type: ignore[index]
             if limit is not None and n > limit:
                 add("TS212", f"{n} {kind} parts in one example, over the limit of {limit}", "$", f"use at most {limit} {kind} file(s) per example")
-    return problems if problems is not None else _NO_PROBLEMS
+    return (problems if problems is not None else _NO_PROBLEMS), chars, n_media
 
 
 def _check_media(

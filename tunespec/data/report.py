@@ -98,6 +98,15 @@ class TokenStats:
         self.over += len(over)
         self.truncated_total += total - sum(over) + limit * len(over)
 
+    def add_one(self, count: int) -> None:
+        self.histogram[count] += 1
+        self.examples += 1
+        self.total += count
+        if count > self.max_seq_length:
+            self.over += 1
+            count = self.max_seq_length
+        self.truncated_total += count
+
     def merge(self, other: "TokenStats") -> None:
         self.histogram.update(other.histogram)
         self.examples += other.examples

@@ -6,11 +6,11 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Callable
 
-from tunespec.data.checks import FileReferences, check_conversation
+from tunespec.data.checks import FileReferences, inspect_conversation
 from tunespec.data.conversation import Conversation
 from tunespec.data.report import TokenStats
 from tunespec.data.rules import DataRules
-from tunespec.data.tokens import TokenCounter
+from tunespec.data.tokens import EstimatedTokenCounter, TokenCounter, estimate_from
 from tunespec.diagnostics import Diagnostic, Location, Severity
 
 COUNT_BATCH = 1024
@@ -55,17 +55,25 @@ class ExampleScan:
         self.examples = 0
         self.duplicates = 0
         self.batch: list[Conversation] = []
+        self.estimating = type(counter) is EstimatedTokenCounter
         self._pool: Any = None
         self._pending: tuple[list[Conversation], Any] | None = None
 
     def feed(self, conv: Conversation) -> None:
         self.examples += 1
-        problems = check_conversation(conv, self.rules, self.references)
+        problems, chars, n_media = inspect_conversation(conv, self.rules, self.references)
         if problems:
             for d in problems:
                 self.add(located(d, conv.file, conv.line))
         if self.validation_keys is not None:
             self._duplicates(conv)
+        if self.estimating:
+            # The built-in estimator needs only what the rule pass just gathered.
+            n = estimate_from(conv, chars, n_media)
+            self.stats.add_one(n)
+            if n > self.max_seq_length or (self.rules.max_tokens_per_example is not None and n > self.rules.max_tokens_per_example):
+                self._too_long(conv, n, self.max_seq_length, self.rules.max_tokens_per_example)
+            return
         self.batch.append(conv)
         if len(self.batch) >= COUNT_BATCH:
             self.flush(final=False)

@@ -49,19 +49,27 @@ class EstimatedTokenCounter:
 
 
 def estimate_tokens(conversation: Conversation) -> int:
-    turns = conversation.turns
-    system = conversation.system
-    tokens = TOKENS_PER_EXAMPLE + TOKENS_PER_TURN * (len(turns) + (1 if system else 0))
-    chars = 0
-    for part in system:
-        if part.text is not None:
-            chars += len(part.text)
+    chars = n_media = 0
+    for part in conversation.system:
+        if part.kind == "text":
+            chars += len(part.text or "")
         else:
-            tokens += TOKENS_PER_MEDIA[media_kind(part.mime_type or "")]
-    for turn in turns:
+            n_media += 1
+    for turn in conversation.turns:
         for part in turn.parts:
-            if part.text is not None:
-                chars += len(part.text)
+            if part.kind == "text":
+                chars += len(part.text or "")
             else:
+                n_media += 1
+    return estimate_from(conversation, chars, n_media)
+
+
+def estimate_from(conversation: Conversation, chars: int, n_media: int) -> int:
+    """The estimate, given the example's characters of text and its number of media
+    parts (validation gathers both while checking rules, so it does not walk twice)."""
+    tokens = TOKENS_PER_EXAMPLE + TOKENS_PER_TURN * (len(conversation.turns) + (1 if conversation.system else 0))
+    if n_media:
+        for _, part in conversation.parts():
+            if part.kind != "text":
                 tokens += TOKENS_PER_MEDIA[media_kind(part.mime_type or "")]
     return tokens + -(-chars // CHARS_PER_TOKEN)
