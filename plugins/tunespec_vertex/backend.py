@@ -121,6 +121,7 @@ class VertexBackend(Backend):
         conn = Connection.from_config(config)
         where = ctx.spec.locate("backend")
         client = tuning_client(conn, where)
+        staging: dict[str, Any] = {}
         job = jobs.find_job(client, conn.parent, L.run_label_value(ctx.run_id), conn.timeout)
         if job is not None:  # an earlier attempt of this run created it: follow that one
             ctx.progress.log(f"resuming: this run's tuning job already exists: {job.name}")
@@ -132,6 +133,7 @@ class VertexBackend(Backend):
                 keys = {"train": "trainingDatasetUri", "validation": "validationDatasetUri"}
                 for split in ctx.plan.job["staged_splits"]:
                     body["supervisedTuningSpec"][keys[split]] = stager.stage_split(split)
+                staging = {"uploaded": len(stager.uploaded), "already_staged": len(stager.reused)}
             # The body as sent, with interpolated values kept as their ${env:...} references.
             (ctx.run_dir.path / "request.json").write_bytes(orjson.dumps(ctx.spec.redact(body), option=orjson.OPT_INDENT_2) + b"\n")
             job, _ = jobs.submit(client, conn.parent, to_proto(body), L.run_label_value(ctx.run_id), conn.timeout,
@@ -142,9 +144,12 @@ class VertexBackend(Backend):
         if not config.wait and jobs.state_name(job) not in jobs.TERMINAL:
             result = jobs.result_of(job)
             result.message = f"submitted {job.name}; follow it with `tunespec status`"
-            return result
-        job = jobs.wait_for(client, job.name, config.poll_interval, conn.timeout, ctx.progress)
-        return self._finished(job, ctx.progress)
+        else:
+            job = jobs.wait_for(client, job.name, config.poll_interval, conn.timeout, ctx.progress)
+            result = self._finished(job, ctx.progress)
+        if staging:
+            result.outputs["staging"] = staging  # objects uploaded now vs found already there
+        return result
 
     def request_body(self, ctx: RunContext) -> dict[str, Any]:
         """The plan's body with this run's id in the run label."""

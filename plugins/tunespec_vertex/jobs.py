@@ -142,6 +142,8 @@ def result_of(job: Any) -> RunResult:
         ]
     if job.output_uri:
         outputs["output_uri"] = job.output_uri
+    sts_spec = job.supervised_tuning_spec
+    outputs["datasets"] = {k: v for k, v in (("train", sts_spec.training_dataset_uri), ("validation", sts_spec.validation_dataset_uri)) if v}
     stats_pb = type(job.tuning_data_stats).pb(job.tuning_data_stats)
     stats = json_format.MessageToDict(stats_pb, preserving_proto_field_name=True)
     if stats:

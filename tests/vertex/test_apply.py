@@ -64,7 +64,8 @@ def test_text_spec_stages_data_creates_one_job_and_writes_a_verifiable_run(cli, 
 
 
 def test_image_media_are_uploaded_once_and_referenced_as_gs_uris(cli, env):
-    assert _apply(cli, env, env.project.example("image")).code == 0
+    result = _apply(cli, env, env.project.example("image"))
+    assert result.code == 0
     body = env.tuning.creates()[0].body
     lines = _staged_lines(env, body["supervisedTuningSpec"]["trainingDatasetUri"])
     uris = [p["fileData"]["fileUri"] for line in lines for p in line["contents"][0]["parts"] if "fileData" in p]
@@ -72,6 +73,11 @@ def test_image_media_are_uploaded_once_and_referenced_as_gs_uris(cli, env):
     red = (env.project.root / "data" / "images" / "red.png").read_bytes()
     assert env.gcs.read(uris[0].removeprefix(f"gs://{env.gcs.bucket}/")) == red
     assert len(env.gcs.names("tunespec/media/")) == 3
+    manifest = orjson.loads((Path(result.json["runs"][0]["run_dir"]) / "manifest.json").read_bytes())
+    assert manifest["outputs"]["staging"] == {"uploaded": 4, "already_staged": 0}  # 3 images + the dataset
+    # the bucket came from ${env:TUNESPEC_VERTEX_BUCKET}: artifacts keep the reference, not the value
+    staged_name = body["supervisedTuningSpec"]["trainingDatasetUri"].rsplit("/", 1)[1]
+    assert manifest["outputs"]["datasets"]["train"] == "${env:TUNESPEC_VERTEX_BUCKET}/datasets/" + staged_name
 
 
 @pytest.mark.parametrize("modality", ["audio", "document"])
@@ -111,6 +117,8 @@ def test_an_unchanged_dataset_is_not_uploaded_twice(cli, env):
     assert result.code == 0
     after = {b.name: b.generation for b in bucket.list_blobs(prefix="tunespec/datasets/")}
     assert after == before
+    manifest = orjson.loads((Path(result.json["runs"][0]["run_dir"]) / "manifest.json").read_bytes())
+    assert manifest["outputs"]["staging"] == {"uploaded": 0, "already_staged": 2}
     first, second = (c.body["supervisedTuningSpec"] for c in env.tuning.creates())
     assert first["trainingDatasetUri"] == second["trainingDatasetUri"]
     assert int(second["hyperParameters"]["epochCount"]) == 5  # int64 travels as a JSON string
