@@ -67,6 +67,8 @@ class TuningEmulator:
     failure: Failure = field(default_factory=Failure)
     truncated: dict[str, list[int]] = field(default_factory=dict)
     """tunedModelDisplayName -> indices of examples the 'service' truncates (reported in stats)."""
+    dropped: dict[str, list[str]] = field(default_factory=dict)
+    """tunedModelDisplayName -> reasons of examples the 'service' drops (reported in stats)."""
     drop_create_responses: int = 0
     """Creates still to accept and then answer by dropping the connection."""
     slow_create_responses: int = 0
@@ -252,6 +254,7 @@ class TuningEmulator:
             "total_billable_token_count": 1234,
             "total_truncated_example_count": len(truncated),
             "truncated_example_indices": truncated,
+            "dropped_example_reasons": self.dropped.get(job.tuned_model_display_name, []),
         }}
         job.state = "JOB_STATE_PARTIALLY_SUCCEEDED" if outcome == "partially_succeeded" else "JOB_STATE_SUCCEEDED"
 

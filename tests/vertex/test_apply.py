@@ -246,14 +246,18 @@ def test_cancel_stops_a_running_job(cli, env):
     assert any(r.path.endswith(":cancel") for r in env.tuning.requests)
 
 
-def test_truncation_reported_by_the_service_becomes_a_warning(cli, env):
+def test_examples_the_service_truncated_or_dropped_become_warnings(cli, env):
     env.tuning.truncated["vertex-text-capitals"] = [3]
+    env.tuning.dropped["vertex-text-capitals"] = ["Example 4 has an unsupported role: function"]
     result = _apply(cli, env, env.project.example("text"))
     assert result.code == 0
     manifest = orjson.loads((Path(result.json["runs"][0]["run_dir"]) / "manifest.json").read_bytes())
-    [warning] = manifest["outputs"]["warnings"]
-    assert warning["code"] == "TS215" and "truncated 1" in warning["message"] and "[3]" in warning["message"]
+    truncated, dropped = manifest["outputs"]["warnings"]
+    assert truncated["code"] == "TS215" and "truncated 1" in truncated["message"] and "[3]" in truncated["message"]
+    assert dropped["code"] == "TS203" and "dropped 1" in dropped["message"] and "unsupported role" in dropped["message"]
     assert manifest["metrics"]["total_truncated_example_count"] == 1
+    assert manifest["metrics"]["dropped_example_count"] == 1
+    assert "2 data warnings" in result.json["runs"][0]["result"]["message"]
 
 
 def test_missing_credentials_is_a_ts307_diagnostic(cli, env, monkeypatch, tmp_path):
