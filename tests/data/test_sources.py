@@ -201,3 +201,22 @@ def test_gcs_missing_object_and_referenced_files(tmp_path, diagnostics, bucket):
         ("TS200", str(tmp_path / "spec.yaml"), None, "data.validation[0].path"),  # spec built without positions
         ("TS214", f"gs://{bucket.name}/t.jsonl", 2, "$.contents[0].parts[0]"),
     ]
+
+
+def test_gcs_bucket_missing_is_a_located_diagnostic(tmp_path, diagnostics, gcs_emulator):
+    validate_data(make_spec(tmp_path, "gs://no-such-bucket-here/x.jsonl"), None, None, diagnostics)
+    [d] = list(diagnostics)
+    assert d.code == "TS200" and d.location.path == "data.train[0].path"
+
+
+def test_unreachable_store_leaves_references_unchecked_with_one_warning(tmp_path, diagnostics, monkeypatch):
+    # No emulator and credentials that cannot load: what a laptop without ADC sees.
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing-key.json"))
+    record = {"contents": [{"role": "user", "parts": [{"fileData": {"mimeType": "image/png", "fileUri": "gs://b/x.png"}}]}, {"role": "model", "parts": [{"text": "x"}]}]}
+    write_jsonl(tmp_path / "t.jsonl", [record] * 3)
+    report = validate_data(make_spec(tmp_path, "t.jsonl", modality="image", max_seq_length=4096), None, None, diagnostics)
+    assert len(diagnostics) == 1, [str(d) for d in diagnostics]
+    [d] = list(diagnostics)
+    assert (d.code, d.is_error, d.location.line) == ("TS200", False, 1)
+    assert "not checked" in d.message and report.splits["train"].examples == 3

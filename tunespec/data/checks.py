@@ -14,7 +14,7 @@ from typing import Callable
 from tunespec.data.conversation import Conversation, Part
 from tunespec.data.rules import DataRules, media_kind
 from tunespec.data.sources import DataSource, FileStat
-from tunespec.diagnostics import Diagnostic, Location
+from tunespec.diagnostics import Diagnostic, DiagnosticError, Location, Severity
 
 _NO_PROBLEMS: list[Diagnostic] = []
 
@@ -23,21 +23,35 @@ class FileReferences:
     """Answers "does this referenced file exist, and how big is it?" through the data
     sources, remembering recent answers so a file used by many examples is checked once.
 
-    Local references are tried relative to the data file's folder, then the spec's.
+    Local references are tried relative to the data file's folder, then the spec's. A
+    store that cannot be reached (no credentials, no client library) is reported once,
+    as a warning, and its references are left unchecked rather than all called missing.
     """
+
+    UNCHECKED = FileStat("", -1)
 
     def __init__(self, sources: list[DataSource], spec_dir: Path, cache_size: int = 100_000):
         self.sources = sources
         self.spec_dir = spec_dir
         self.cache_size = cache_size
         self._cache: OrderedDict[tuple[str, str], FileStat | None] = OrderedDict()
+        self._unreachable: set[str] = set()
 
-    def stat(self, uri: str, data_file: str | None) -> FileStat | None:
+    def stat(self, uri: str, data_file: str | None) -> FileStat | Diagnostic | None:
+        """The file's stat; None if missing; `UNCHECKED` if its store cannot be reached,
+        or, the first time that happens, the Diagnostic saying why."""
         key = (uri, data_file or "")
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        result = self._stat(uri, data_file)
+        scheme = scheme_of(uri)
+        if scheme in self._unreachable:
+            return self.UNCHECKED
+        try:
+            result = self._stat(uri, data_file)
+        except DiagnosticError as exc:
+            self._unreachable.add(scheme)
+            return exc.diagnostics[0]
         self._cache[key] = result
         if len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
@@ -46,10 +60,10 @@ class FileReferences:
     def _stat(self, uri: str, data_file: str | None) -> FileStat | None:
         candidates = [uri]
         if "://" not in uri and not Path(uri).is_absolute():
-            bases = [Path(data_file).parent] if data_file and "://" not in data_file else []
             if data_file and data_file.startswith("gs://"):
                 candidates = [data_file.rsplit("/", 1)[0] + "/" + uri]
-            candidates = candidates if not bases else [str(b / uri) for b in bases]
+            elif data_file and "://" not in data_file:
+                candidates = [str(Path(data_file).parent / uri)]
             candidates.append(str(self.spec_dir / uri))
         for candidate in candidates:
             source = next((s for s in self.sources if s.handles(candidate)), None)
@@ -75,11 +89,11 @@ def inspect_conversation(conv: Conversation, rules: DataRules, files: FileRefere
     tokenizer visits each part once)."""
     problems: list[Diagnostic] | None = None
 
-    def add(code: str, message: str, path: str, hint: str | None = None) -> None:
+    def add(code: str, message: str, path: str, hint: str | None = None, severity: Severity = Severity.ERROR) -> None:
         nonlocal problems
         if problems is None:
             problems = []
-        problems.append(Diagnostic(code, message, Location(path=path), hint))
+        problems.append(Diagnostic(code, message, Location(path=path), hint, severity))
 
     turns = conv.turns
     system = conv.system
@@ -173,6 +187,11 @@ def _check_media(
     if files is None or not rules.check_file_references or scheme in ("http", "https"):
         return  # web links are not fetched during validation
     stat = files.stat(uri, conv.file)
+    if stat is FileReferences.UNCHECKED:
+        return
+    if isinstance(stat, Diagnostic):
+        add(stat.code, f"referenced files on {scheme}:// not checked: {stat.message}", part.path, stat.hint, Severity.WARNING)
+        return
     if stat is None:
         add("TS214", f"referenced file {uri!r} does not exist", part.path, "check the path (local paths are relative to the data file or the spec) or upload the file")
     elif limit is not None and stat.size > limit:

@@ -18,9 +18,10 @@ Sources only move bytes. Decompression (``.gz``) and parsing happen in
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol, runtime_checkable
+from typing import BinaryIO, Iterator, Protocol, runtime_checkable
 
 from tunespec.diagnostics import Diagnostic, DiagnosticError, Location
 
@@ -160,8 +161,8 @@ class GCSSource:
             if self.stat(path) is not None:
                 return [path]
             name += "/"
-        blobs = self.client().list_blobs(bucket, prefix=name or None)
-        files = sorted(f"gs://{bucket}/{b.name}" for b in blobs if is_data_file(b.name))
+        with _storage_errors(path):
+            files = sorted(f"gs://{bucket}/{b.name}" for b in self.client().list_blobs(bucket, prefix=name or None) if is_data_file(b.name))
         if not files:
             raise FileNotFoundError(f"no object {path} and no data files under it")
         return files
@@ -170,7 +171,11 @@ class GCSSource:
         bucket, name = self.split(path)
         if not name:
             return None
-        blob = self.client().bucket(bucket).get_blob(name)
+        with _storage_errors(path):
+            try:
+                blob = self.client().bucket(bucket).get_blob(name)
+            except FileNotFoundError:  # the bucket itself does not exist
+                return None
         if blob is None:
             return None
         mtime = int(blob.updated.timestamp() * 1e9) if blob.updated is not None else None
@@ -181,7 +186,25 @@ class GCSSource:
 
     def open(self, path: str) -> BinaryIO:
         bucket, name = self.split(path)
-        return self.client().bucket(bucket).blob(name).open("rb", chunk_size=8 * 1024 * 1024)
+        with _storage_errors(path):
+            return self.client().bucket(bucket).blob(name).open("rb", chunk_size=8 * 1024 * 1024)
+
+
+@contextmanager
+def _storage_errors(path: str) -> Iterator[None]:
+    """Cloud Storage errors as tunespec's: a missing bucket is FileNotFoundError, access
+    and service errors a TS200 diagnostic (never a traceback)."""
+    try:
+        yield
+    except (DiagnosticError, FileNotFoundError):
+        raise
+    except Exception as exc:
+        from google.api_core import exceptions as gexc  # present whenever the client is
+
+        if isinstance(exc, gexc.NotFound):
+            raise FileNotFoundError(f"{path}: {exc.message}") from None
+        hint = "check the bucket name and that your account may read it (roles/storage.objectViewer)" if isinstance(exc, gexc.Forbidden) else None
+        raise DiagnosticError(Diagnostic("TS200", f"Cloud Storage error for {path}: {exc}", Location(path), hint)) from None
 
 
 BUILTIN_SOURCES: list[DataSource] = [LocalSource(), GCSSource()]
