@@ -193,7 +193,7 @@ class OpenAIFormat:
             mapped = roles.get(role) if type(role) is str else None
             if mapped is not None:
                 turns.append(Turn(mapped, parts, "$.messages[%d]", (i,)))  # type: ignore[arg-type]
-            elif role in self.SYSTEM_ROLES:
+            elif type(role) is str and role in self.SYSTEM_ROLES:
                 if turns:
                     problems.append(_problem("TS207", "system message after the conversation started", f"$.messages[{i}].role", "put system messages first"))
                 system.extend(parts)

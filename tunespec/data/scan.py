@@ -10,8 +10,10 @@ from tunespec.data.checks import FileReferences, inspect_conversation
 from tunespec.data.conversation import Conversation
 from tunespec.data.report import TokenStats
 from tunespec.data.rules import DataRules
-from tunespec.data.tokens import EstimatedTokenCounter, TokenCounter, estimate_from
+from tunespec.data.quick import quick_check_for
+from tunespec.data.tokens import EstimatedTokenCounter, TokenCounter, estimate_from, estimate_text
 from tunespec.diagnostics import Diagnostic, Location, Severity
+from tunespec.spec.model import PromptCompletionFields
 
 COUNT_BATCH = 1024
 
@@ -23,7 +25,11 @@ def located(d: Diagnostic, file: str | None, line: int | None) -> Diagnostic:
 
 def content_key(conv: Conversation) -> bytes:
     """12-byte digest of an example's content: equal for the same example in any format."""
-    return hashlib.blake2b(conv.content_key().encode("utf-8", "surrogatepass"), digest_size=12).digest()
+    return _key_digest(conv.content_key())
+
+
+def _key_digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=12).digest()
 
 
 class ExampleScan:
@@ -43,6 +49,7 @@ class ExampleScan:
         max_seq_length: int,
         validation_keys: set[bytes] | None,
         add: Callable[[Diagnostic], None],
+        fields: PromptCompletionFields | None = None,
     ):
         self.split = split
         self.rules = rules
@@ -56,6 +63,9 @@ class ExampleScan:
         self.duplicates = 0
         self.batch: list[Conversation] = []
         self.estimating = type(counter) is EstimatedTokenCounter
+        self.fields = fields or PromptCompletionFields()
+        self.system_allowed = "system" in rules.allowed_roles
+        self._quick_checks: dict[Any, Any] = {}
         self._pool: Any = None
         self._pending: tuple[list[Conversation], Any] | None = None
 
@@ -66,17 +76,42 @@ class ExampleScan:
             for d in problems:
                 self.add(located(d, conv.file, conv.line))
         if self.validation_keys is not None:
-            self._duplicates(conv)
+            self._duplicate(content_key(conv), conv.file, conv.line)
         if self.estimating:
             # The built-in estimator needs only what the rule pass just gathered.
             n = estimate_from(conv, chars, n_media)
             self.stats.add_one(n)
             if n > self.max_seq_length or (self.rules.max_tokens_per_example is not None and n > self.rules.max_tokens_per_example):
-                self._too_long(conv, n, self.max_seq_length, self.rules.max_tokens_per_example)
+                self._too_long(conv.file, conv.line, n)
             return
         self.batch.append(conv)
         if len(self.batch) >= COUNT_BATCH:
             self.flush(final=False)
+
+    def quick(self, fmt: Any, record: Any, line: int, file: str) -> bool:
+        """Account for a plain text example straight from its record, if the format's
+        quick check can prove it breaks no rule; False: convert and check it fully."""
+        check = self._quick_checks.get(fmt)
+        if check is None:
+            if fmt in self._quick_checks or not self.estimating:
+                return False  # exact counters need the conversation; so do plugin formats
+            check = self._quick_checks[fmt] = quick_check_for(fmt)
+            if check is None:
+                return False
+        plain = check(record, self.fields, self.validation_keys is not None)
+        if plain is None:
+            return False
+        rules = self.rules
+        if (plain.system and not self.system_allowed) or (rules.max_parts_per_example is not None and plain.parts > rules.max_parts_per_example):
+            return False
+        self.examples += 1
+        if plain.key is not None:
+            self._duplicate(_key_digest("\x1e".join(plain.key)), file, line)
+        n = estimate_text(plain.turns, plain.system, plain.chars)
+        self.stats.add_one(n)
+        if n > self.max_seq_length or (rules.max_tokens_per_example is not None and n > rules.max_tokens_per_example):
+            self._too_long(file, line, n)
+        return True
 
     def flush(self, final: bool = True) -> None:
         """Count the tokens of the pending batch (`final`: and wait for every count).
@@ -115,11 +150,12 @@ class ExampleScan:
         hard = self.rules.max_tokens_per_example
         for conv, n in zip(batch, counts):
             if n > limit or (hard is not None and n > hard):
-                self._too_long(conv, n, limit, hard)
+                self._too_long(conv.file, conv.line, n)
 
-    def _too_long(self, conv: Conversation, n: int, limit: int, hard: int | None) -> None:
-        where = Location(conv.file, conv.line, None, "$")
+    def _too_long(self, file: str | None, line: int | None, n: int) -> None:
+        where = Location(file, line, None, "$")
         exact = self.counter.exact
+        limit, hard = self.max_seq_length, self.rules.max_tokens_per_example
         if hard is not None and n > hard:
             # Over the backend's own limit: the service would drop or cut the example.
             # With estimated counts it is only a warning, the estimate may be off.
@@ -138,8 +174,7 @@ class ExampleScan:
                 )
             )
 
-    def _duplicates(self, conv: Conversation) -> None:
-        key = content_key(conv)
+    def _duplicate(self, key: bytes, file: str | None, line: int | None) -> None:
         keys = self.validation_keys
         if self.split == "validation":
             keys.add(key)  # type: ignore[union-attr]
@@ -149,7 +184,7 @@ class ExampleScan:
                 Diagnostic(
                     "TS218",
                     "this train example also appears in the validation data",
-                    Location(conv.file, conv.line, None, "$"),
+                    Location(file, line, None, "$"),
                     "remove it from one split so validation measures unseen examples",
                     Severity.WARNING,
                 )

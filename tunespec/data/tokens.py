@@ -67,9 +67,14 @@ def estimate_tokens(conversation: Conversation) -> int:
 def estimate_from(conversation: Conversation, chars: int, n_media: int) -> int:
     """The estimate, given the example's characters of text and its number of media
     parts (validation gathers both while checking rules, so it does not walk twice)."""
-    tokens = TOKENS_PER_EXAMPLE + TOKENS_PER_TURN * (len(conversation.turns) + (1 if conversation.system else 0))
+    tokens = estimate_text(len(conversation.turns), bool(conversation.system), chars)
     if n_media:
         for _, part in conversation.parts():
             if part.kind != "text":
                 tokens += TOKENS_PER_MEDIA[media_kind(part.mime_type or "")]
-    return tokens + -(-chars // CHARS_PER_TOKEN)
+    return tokens
+
+
+def estimate_text(turns: int, has_system: bool, chars: int) -> int:
+    """The estimate of a text-only example from its shape."""
+    return TOKENS_PER_EXAMPLE + TOKENS_PER_TURN * (turns + (1 if has_system else 0)) + -(-chars // CHARS_PER_TOKEN)

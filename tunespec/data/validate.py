@@ -93,10 +93,13 @@ def file_conversations(
     report: Callable[[Diagnostic], None],
     on_bytes: Callable[[bytes], None] = lambda b: None,
     chosen: list[DataFormat | None] | None = None,
+    quick: Callable[[DataFormat, Any, int, str], bool] | None = None,
 ) -> Iterator[Conversation]:
     """The conversations of one file, in order. Problems go to `report` located at
     file:line [JSON path]; a record with problems is skipped. `chosen` (a one-item list)
-    receives the format used, detected from the first record when the spec says auto."""
+    receives the format used, detected from the first record when the spec says auto.
+    `quick(format, record, line, file)` may take a record off this path (validation's
+    quick check for plain examples, see `tunespec.data.quick`): True means handled."""
     fmt = ref.format
     path = ref.path
     with ref.source.open(path) as stream:
@@ -113,6 +116,8 @@ def file_conversations(
                     return
                 if chosen is not None:
                     chosen[0] = fmt
+            if quick is not None and quick(fmt, record, line, path):
+                continue
             try:
                 conv = fmt.to_conversation(record, fields)
             except DiagnosticError as exc:
@@ -236,7 +241,7 @@ class _Validation:
             )
 
     def _scan(self, split: str, add: Callable[[Diagnostic], None]) -> ExampleScan:
-        return ExampleScan(split, self.rules, self.references, self.counter, self.data.max_seq_length, self.validation_keys, add)
+        return ExampleScan(split, self.rules, self.references, self.counter, self.data.max_seq_length, self.validation_keys, add, self.data.fields)
 
     # One file -------------------------------------------------------------------------
 
@@ -280,7 +285,8 @@ class _Validation:
         chosen: list[DataFormat | None] = [None]
         scan = self._scan(ref.split, self.diagnostics.add)
         feed = scan.feed
-        for conv in file_conversations(ref, self.formats, self.data.fields, self.rules.max_record_bytes, self.diagnostics.add, on_bytes, chosen):
+        conversations = file_conversations(ref, self.formats, self.data.fields, self.rules.max_record_bytes, self.diagnostics.add, on_bytes, chosen, scan.quick)
+        for conv in conversations:
             feed(conv)
         scan.flush()
         self._absorb(ref.split, scan.stats, scan.duplicates)
