@@ -180,3 +180,30 @@ def test_validation_estimate_equals_the_estimator(tmp_path, diagnostics):
     expected = [estimate_tokens(c) for c in iter_conversations(spec, "train")]
     assert report.splits["train"].tokens_total == sum(expected) and report.splits["train"].tokens_max == max(expected)
     assert report.splits["train"].over_length == sum(n > 100 for n in expected) == 1
+
+
+def test_progress_follows_the_bytes_of_each_file(tmp_path, diagnostics):
+    from contextlib import contextmanager
+
+    from tunespec.progress import Progress
+
+    class Recording(Progress):
+        def __init__(self):
+            super().__init__(enabled=False, quiet=True)
+            self.tasks: dict[str, list] = {}
+
+        @contextmanager
+        def task(self, description, total=None):
+            advanced = self.tasks.setdefault(description, [total, 0])
+
+            class T:
+                def advance(self, n=1):
+                    advanced[1] += n
+
+            yield T()
+
+    write_jsonl(tmp_path / "t.jsonl", [gemini(("user", "q" * 100), ("model", "a"))] * 50)
+    progress = Recording()
+    validate_data(make_spec(tmp_path, "t.jsonl"), None, None, diagnostics, progress)
+    size = (tmp_path / "t.jsonl").stat().st_size
+    assert progress.tasks == {"validating train t.jsonl": [size, size]}

@@ -67,7 +67,7 @@ def gemini_quick(record: Any, fields: PromptCompletionFields, want_key: bool) ->
             return None
         for part in parts:
             text = part.get("text") if type(part) is dict else None
-            if not _text_ok(text):
+            if type(text) is not str or not text or text.isspace():  # _text_ok, inlined: hot loop
                 return None
             chars += len(text)
             if key is not None:
