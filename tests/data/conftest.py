@@ -3,7 +3,6 @@ written into tmp_path, and a real Cloud Storage emulator for gs:// sources."""
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -66,9 +65,8 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def gcs_emulator():
-    """A gcp-storage-emulator process (in memory) for the whole session; yields a
-    google-cloud-storage Client talking to it with anonymous credentials."""
+def _gcs_emulator_host():
+    """A gcp-storage-emulator process (in memory), started once for the session."""
     port = _free_port()
     exe = Path(sys.executable).parent / "gcp-storage-emulator"
     proc = subprocess.Popen(
@@ -76,9 +74,6 @@ def gcs_emulator():
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    host = f"http://127.0.0.1:{port}"
-    previous = os.environ.get("STORAGE_EMULATOR_HOST")
-    os.environ["STORAGE_EMULATOR_HOST"] = host
     try:
         deadline = time.monotonic() + 20
         while True:
@@ -89,14 +84,18 @@ def gcs_emulator():
                 if proc.poll() is not None or time.monotonic() > deadline:
                     pytest.fail("gcp-storage-emulator did not start")
                 time.sleep(0.1)
-        from google.auth.credentials import AnonymousCredentials
-        from google.cloud import storage
-
-        yield storage.Client(project="test", credentials=AnonymousCredentials())
+        yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-        if previous is None:
-            os.environ.pop("STORAGE_EMULATOR_HOST", None)
-        else:
-            os.environ["STORAGE_EMULATOR_HOST"] = previous
+
+
+@pytest.fixture
+def gcs_emulator(_gcs_emulator_host, monkeypatch):
+    """A google-cloud-storage Client on the emulator, with anonymous credentials;
+    STORAGE_EMULATOR_HOST points tunespec's gs:// source there for this test only."""
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", _gcs_emulator_host)
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    return storage.Client(project="test", credentials=AnonymousCredentials())
