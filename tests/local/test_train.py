@@ -122,3 +122,15 @@ def test_training_lowers_the_loss(tiny_model, project, tmp_path):
     assert len(evals) == 4  # once per epoch
     assert records[-1]["train_loss"] < 0.7 * records[0]["train_loss"]
     assert evals[-1] < evals[0]
+
+
+def test_background_collation_gives_the_same_run(tiny_model, project, tmp_path):
+    tokenizer, data = _data(tiny_model, project)
+    losses = []
+    for workers in (0, 2):
+        config = TrainConfig(model_path=str(tiny_model), output_dir=str(tmp_path / f"w{workers}"), method="peft", lora_rank=4,
+                             lora_dropout=0.0, learning_rate=1e-2, batch_size=4, micro_batch_size=2, max_steps=4,
+                             checkpoint_every=0, pad_token_id=tokenizer.pad_token_id, dataloader_workers=workers, validation_loss=False)
+        train(config, data, LocalEnv(tmp_path / f"w{workers}", default_device("cpu")))
+        losses.append([json.loads(line)["train_loss"] for line in (tmp_path / f"w{workers}" / "metrics.jsonl").read_text().splitlines()])
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)

@@ -178,18 +178,12 @@ def train(config: TrainConfig, data: TrainData, env: TrainEnv) -> TrainResult:
     def checkpoint(completed: int, metrics: dict[str, Any]) -> None:
         env.save_checkpoint(completed, lambda folder: _save_state(folder, model, optimizer, scheduler, completed), metrics)
 
+    steps = iter(step_loader(config, data, env, start_step, total_steps))
     wrapped.train()
     try:
         for step in range(start_step, total_steps):
-            indices = rank_share(step_examples(len(data.train), config.batch_size, config.seed, step), env.rank, env.world_size)
-            batches = [collate([data.train[i] for i in mb], config.packing, config.pad_token_id) for mb in micro_batches(indices, config.micro_batch_size)]
-            # A worker without examples this step (a short last batch) still joins the
-            # gradient all-reduce, with a zero-weighted forward of example 0.
-            weight = 1.0 if batches else 0.0
-            batches = batches or [collate([data.train[0]], config.packing, config.pad_token_id)]
-            local_trained = sum(int((b["labels"][:, 1:] != IGNORE_INDEX).sum()) for b in batches) * weight
-            local_tokens = sum(real_tokens(b) for b in batches) * weight
-            global_trained, global_tokens = env.all_reduce_sum([local_trained, local_tokens])
+            batches, weight, global_trained, global_tokens = next(steps)
+            global_trained, global_tokens = env.all_reduce_sum([global_trained, global_tokens])
             # DDP averages gradients over workers; multiply by world_size so the result is
             # the sum over every trained token divided by their global count.
             scale = weight * env.world_size / max(global_trained, 1.0)
@@ -261,6 +255,46 @@ def train(config: TrainConfig, data: TrainData, env: TrainEnv) -> TrainResult:
         seconds=seconds,
         output=output,
         model=model,
+    )
+
+
+class StepBatches:
+    """Map-style dataset: item i is the collated micro-batches of optimizer step
+    `start + i` for this worker, with the step's weight and local trained/real token counts.
+    A DataLoader over it collates in background processes (`dataloader_workers`) and pins
+    memory for CUDA (`pin_memory`)."""
+
+    def __init__(self, config: TrainConfig, data: TrainData, rank: int, world_size: int, start: int, total: int):
+        self.config, self.data, self.rank, self.world_size, self.start, self.total = config, data, rank, world_size, start, total
+
+    def __len__(self) -> int:
+        return self.total - self.start
+
+    def __getitem__(self, i: int) -> tuple[list[dict], float, float, float]:
+        config, data = self.config, self.data
+        indices = rank_share(step_examples(len(data.train), config.batch_size, config.seed, self.start + i), self.rank, self.world_size)
+        batches = [collate([data.train[j] for j in mb], config.packing, config.pad_token_id) for mb in micro_batches(indices, config.micro_batch_size)]
+        # A worker without examples this step (a short last batch) still joins the gradient
+        # all-reduce, with a zero-weighted forward of example 0.
+        weight = 1.0 if batches else 0.0
+        batches = batches or [collate([data.train[0]], config.packing, config.pad_token_id)]
+        trained = sum(int((b["labels"][:, 1:] != IGNORE_INDEX).sum()) for b in batches) * weight
+        tokens = sum(real_tokens(b) for b in batches) * weight
+        return batches, weight, float(trained), float(tokens)
+
+
+def step_loader(config: TrainConfig, data: TrainData, env: TrainEnv, start: int, total: int) -> Any:
+    from torch.utils.data import DataLoader
+
+    workers = config.dataloader_workers
+    return DataLoader(
+        StepBatches(config, data, env.rank, env.world_size, start, total),
+        batch_size=None,  # items are already whole steps
+        shuffle=False,  # the order is the step order
+        num_workers=workers,
+        pin_memory=config.pin_memory,
+        prefetch_factor=2 if workers else None,
+        persistent_workers=False,
     )
 
 
