@@ -5,7 +5,9 @@ This module is the public data API for backends and plugins:
 Conversation model (``tunespec.data.conversation``)
     `Conversation` (system parts, turns, file, line), `Turn` (role ``user``/``model``,
     parts), `Part` (``text`` | ``file`` {mime_type, uri} | ``inline`` {mime_type, size}).
-    Every format converts into it; OpenAI ``assistant`` becomes ``model``.
+    Every format converts into it; OpenAI ``assistant`` becomes ``model``. Turns and
+    parts know their JSON path in the record (``.path``); build them with
+    ``Part.of_text(text, where)`` and friends.
 
 Formats (``tunespec.data.formats``)
     `DataFormat` protocol: ``name``, ``detect(record, fields=None) -> bool``,
@@ -29,7 +31,11 @@ Tokens (``tunespec.data.tokens``)
 
 Validation and reading
     ``validate_data(spec, rules, counter, diagnostics, progress, hash_cache=None) ->
-    DataReport``; ``iter_conversations(spec, split)`` for training; `HashCache` protocol.
+    DataReport`` (merges ``rules`` with ``rules_for(modality)``, fills
+    ``spec.data_hashes``); ``iter_conversations(spec, split)`` for training (raises
+    `DiagnosticError` on a bad record); `HashCache` protocol (``lookup``/``store``).
+
+See docs/data.md for formats, rules, diagnostics and the report.
 
 Report and writers
     `DataReport` (``summary_rows()``), ``write_gemini_jsonl(conversations, fp)``.

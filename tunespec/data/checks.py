@@ -1,8 +1,9 @@
 """Conversation and modality rules, applied to every example whatever its format.
 
-`check_conversation` returns the problems of one example as path-located diagnostics
+`inspect_conversation` returns the problems of one example as path-located diagnostics
 (the caller adds file and line). It is on the hot path of validation, so it walks the
-example once and allocates nothing for a good one.
+example once, allocates nothing for a good one, and gathers on the way what the token
+estimator needs. (Plain text examples usually do not get here: see `tunespec.data.quick`.)
 """
 
 from __future__ import annotations
@@ -76,11 +77,6 @@ class FileReferences:
 
 def scheme_of(uri: str) -> str:
     return uri.split("://", 1)[0].lower() if "://" in uri else "local"
-
-
-def check_conversation(conv: Conversation, rules: DataRules, files: FileReferences | None) -> list[Diagnostic]:
-    """The rule problems of one example, located by JSON path (empty if none)."""
-    return inspect_conversation(conv, rules, files)[0]
 
 
 def inspect_conversation(conv: Conversation, rules: DataRules, files: FileReferences | None) -> tuple[list[Diagnostic], int, int]:

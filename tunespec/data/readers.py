@@ -34,9 +34,6 @@ CHUNK = 1 << 20
 GZ_CHUNK = 64 << 10
 BOM = b"\xef\xbb\xbf"
 
-Item = "tuple[int, Any] | Diagnostic"
-
-
 class _Tap:
     """A read-only stream wrapper that shows every raw chunk to a callback (hash, progress)."""
 
