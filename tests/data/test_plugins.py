@@ -82,3 +82,28 @@ def test_plugin_source_and_format(tmp_path, diagnostics, host_with_plugin):
     assert spec.data_hashes["mem://sets/a.jsonl"].startswith("mem:")
     conv = next(iter_conversations(spec, "train"))
     assert [(t.role, t.parts[0].text) for t in conv.turns] == [("user", "Add\n\n2+2"), ("model", "4")]
+
+
+class CrashingFormat(AlpacaFormat):
+    name = "crashy"
+
+    def to_conversation(self, record, fields):
+        return super().to_conversation(record, fields) if record.get("ok") else record["missing"]
+
+
+def test_a_crashing_plugin_format_is_a_located_diagnostic(tmp_path, diagnostics):
+    class CrashPlugin:
+        @staticmethod
+        @tunespec.hookimpl
+        def tunespec_data_formats():
+            return [CrashingFormat()]
+
+    reset_plugin_host(PluginHost(entry_points_=[], extra_plugins={"crashy": CrashPlugin()}))
+    try:
+        (tmp_path / "t.jsonl").write_text('{"instruction": "a", "output": "b", "ok": 1}\n{"instruction": "a", "output": "b"}\n')
+        report = validate_data(make_spec(tmp_path, "t.jsonl", format="crashy"), None, None, diagnostics)
+    finally:
+        reset_plugin_host(None)
+    [d] = list(diagnostics)
+    assert (d.code, d.location.line) == ("TS004", 2) and "KeyError" in d.message
+    assert report.splits["train"].examples == 1
