@@ -10,8 +10,8 @@ the file's content hash and the progress bar cost no extra pass.
 
 Used only where it pays and is safe: a local, uncompressed JSONL file of at least
 `MIN_PARALLEL_BYTES`, estimated token counts (an exact counter's tokenizer already uses
-every core and may not survive a fork), and more than one CPU. Workers are forked
-(POSIX), so they inherit the rules, the format and the validation split's content keys
+every core and may not survive a fork), Linux, and more than one CPU. Workers are
+forked, so they inherit the rules, the format and the validation split's content keys
 without pickling them.
 """
 
@@ -21,6 +21,7 @@ import dataclasses
 import gc
 import multiprocessing
 import os
+import sys
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -222,6 +223,6 @@ def can_parallelize(stat: FileStat, source: Any, path: str, exact_counter: bool)
         and layout_of(path) == "jsonl"
         and not path.lower().endswith(".gz")
         and not exact_counter
-        and hasattr(os, "fork")
+        and sys.platform.startswith("linux")  # fork is only safe enough on Linux (macOS frameworks dislike it)
         and worker_count() > 1
     )
