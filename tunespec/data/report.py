@@ -4,6 +4,7 @@ and the run manifest. JSON-serialisable (pydantic)."""
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter
 
 from pydantic import BaseModel, Field
@@ -62,10 +63,18 @@ class DataReport(BaseModel):
         if "validation" in self.splits:
             rows.append(("duplicates train/validation", f"{self.duplicates_between_splits:,}"))
         for f in self.files:
-            rows.append((f"file ({f.split})", f"{f.path}  {f.format or '-'}  {_size(f.bytes)}  {f.examples:,} examples  {f.sha256[:19]}"))
+            rows.append((f"file ({f.split})", f"{_display(f.path)}  {f.format or '-'}  {_size(f.bytes)}  {f.examples:,} examples  {f.sha256[:19]}"))
         if self.problems:
             rows.append(("problems", ", ".join(f"{code} x{n:,}" for code, n in sorted(self.problems.items()))))
         return rows
+
+
+def _display(path: str) -> str:
+    """A local path relative to the working directory when under it (shorter to read)."""
+    if "://" in path or not os.path.isabs(path):
+        return path
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel
 
 
 def _size(n: int) -> str:
