@@ -27,6 +27,11 @@ def diagnostic(ref: str, base_dir: Path):
     return d
 
 
+def plan_json(output: str) -> dict:
+    """The JSON document `plan --output json` printed (stderr may follow it)."""
+    return json.JSONDecoder().raw_decode(output[output.index("{"):])[0]
+
+
 def test_package_file_is_located_without_importing_the_package(tmp_path):
     import sys
 
@@ -63,5 +68,40 @@ def test_hub_id_offline_is_a_spec_diagnostic(project, cli):
 def test_plan_counts_tokens_exactly_with_a_local_model(project, cli):
     code, output = cli("plan", project.spec(), "--output", "json")
     assert code == 2, output
-    data = json.loads(output[output.index("{"):])["specs"][0]["data"]
+    data = plan_json(output)["specs"][0]["data"]
     assert data["tokens_estimated"] is False
+
+
+def test_gguf_is_converted_once_cached_and_makes_counts_exact(project, cli, tiny_model):
+    import os
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from tunespec.testing import write_tiny_gguf
+    from tunespec_local.encode import ChatTokenizer
+    from tunespec_local.models.cache import cache_root, cached_folder, materialize
+
+    write_tiny_gguf(tiny_model, project.root / "tiny.gguf")
+    spec = project.spec(model="./tiny.gguf")
+    code, output = cli("plan", spec, "--output", "json")
+    assert plan_json(output)["specs"][0]["data"]["tokens_estimated"] is True  # not converted yet
+
+    model = resolve("./tiny.gguf", project.root)
+    cache = cache_root()
+    assert str(cache) == os.environ["TUNESPEC_CACHE_DIR"]
+    assert cached_folder(model, cache) is None
+    logs: list[str] = []
+    folder = materialize(model, cache, logs.append)
+    assert logs and "converting" in logs[0]
+    again: list[str] = []
+    assert materialize(model, cache, again.append) == folder and again == []  # second run: no conversion
+    assert not list(folder.parent.glob(".*.tmp"))  # no temp folder left behind
+
+    ids = torch.tensor([ChatTokenizer.from_folder(folder).tokenizer.encode("Refund my order 123").ids])
+    with torch.no_grad():
+        torch.testing.assert_close(AutoModelForCausalLM.from_pretrained(folder)(input_ids=ids).logits,
+                                   AutoModelForCausalLM.from_pretrained(tiny_model)(input_ids=ids).logits)
+
+    code, output = cli("plan", spec, "--output", "json")
+    assert plan_json(output)["specs"][0]["data"]["tokens_estimated"] is False  # cached tokenizer: exact

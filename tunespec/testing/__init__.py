@@ -4,7 +4,7 @@ pytest) only when one of its names is first used."""
 
 from typing import Any
 
-from tunespec.testing.tiny_model import CHAT_TEMPLATE, make_tiny_model, train_tiny_tokenizer
+from tunespec.testing.tiny_model import CHAT_TEMPLATE, make_tiny_model, train_tiny_tokenizer, write_tiny_gguf
 
 # Conformance kit names, imported on first use (tunespec.testing.conformance imports pytest).
 _KIT = {"BackendConformance", "ConformanceCase", "InvalidCase", "DELETE", "SECRET_ENV", "TRAIN_RECORDS", "train_texts"}

@@ -114,3 +114,78 @@ def make_tiny_model(
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.save_pretrained(folder)
     return folder
+
+
+def write_tiny_gguf(model_folder: str | Path, path: str | Path) -> Path:
+    """Write the model in `model_folder` (from `make_tiny_model`) as a llama GGUF file, the
+    way llama.cpp's converter lays it out (F32 tensors, byte-level BPE vocabulary with its
+    merges, chat template), so GGUF loading and conversion can be tested without a real
+    model. Only the architecture `make_tiny_model` builds is supported.
+    """
+    import json
+
+    import numpy as np
+    from gguf import GGUFWriter, TokenType
+    from safetensors.numpy import load_file
+
+    folder = Path(model_folder)
+    config = json.loads((folder / "config.json").read_text())
+    tok = json.loads((folder / "tokenizer.json").read_text())
+    tok_config = json.loads((folder / "tokenizer_config.json").read_text())
+    heads, kv_heads = config["num_attention_heads"], config["num_key_value_heads"]
+    head_dim = config["hidden_size"] // heads
+
+    writer = GGUFWriter(str(path), "llama")
+    writer.add_context_length(config["max_position_embeddings"])
+    writer.add_embedding_length(config["hidden_size"])
+    writer.add_block_count(config["num_hidden_layers"])
+    writer.add_feed_forward_length(config["intermediate_size"])
+    writer.add_head_count(heads)
+    writer.add_head_count_kv(kv_heads)
+    writer.add_rope_dimension_count(head_dim)
+    writer.add_rope_freq_base(float(config.get("rope_theta") or config.get("rope_parameters", {}).get("rope_theta", 10000.0)))
+    writer.add_layer_norm_rms_eps(config["rms_norm_eps"])
+    writer.add_vocab_size(config["vocab_size"])
+
+    vocab = dict(tok["model"]["vocab"])
+    special = {t["content"]: t["id"] for t in tok.get("added_tokens", [])}
+    vocab.update(special)
+    tokens = [token for token, _ in sorted(vocab.items(), key=lambda kv: kv[1])]
+    merges = [m if isinstance(m, str) else " ".join(m) for m in tok["model"]["merges"]]
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("default")
+    writer.add_token_list(tokens)
+    writer.add_token_types([TokenType.CONTROL if t in special else TokenType.NORMAL for t in tokens])
+    writer.add_token_merges(merges)
+    writer.add_bos_token_id(vocab[tok_config["bos_token"]])
+    writer.add_eos_token_id(vocab[tok_config["eos_token"]])
+    writer.add_pad_token_id(vocab[tok_config["pad_token"]])
+    writer.add_chat_template(CHAT_TEMPLATE)
+
+    def permute(w, n_head):  # llama.cpp stores q/k rotary halves interleaved
+        return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+    names = {"q_proj": "attn_q", "k_proj": "attn_k", "v_proj": "attn_v", "o_proj": "attn_output",
+             "gate_proj": "ffn_gate", "up_proj": "ffn_up", "down_proj": "ffn_down",
+             "input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm"}
+    for name, tensor in load_file(folder / "model.safetensors").items():
+        tensor = tensor.astype(np.float32)
+        if name == "model.embed_tokens.weight":
+            writer.add_tensor("token_embd.weight", tensor)
+        elif name == "model.norm.weight":
+            writer.add_tensor("output_norm.weight", tensor)
+        elif name == "lm_head.weight":
+            if not config.get("tie_word_embeddings"):
+                writer.add_tensor("output.weight", tensor)
+        else:
+            if name.endswith("q_proj.weight"):
+                tensor = permute(tensor, heads)
+            elif name.endswith("k_proj.weight"):
+                tensor = permute(tensor, kv_heads)
+            key = next(v for k, v in names.items() if f".{k}." in name)
+            writer.add_tensor(f"blk.{name.split('.')[2]}.{key}.weight", tensor)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return Path(path)
