@@ -63,7 +63,7 @@ def test_text_spec_stages_data_creates_one_job_and_writes_a_verifiable_run(cli, 
     assert cli("verify", run_dir).code == 0
 
 
-def test_image_media_are_uploaded_once_and_referenced_as_gs_uris(cli, env):
+def test_image_media_are_uploaded_once_in_parallel_and_referenced_as_gs_uris(cli, env):
     result = _apply(cli, env, env.project.example("image"))
     assert result.code == 0
     body = env.tuning.creates()[0].body
@@ -78,6 +78,17 @@ def test_image_media_are_uploaded_once_and_referenced_as_gs_uris(cli, env):
     # the bucket came from ${env:TUNESPEC_VERTEX_BUCKET}: artifacts keep the reference, not the value
     staged_name = body["supervisedTuningSpec"]["trainingDatasetUri"].rsplit("/", 1)[1]
     assert manifest["outputs"]["datasets"]["train"] == "${env:TUNESPEC_VERTEX_BUCKET}/datasets/" + staged_name
+
+    # a second run with the same data (a changed hyperparameter) uploads nothing
+    bucket = env.gcs.client.bucket(env.gcs.bucket)
+    before = {b.name: b.generation for b in bucket.list_blobs(prefix="tunespec/")}
+    spec = env.project.example("image")
+    spec.write_text(spec.read_text().replace("epochs: 2", "epochs: 3"))
+    again = _apply(cli, env, spec)
+    assert again.code == 0
+    assert {b.name: b.generation for b in bucket.list_blobs(prefix="tunespec/")} == before
+    manifest = orjson.loads((Path(again.json["runs"][0]["run_dir"]) / "manifest.json").read_bytes())
+    assert manifest["outputs"]["staging"] == {"uploaded": 0, "already_staged": 4}
 
 
 @pytest.mark.parametrize("modality", ["audio", "document"])
