@@ -46,8 +46,9 @@ class VertexConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     project: str = Field(
-        pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$",
-        description="Google Cloud project id that owns the tuning job and is billed for it.",
+        pattern=r"^(([a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]|[0-9]+)$",
+        description="Google Cloud project that owns the tuning job and is billed for it: its id "
+        "(`my-project`, `example.com:my-project`) or number.",
     )
     location: str = Field(
         default="us-central1",
