@@ -101,18 +101,25 @@ class _Compiler:
     def diag(self, code: str, path: str, message: str, hint: str | None = None, severity: Severity = Severity.ERROR) -> None:
         self.diagnostics.append(Diagnostic(code, message, self.spec.locate(path), hint, severity))
 
-    def user_set(self, path: str) -> bool:
-        """True when the spec sets `path` to something other than its default."""
+    def written(self, path: str) -> bool:
+        """True when the spec file sets `path` (to any value, the default included)."""
         *parents, name = path.split(".")
         obj: Any = self.job
         for p in parents:
             obj = getattr(obj, p)
             if obj is None:
                 return False
-        if name not in obj.model_fields_set:
+        return name in obj.model_fields_set
+
+    def user_set(self, path: str) -> bool:
+        """True when the spec sets `path` to something other than its default."""
+        if not self.written(path):
             return False
-        info = type(obj).model_fields[name]
-        default = info.get_default(call_default_factory=True)
+        *parents, name = path.split(".")
+        obj: Any = self.job
+        for p in parents:
+            obj = getattr(obj, p)
+        default = type(obj).model_fields[name].get_default(call_default_factory=True)
         return getattr(obj, name) != default
 
     # -- the catalog ---------------------------------------------------------------------
@@ -275,13 +282,13 @@ class _Compiler:
             return
         hp["adapterSize"] = size
         self.map("method.lora.rank", "supervisedTuningSpec.hyperParameters.adapterSize", size,
-                 None if self.user_set("method.lora.rank") else "tunespec's default rank")
+                 None if self.written("method.lora.rank") else "tunespec's default rank")
 
     def hyperparameters(self, hp: dict[str, Any], entry: ModelEntry | None) -> None:
         h, open_model = self.job.hyperparameters, entry is not None and entry.family == "open"
         hp["epochCount"] = h.epochs
         self.map("hyperparameters.epochs", "supervisedTuningSpec.hyperParameters.epochCount", h.epochs,
-                 None if self.user_set("hyperparameters.epochs") else "tunespec's default (the service would adjust it to the dataset size)")
+                 None if self.written("hyperparameters.epochs") else "tunespec's default (the service would adjust it to the dataset size)")
         if h.learning_rate_multiplier is not None:
             hp["learningRateMultiplier"] = h.learning_rate_multiplier
             self.map("hyperparameters.learning_rate_multiplier",
@@ -320,16 +327,18 @@ class _Compiler:
             self.map("metadata.description", None, None, "not set")
         labels: dict[str, str] = {}
         for source, given in (("metadata.labels", meta.labels), ("backend.labels", self.config.labels)):
+            fixed = {}
             for key, value in given.items():
                 k, v, problem = L.fix_label(key, value)
                 if problem:
                     self.diag("TS116", f"{source}.{key}", problem, "label keys: lowercase letters first, then letters, digits, `_`, `-`")
-                    continue
-                if k.startswith("tunespec-"):
+                elif k.startswith("tunespec-"):
                     self.diag("TS116", f"{source}.{key}", f"label `{k}` is reserved for tunespec", "rename the label")
-                    continue
-                labels[k] = v
-            self.map(source, "labels", dict(given), "lowercased and sanitised to Vertex label rules" if given else None)
+                else:
+                    fixed[k] = v
+            labels.update(fixed)
+            changed = fixed != given
+            self.map(source, "labels", fixed, "sanitised to Vertex label rules (lowercase, `-` for other characters)" if changed else None)
         labels[L.SPEC_LABEL] = L.sanitize(meta.name)
         labels[L.FINGERPRINT_LABEL] = self.spec.fingerprint[: L.FINGERPRINT_CHARS]
         labels[L.RUN_LABEL] = L.RUN_ID_PLACEHOLDER
