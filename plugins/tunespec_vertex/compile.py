@@ -7,7 +7,7 @@ diagnostics of the catalog's pre-flight rules. It imports nothing from google.*:
 and `plan` stay fast.
 
 Two values are only known at apply time and appear as placeholders in the plan: the run
-id in the `tunespec-run` label, and the content hash in the name of a dataset staged from
+id in the `tunespec_run` label, and the content hash in the name of a dataset staged from
 local files.
 """
 
@@ -332,7 +332,7 @@ class _Compiler:
                 k, v, problem = L.fix_label(key, value)
                 if problem:
                     self.diag("TS116", f"{source}.{key}", problem, "label keys: lowercase letters first, then letters, digits, `_`, `-`")
-                elif k.startswith("tunespec-"):
+                elif k.startswith(L.RESERVED_PREFIXES):
                     self.diag("TS116", f"{source}.{key}", f"label `{k}` is reserved for tunespec", "rename the label")
                 else:
                     fixed[k] = v

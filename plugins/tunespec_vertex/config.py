@@ -74,7 +74,7 @@ class VertexConfig(BaseModel):
     labels: dict[str, str] = Field(
         default_factory=dict,
         description="Extra labels on the tuning job, besides `metadata.labels` and tunespec's own "
-        "(`tunespec-run`, `tunespec-spec`, `tunespec-fingerprint`). Keys and values are lowercased and "
+        "(`tunespec_run`, `tunespec_spec`, `tunespec_fingerprint`). Keys and values are lowercased and "
         "sanitised to Vertex's label rules; an unfixable one is an error.",
     )
     output_uri: str | None = Field(

@@ -1,6 +1,6 @@
 """Tuning jobs: create exactly once, follow to the end, and report what they produced.
 
-Idempotency: every job carries the label `tunespec-run=<run id>`. Before creating, and
+Idempotency: every job carries the label `tunespec_run=<run id>`. Before creating, and
 again before re-trying a create whose answer was lost (timeout, dropped connection), the
 backend looks for a job with that label, so a retry or a re-run after a crash never starts
 a second billable job. The lookup asks the service to filter by label and, because label

@@ -18,10 +18,12 @@ VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
 _INVALID = re.compile(r"[^a-z0-9_-]+")
 
 # tunespec's own labels: the run label makes submission idempotent (a retry finds the job
-# it already created); spec and fingerprint let a user find jobs from the console.
-RUN_LABEL = "tunespec-run"
-SPEC_LABEL = "tunespec-spec"
-FINGERPRINT_LABEL = "tunespec-fingerprint"
+# it already created); spec and fingerprint let a user find jobs from the console. Keys
+# use `_`, not `-`, so `labels.tunespec_run="..."` is a plain identifier in a list filter.
+RESERVED_PREFIXES = ("tunespec_", "tunespec-")
+RUN_LABEL = "tunespec_run"
+SPEC_LABEL = "tunespec_spec"
+FINGERPRINT_LABEL = "tunespec_fingerprint"
 FINGERPRINT_CHARS = 16
 RUN_ID_PLACEHOLDER = "<run-id>"
 

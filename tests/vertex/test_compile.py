@@ -25,7 +25,7 @@ EXPECTED = {
         },
         "tunedModelDisplayName": "vertex-text-capitals",
         "description": "Answer geography questions with the capital city only.",
-        "labels": {"team": "ml-platform", "tunespec-spec": "vertex-text-capitals", "tunespec-run": "<run-id>"},
+        "labels": {"team": "ml-platform", "tunespec_spec": "vertex-text-capitals", "tunespec_run": "<run-id>"},
     },
     "image": {
         "baseModel": "gemini-2.5-flash",
@@ -35,7 +35,7 @@ EXPECTED = {
         },
         "tunedModelDisplayName": "vertex-image-colours",
         "description": "Name the colour that fills an image.",
-        "labels": {"tunespec-spec": "vertex-image-colours", "tunespec-run": "<run-id>"},
+        "labels": {"tunespec_spec": "vertex-image-colours", "tunespec_run": "<run-id>"},
     },
     "audio": {
         "baseModel": "gemini-2.5-flash",
@@ -45,7 +45,7 @@ EXPECTED = {
         },
         "tunedModelDisplayName": "vertex-audio-tones",
         "description": "Classify a tone as high or low.",
-        "labels": {"tunespec-spec": "vertex-audio-tones", "tunespec-run": "<run-id>"},
+        "labels": {"tunespec_spec": "vertex-audio-tones", "tunespec_run": "<run-id>"},
     },
     "document": {
         "baseModel": "gemini-2.5-pro",
@@ -55,7 +55,7 @@ EXPECTED = {
         },
         "tunedModelDisplayName": "vertex-document-invoices",
         "description": "Extract the total due from an invoice.",
-        "labels": {"tunespec-spec": "vertex-document-invoices", "tunespec-run": "<run-id>"},
+        "labels": {"tunespec_spec": "vertex-document-invoices", "tunespec_run": "<run-id>"},
     },
 }
 
@@ -67,7 +67,7 @@ def test_example_specs_compile_to_the_expected_request(project, modality):
     assert not checked.diagnostics.warning_count, [str(d) for d in checked.diagnostics]
     plan = checked.plan
     body = plan.job["body"]
-    fingerprint = body["labels"].pop("tunespec-fingerprint")
+    fingerprint = body["labels"].pop("tunespec_fingerprint")
     assert fingerprint == checked.spec.fingerprint[:16]
     assert body == EXPECTED[modality]
     assert plan.billable
@@ -85,7 +85,7 @@ def test_plan_body_parses_into_the_v1beta1_proto(project, modality):
     assert hp.adapter_size.name == body["supervisedTuningSpec"]["hyperParameters"]["adapterSize"]
     assert hp.epoch_count == body["supervisedTuningSpec"]["hyperParameters"]["epochCount"]
     assert dict(job.labels) == body["labels"]
-    assert job.labels["tunespec-run"] == "<run-id>"
+    assert job.labels["tunespec_run"] == "<run-id>"
 
 
 def _leaf_fields(model: type, prefix: str = "") -> list[str]:
@@ -280,9 +280,9 @@ def test_labels_are_sanitised_and_validated(project):
     assert checked.ok
     labels = checked.plan.job["body"]["labels"]
     assert labels["cost-center"] == "r-d-42"
-    bad = _check(project, backend="  labels:\n    9lives: x\n    tunespec-run: mine\n")
+    bad = _check(project, backend="  labels:\n    9lives: x\n    tunespec_run: mine\n")
     paths = sorted(d.location.path for d in _problems(bad, "TS116"))
-    assert paths == ["backend.labels.9lives", "backend.labels.tunespec-run"]
+    assert paths == ["backend.labels.9lives", "backend.labels.tunespec_run"]
 
 
 def test_missing_staging_bucket_for_local_data(project):
