@@ -45,7 +45,7 @@ class LocalBackend(Backend):
             if folder is None:
                 return None
             return ChatTokenCounter(ChatTokenizer.from_folder(folder, spec.job.model.chat_template))
-        except (DiagnosticError, OSError, ValueError, Exception):  # counting is a nicety; validate() reports model problems
+        except Exception:  # counting is a nicety: validate() reports model problems with their diagnostics
             return None
 
     def validate(self, spec: ResolvedSpec, data: Any) -> Iterable[Diagnostic]:
@@ -174,9 +174,6 @@ class LocalBackend(Backend):
 
         return run(ctx, _config(ctx.spec), resolve_model(ctx.spec))
 
-    def status(self, run: Any) -> RunResult:
-        return RunResult(status=run.status, message=getattr(run, "message", None))
-
 
 def resolve_model(spec: ResolvedSpec) -> ResolvedModel:
     """`model.base` -> files, through the registered model resolvers (this plugin's and any
@@ -226,7 +223,7 @@ def _has_chat_template(folder: Path) -> bool:
     try:
         ChatTokenizer.from_folder(folder)
         return True
-    except (ValueError, OSError, Exception):
+    except Exception:  # unreadable tokenizer files count as "no usable template"
         return False
 
 

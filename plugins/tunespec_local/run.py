@@ -150,11 +150,11 @@ def train_config_for(ctx: RunContext, config: LocalConfig, folder: Path, tokeniz
         log_every=config.log_every,
         pad_token_id=tokenizer.pad_token_id,
         dataloader_workers=config.dataloader_workers,
-        pin_memory=config.pin_memory is True or (config.pin_memory == "auto" and _cuda(ctx)),
+        pin_memory=config.pin_memory is True or (config.pin_memory == "auto" and _cuda()),
     )
 
 
-def _cuda(ctx: RunContext) -> bool:
+def _cuda() -> bool:
     import torch
 
     return torch.cuda.is_available()

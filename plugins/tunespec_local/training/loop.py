@@ -158,14 +158,16 @@ def train(config: TrainConfig, data: TrainData, env: TrainEnv) -> TrainResult:
     import torch
 
     model = build_model(config)
+    keeps_logits = supports_logits_to_keep(model)
+    # Move/wrap first, then build the optimizer and restore into it: a checkpoint's
+    # optimizer state is then cast to the device the parameters live on.
+    wrapped = env.prepare_model(model)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(config, params)
     total_steps = config.total_steps(len(data.train))
     per_epoch = config.steps_per_epoch(len(data.train))
     scheduler = make_scheduler(config, optimizer, total_steps)
     start_step = _restore(env.latest_checkpoint(), model, optimizer, scheduler)
-    keeps_logits = supports_logits_to_keep(model)
-    wrapped = env.prepare_model(model)
     scaler = torch.amp.GradScaler(env.device.type) if config.precision == "fp16" else None
 
     train_loss: float | None = None
