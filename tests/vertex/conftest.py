@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -128,9 +129,7 @@ def project(tmp_path, monkeypatch) -> Project:
     root = tmp_path / "specs"
     shutil.copytree(EXAMPLES, root)
     for example in root.glob("*.yaml"):  # poll the emulator quickly
-        text = example.read_text()
-        example.write_text(text.replace("  staging_bucket: ${env:TUNESPEC_VERTEX_BUCKET}\n",
-                                        "  staging_bucket: ${env:TUNESPEC_VERTEX_BUCKET}\n  poll_interval: 0.05\n"))
+        example.write_text(re.sub(r"(\n  staging_bucket: .*\n)", r"\1  poll_interval: 0.05\n", example.read_text()))
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", PROJECT_ID)
     monkeypatch.setenv("TUNESPEC_VERTEX_BUCKET", "gs://placeholder-bucket/tunespec")
     monkeypatch.setenv("TUNESPEC_VERTEX_OUTPUT", str(tmp_path / "runs"))
