@@ -119,6 +119,19 @@ def test_gemini_jsonl_in_cloud_storage_is_used_in_place(cli, env):
     assert not env.gcs.names("tunespec/")  # nothing staged
 
 
+def test_continued_tuning_of_a_tuned_model_end_to_end(cli, env):
+    from tests.vertex.conftest import spec_text
+
+    tuned = "projects/test-project/locations/us-central1/models/4242@1"
+    text = spec_text(name="continued", base=tuned, backend="  checkpoint_id: '2'\n  pre_tuned_base_model: gemini-2.5-flash\n  poll_interval: 0.05\n")
+    spec = env.project.spec("continued.yaml", text.replace("gs://placeholder-bucket", f"gs://{env.gcs.bucket}"))
+    result = _apply(cli, env, spec)
+    assert result.code == 0, result.out + result.err
+    body = env.tuning.creates()[0].body
+    assert body["preTunedModel"] == {"tunedModelName": tuned, "checkpointId": "2"} and "baseModel" not in body
+    assert result.json["runs"][0]["result"]["outputs"]["tuned_model"].endswith("@1")
+
+
 def test_an_unchanged_dataset_is_not_uploaded_twice(cli, env):
     spec = env.project.example("text")
     assert _apply(cli, env, spec).code == 0
