@@ -86,8 +86,8 @@ class RayBackend(Backend):
         return job_status(run)
 
     def cancel(self, run) -> RunResult:
-        if not run.remote_id:
-            raise NotImplementedError("an attached Ray run ends with its `apply` process; interrupt that process")
+        """Stop a detached run's Ray job. (An attached run is its `apply` process: tunespec
+        only calls this for runs with a remote id.)"""
         from tunespec_ray.remote import stop_job
 
         return stop_job(run)

@@ -67,12 +67,17 @@ def job_status(run: Any) -> RunResult:
     if status != "succeeded":
         error = {"message": info.message} if status == "failed" else None
         return RunResult(status=status, remote_id=run.remote_id, message=info.message, outputs=outputs, error=error)
-    result_uri = submission["result_uri"]
     staging = RunDirectory(Path(run.run_dir).parent.parent, run.spec_name, run.run_id).create()
-    _copy_tree(result_uri, str(staging.path))
-    result = RunResult.model_validate(orjson.loads((staging.path / RESULT_FILE).read_bytes()))
-    (staging.path / RESULT_FILE).unlink()
+    result = collect_result(submission["result_uri"], staging.path)
     return result.model_copy(update={"remote_id": run.remote_id, "outputs": {**result.outputs, **outputs}})
+
+
+def collect_result(result_uri: str, staging: Path) -> RunResult:
+    """Copy a finished job's files into the run's staging folder; its RunResult comes along."""
+    _copy_tree(result_uri, str(staging))
+    result = RunResult.model_validate(orjson.loads((staging / RESULT_FILE).read_bytes()))
+    (staging / RESULT_FILE).unlink()
+    return result
 
 
 def stop_job(run: Any) -> RunResult:
