@@ -159,7 +159,7 @@ def _scan_range(index: int) -> RangeResult:
     start, end = job.ranges[index]
     source = _RangeSource(start, end)
     ref = dataclasses.replace(job.ref, source=source)
-    for conv in job.conversations(ref, [], job.fields, job.max_record_bytes, add, quick=scan.quick):
+    for conv in job.conversations(ref, [], job.fields, job.max_record_bytes, add, quick=scan.quick_handler):
         scan.feed(conv)
     scan.flush()
     lines = source.stream.newlines if source.stream is not None else 0

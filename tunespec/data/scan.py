@@ -65,7 +65,6 @@ class ExampleScan:
         self.estimating = type(counter) is EstimatedTokenCounter
         self.fields = fields or PromptCompletionFields()
         self.system_allowed = "system" in rules.allowed_roles
-        self._quick_checks: dict[Any, Any] = {}
         self._pool: Any = None
         self._pending: tuple[list[Conversation], Any] | None = None
 
@@ -88,30 +87,36 @@ class ExampleScan:
         if len(self.batch) >= COUNT_BATCH:
             self.flush(final=False)
 
-    def quick(self, fmt: Any, record: Any, line: int, file: str) -> bool:
-        """Account for a plain text example straight from its record, if the format's
-        quick check can prove it breaks no rule; False: convert and check it fully."""
-        check = self._quick_checks.get(fmt)
+    def quick_handler(self, fmt: Any, file: str) -> Callable[[Any, int], bool] | None:
+        """For one file: a function that accounts for a plain text example straight from
+        its record when the format's quick check proves it breaks no rule (True), or
+        leaves it to the full path (False). None when there is no quick path: exact
+        counters need the conversation, and plugin formats have no quick check."""
+        check = quick_check_for(fmt) if self.estimating else None
         if check is None:
-            if fmt in self._quick_checks or not self.estimating:
-                return False  # exact counters need the conversation; so do plugin formats
-            check = self._quick_checks[fmt] = quick_check_for(fmt)
-            if check is None:
+            return None
+        fields, want_key = self.fields, self.validation_keys is not None
+        system_allowed = self.system_allowed
+        max_parts = self.rules.max_parts_per_example
+        limit = self.max_seq_length
+        if self.rules.max_tokens_per_example is not None:
+            limit = min(limit, self.rules.max_tokens_per_example)
+        add_one = self.stats.add_one
+
+        def handle(record: Any, line: int) -> bool:
+            plain = check(record, fields, want_key)
+            if plain is None or (plain.system and not system_allowed) or (max_parts is not None and plain.parts > max_parts):
                 return False
-        plain = check(record, self.fields, self.validation_keys is not None)
-        if plain is None:
-            return False
-        rules = self.rules
-        if (plain.system and not self.system_allowed) or (rules.max_parts_per_example is not None and plain.parts > rules.max_parts_per_example):
-            return False
-        self.examples += 1
-        if plain.key is not None:
-            self._duplicate(_key_digest("\x1e".join(plain.key)), file, line)
-        n = estimate_text(plain.turns, plain.system, plain.chars)
-        self.stats.add_one(n)
-        if n > self.max_seq_length or (rules.max_tokens_per_example is not None and n > rules.max_tokens_per_example):
-            self._too_long(file, line, n)
-        return True
+            self.examples += 1
+            if want_key:
+                self._duplicate(_key_digest("\x1e".join(plain.key)), file, line)  # type: ignore[arg-type]
+            n = estimate_text(plain.turns, plain.system, plain.chars)
+            add_one(n)
+            if n > limit:
+                self._too_long(file, line, n)
+            return True
+
+        return handle
 
     def flush(self, final: bool = True) -> None:
         """Count the tokens of the pending batch (`final`: and wait for every count).

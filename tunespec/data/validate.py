@@ -95,15 +95,17 @@ def file_conversations(
     report: Callable[[Diagnostic], None],
     on_bytes: Callable[[bytes], None] = lambda b: None,
     chosen: list[DataFormat | None] | None = None,
-    quick: Callable[[DataFormat, Any, int, str], bool] | None = None,
+    quick: Callable[[DataFormat, str], Callable[[Any, int], bool] | None] | None = None,
 ) -> Iterator[Conversation]:
     """The conversations of one file, in order. Problems go to `report` located at
     file:line [JSON path]; a record with problems is skipped. `chosen` (a one-item list)
     receives the format used, detected from the first record when the spec says auto.
-    `quick(format, record, line, file)` may take a record off this path (validation's
-    quick check for plain examples, see `tunespec.data.quick`): True means handled."""
+    `quick(format, file)` may give a handler that takes records off this path
+    (validation's quick check for plain examples, see `tunespec.data.quick`): its
+    ``handler(record, line)`` returning True means handled."""
     fmt = ref.format
     path = ref.path
+    handler = quick(fmt, path) if quick is not None and fmt is not None else None
     with ref.source.open(path) as stream:
         for item in read_records(stream, path, on_bytes, max_record_bytes):
             if type(item) is not tuple:
@@ -118,7 +120,8 @@ def file_conversations(
                     return
                 if chosen is not None:
                     chosen[0] = fmt
-            if quick is not None and quick(fmt, record, line, path):
+                handler = quick(fmt, path) if quick is not None else None
+            if handler is not None and handler(record, line):
                 continue
             try:
                 conv = fmt.to_conversation(record, fields)
@@ -299,7 +302,7 @@ class _Validation:
         chosen: list[DataFormat | None] = [None]
         scan = self._scan(ref.split, self.diagnostics.add)
         feed = scan.feed
-        conversations = file_conversations(ref, self.formats, self.data.fields, self.rules.max_record_bytes, self.diagnostics.add, on_bytes, chosen, scan.quick)
+        conversations = file_conversations(ref, self.formats, self.data.fields, self.rules.max_record_bytes, self.diagnostics.add, on_bytes, chosen, scan.quick_handler)
         for conv in conversations:
             feed(conv)
         scan.flush()
