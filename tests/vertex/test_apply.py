@@ -132,6 +132,20 @@ def test_continued_tuning_of_a_tuned_model_end_to_end(cli, env):
     assert result.json["runs"][0]["result"]["outputs"]["tuned_model"].endswith("@1")
 
 
+def test_open_model_full_tuning_end_to_end(cli, env):
+    from tests.vertex.conftest import spec_text
+
+    text = spec_text(name="llama-full", base="meta/llama3_1@llama-3.1-8b", extra="method: full\nhyperparameters:\n  learning_rate: 0.00001\n",
+                     backend="  output_uri: gs://out-bucket/llama\n  poll_interval: 0.05\n")
+    spec = env.project.spec("llama.yaml", text.replace("gs://placeholder-bucket", f"gs://{env.gcs.bucket}"))
+    result = _apply(cli, env, spec)
+    assert result.code == 0, result.out + result.err
+    body = env.tuning.creates()[0].body
+    assert body["supervisedTuningSpec"]["tuningMode"] == 1  # TUNING_MODE_FULL: the REST client sends enums as numbers
+    assert body["supervisedTuningSpec"]["hyperParameters"]["learningRate"] == 1e-05
+    assert result.json["runs"][0]["result"]["outputs"]["output_uri"] == "gs://out-bucket/llama"
+
+
 def test_an_unchanged_dataset_is_not_uploaded_twice(cli, env):
     spec = env.project.example("text")
     assert _apply(cli, env, spec).code == 0

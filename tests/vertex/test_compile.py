@@ -280,9 +280,9 @@ def test_labels_are_sanitised_and_validated(project):
     assert checked.ok
     labels = checked.plan.job["body"]["labels"]
     assert labels["cost-center"] == "r-d-42"
-    bad = _check(project, backend="  labels:\n    9lives: x\n    tunespec_run: mine\n")
+    bad = _check(project, backend="  labels:\n    9lives: x\n    tunespec_run: mine\n    owner: " + "x" * 64 + "\n")
     paths = sorted(d.location.path for d in _problems(bad, "TS116"))
-    assert paths == ["backend.labels.9lives", "backend.labels.tunespec_run"]
+    assert paths == ["backend.labels.9lives", "backend.labels.owner", "backend.labels.tunespec_run"]
 
 
 def test_missing_staging_bucket_for_local_data(project):
