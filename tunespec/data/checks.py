@@ -100,19 +100,8 @@ def inspect_conversation(conv: Conversation, rules: DataRules, files: FileRefere
     previous = None
     has_model = False
     n_parts = len(system)
-    chars = n_media = 0
-    media_counts: dict[str, int] | None = None
-    for part in system:
-        if part.kind == "text":
-            text = part.text
-            if not text or text.isspace():
-                add("TS209", "empty text part", part.path, "remove the part or give it text")
-            if text:
-                chars += len(text)
-        else:
-            n_media += 1
-            media_counts = media_counts if media_counts is not None else {}
-            _check_media(part, conv, rules, files, media_counts, add)
+    media_counts: dict[str, int] = {}
+    chars, n_media = _check_parts(system, conv, rules, files, media_counts, add)
     for turn in turns:
         role = turn.role
         if role == "model":
@@ -129,17 +118,9 @@ def inspect_conversation(conv: Conversation, rules: DataRules, files: FileRefere
         if not parts:
             add("TS209", f"{role} turn has no content", turn.path, "remove the empty turn or give it text")
         n_parts += len(parts)
-        for part in parts:
-            if part.kind == "text":
-                text = part.text
-                if not text or text.isspace():
-                    add("TS209", "empty text part", part.path, "remove the part or give it text")
-                if text:
-                    chars += len(text)
-            else:
-                n_media += 1
-                media_counts = media_counts if media_counts is not None else {}
-                _check_media(part, conv, rules, files, media_counts, add)
+        turn_chars, turn_media = _check_parts(parts, conv, rules, files, media_counts, add)
+        chars += turn_chars
+        n_media += turn_media
     if not has_model:
         add("TS206", "example has no model turn: nothing to learn", "$", "add the answer the model should give as the last turn")
     if turns and rules.require_last_model and previous != "model":
@@ -152,6 +133,25 @@ def inspect_conversation(conv: Conversation, rules: DataRules, files: FileRefere
             if limit is not None and n > limit:
                 add("TS212", f"{n} {kind} parts in one example, over the limit of {limit}", "$", f"use at most {limit} {kind} file(s) per example")
     return (problems if problems is not None else _NO_PROBLEMS), chars, n_media
+
+
+def _check_parts(
+    parts: list[Part], conv: Conversation, rules: DataRules, files: FileReferences | None, media_counts: dict[str, int], add: Callable[..., None]
+) -> tuple[int, int]:
+    """Empty texts and media rules for the parts of one turn (or the system instruction);
+    returns the characters of text and the number of media parts, for the estimator."""
+    chars = n_media = 0
+    for part in parts:
+        if part.kind == "text":
+            text = part.text
+            if not text or text.isspace():
+                add("TS209", "empty text part", part.path, "remove the part or give it text")
+            if text:
+                chars += len(text)
+        else:
+            n_media += 1
+            _check_media(part, conv, rules, files, media_counts, add)
+    return chars, n_media
 
 
 def _check_media(
