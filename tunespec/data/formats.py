@@ -44,10 +44,13 @@ def _problem(code: str, message: str, path: str, hint: str | None = None) -> Dia
     return Diagnostic(code, message, Location(path=path), hint)
 
 
+_JSON_TYPES = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
+
+
 def _not_object(record: Any, fmt: str, key: str) -> Diagnostic:
     return _problem(
         "TS203",
-        f"record is a JSON {type(record).__name__ if not isinstance(record, list) else 'array'}, expected an object with `{key}`",
+        f"record is a JSON {_JSON_TYPES.get(type(record), type(record).__name__)}, expected an object with `{key}`",
         "$",
         f"each line of a {fmt} file is one JSON object like {{\"{key}\": [...]}}",
     )

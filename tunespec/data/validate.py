@@ -134,6 +134,8 @@ def file_conversations(
                 continue
             conv.file = path
             conv.line = line
+            if conv.format is None:
+                conv.format = fmt.name
             yield conv
     if chosen is not None and chosen[0] is None:
         chosen[0] = fmt
