@@ -6,7 +6,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from tunespec.data import parallel, validate_data
+from tunespec.data import DataRules, parallel, validate_data
 from tunespec.diagnostics import Diagnostics
 
 from .conftest import gemini, make_spec
@@ -21,16 +21,21 @@ def _dataset(tmp_path):
             lines.append(orjson.dumps(gemini(("user", f"q{i}"), ("user", "again"))))
         elif i % 500 == 0:
             lines.append(b"")
+        elif i % 733 == 9:
+            lines.append(orjson.dumps(gemini(("user", "long " * 1000), ("model", "x"))))  # over the record limit
+        elif i % 101 == 3:
+            lines.append(orjson.dumps(gemini(("user", f"crlf {i}"), ("model", "y"))) + b"\r")
         else:
             lines.append(orjson.dumps(gemini(("user", f"question {i} " + "word " * (i % 40)), ("model", f"answer {i}"))))
-    (tmp_path / "train.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    # a BOM first, and a last line cut off in the middle
+    (tmp_path / "train.jsonl").write_bytes(b"\xef\xbb\xbf" + b"\n".join(lines) + b"\n" + orjson.dumps(gemini(("user", "cut"), ("model", "off")))[:-7])
     (tmp_path / "val.jsonl").write_bytes(orjson.dumps(gemini(("user", "question 8 " + "word " * 8), ("model", "answer 8"))) + b"\n")
 
 
 def _validate(tmp_path):
     diagnostics = Diagnostics(max_per_code=5)
     spec = make_spec(tmp_path, "train.jsonl", validation="val.jsonl", max_seq_length=16)
-    report = validate_data(spec, None, None, diagnostics)
+    report = validate_data(spec, DataRules(max_record_bytes=4096), None, diagnostics)
     return report, [(d.code, d.location.line, d.location.path, d.message) for d in diagnostics], diagnostics, spec
 
 
@@ -58,4 +63,5 @@ def test_parallel_matches_single_process(tmp_path, monkeypatch):
     assert multi[3].data_hashes == single[3].data_hashes
     report = single[0]
     assert report.problems["TS201"] == 8 and report.duplicates_between_splits == 1
+    assert report.problems["TS219"] == 1 and report.problems["TS220"] == 1 and report.problems["TS221"] == 5
     assert ("TS201", 6, None) in [d[:3] for d in single[1]]
