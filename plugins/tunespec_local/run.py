@@ -34,7 +34,7 @@ EVALUATION_DIR = "evaluation"
 def run(ctx: RunContext, config: LocalConfig, model_ref: ResolvedModel) -> RunResult:
     import torch
 
-    _quiet_libraries()
+    quiet_libraries()
     spec, job = ctx.spec, ctx.spec.job
     log = ctx.progress.log
     run_path = Path(ctx.run_dir.path)
@@ -53,7 +53,7 @@ def run(ctx: RunContext, config: LocalConfig, model_ref: ResolvedModel) -> RunRe
 
     evaluation: dict[str, Any] = {}
     if prompts and job.evaluation.compare_base:
-        evaluation["base"] = _base_evaluation(ctx, config, folder, tokenizer, prompts, device)
+        evaluation["base"] = base_evaluation(ctx, config, folder, tokenizer, prompts, device)
 
     total = train_config.total_steps(len(data.train))
     log(f"training {job.method.type} on {len(data.train)} examples: {total} steps on {device.type} ({precision})")
@@ -71,7 +71,7 @@ def run(ctx: RunContext, config: LocalConfig, model_ref: ResolvedModel) -> RunRe
         )) from exc
 
     if prompts:
-        evaluation["tuned"] = _evaluate(ctx, config, result.model, tokenizer, prompts, device, "tuned")
+        evaluation["tuned"] = evaluate_model(ctx, config, result.model, tokenizer, prompts, device, "tuned")
         evaluation = summarise_evaluation(evaluation, job.evaluation.metrics)
         log(format_comparison(evaluation))
     if not config.keep_checkpoints_after_success:
@@ -174,7 +174,7 @@ def _prepare_run_folder(ctx: RunContext, env: LocalEnv) -> None:
     (Path(ctx.run_dir.path) / "metrics.jsonl").unlink(missing_ok=True)
 
 
-def _base_evaluation(ctx: RunContext, config: LocalConfig, folder: Path, tokenizer: ChatTokenizer, prompts: list[Prompt], device: Any) -> dict[str, Any]:
+def base_evaluation(ctx: RunContext, config: LocalConfig, folder: Path, tokenizer: ChatTokenizer, prompts: list[Prompt], device: Any) -> dict[str, Any]:
     saved = Path(ctx.run_dir.path) / EVALUATION_DIR / "base.json"
     if ctx.resuming and saved.is_file():
         return _summary(json.loads(saved.read_text()))
@@ -183,12 +183,12 @@ def _base_evaluation(ctx: RunContext, config: LocalConfig, folder: Path, tokeniz
 
     base = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).to(device)
     try:
-        return _evaluate(ctx, config, base, tokenizer, prompts, device, "base")
+        return evaluate_model(ctx, config, base, tokenizer, prompts, device, "base")
     finally:
         del base
 
 
-def _evaluate(ctx: RunContext, config: LocalConfig, model: Any, tokenizer: ChatTokenizer, prompts: list[Prompt], device: Any, which: str) -> dict[str, Any]:
+def evaluate_model(ctx: RunContext, config: LocalConfig, model: Any, tokenizer: ChatTokenizer, prompts: list[Prompt], device: Any, which: str) -> dict[str, Any]:
     """Generate on the validation prompts, write evaluation/<which>.json (every output), and
     return the scores with a few samples."""
     from tunespec_local.evaluation import generate, score
@@ -280,7 +280,7 @@ def _precision(choice: str, device: Any, ctx: RunContext) -> str:
     return choice
 
 
-def _quiet_libraries() -> None:
+def quiet_libraries() -> None:
     """transformers' own progress bars and deprecation notices would tear through
     tunespec's progress display; tunespec reports what matters itself."""
     import warnings
@@ -291,3 +291,10 @@ def _quiet_libraries() -> None:
     hf_logging.disable_progress_bar()
     warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
     warnings.filterwarnings("ignore", category=UserWarning, module="peft")
+
+
+# Names the ray backend used before these helpers were public; kept so both plugins can
+# land independently. New code calls the public names.
+_quiet_libraries = quiet_libraries
+_base_evaluation = base_evaluation
+_evaluate = evaluate_model
