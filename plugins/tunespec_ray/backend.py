@@ -122,23 +122,14 @@ def _running_attached() -> bool:
 def _check_config(spec: ResolvedSpec, config: RayConfig) -> Iterable[Diagnostic]:
     """Problems visible from the spec alone (fast, no Ray)."""
     hp = spec.job.hyperparameters
-    if hp.batch_size % config.num_workers:
-        per_worker = job_module.per_worker_batch(spec, config)
+    if hp.batch_size < config.num_workers:
         yield Diagnostic(
             "TS304",
-            f"batch_size {hp.batch_size} does not split evenly over {config.num_workers} workers: each takes "
-            f"{per_worker}, so the effective global batch is {per_worker * config.num_workers}",
+            f"batch_size {hp.batch_size} is smaller than num_workers {config.num_workers}: "
+            f"{config.num_workers - hp.batch_size} workers have no example in a step and only join the gradient sync",
             spec.locate("hyperparameters.batch_size"),
-            hint=f"use a multiple of num_workers ({config.num_workers}) for batch_size",
+            hint="raise batch_size to at least num_workers, or use fewer workers",
             severity=Severity.WARNING,
-        )
-    if hp.micro_batch_size is not None and hp.micro_batch_size > job_module.per_worker_batch(spec, config):
-        yield Diagnostic(
-            "TS115",
-            f"micro_batch_size {hp.micro_batch_size} exceeds the per-worker batch "
-            f"{job_module.per_worker_batch(spec, config)} (batch_size {hp.batch_size} / {config.num_workers} workers)",
-            spec.locate("hyperparameters.micro_batch_size"),
-            hint="lower micro_batch_size or raise batch_size",
         )
     if config.embedded and config.num_cpus is not None:
         needed = config.total_resources.get("CPU", 0)

@@ -143,8 +143,9 @@ def submission_id(spec_name: str) -> str:
 
 
 def per_worker_batch(spec: ResolvedSpec, config: RayConfig) -> int:
-    """Examples one worker takes per optimizer step: the global batch split over the workers."""
-    return max(1, spec.job.hyperparameters.batch_size // config.num_workers)
+    """The most examples one worker takes per optimizer step: worker r takes every
+    num_workers-th example of the step's batch, so the global batch is exactly batch_size."""
+    return -(-spec.job.hyperparameters.batch_size // config.num_workers)
 
 
 def mappings(spec: ResolvedSpec, config: RayConfig) -> list[FieldMapping]:
@@ -155,18 +156,13 @@ def mappings(spec: ResolvedSpec, config: RayConfig) -> list[FieldMapping]:
             field="hyperparameters.batch_size",
             target="per-worker batch",
             value=per_worker_batch(spec, config),
-            note=f"global batch {hp.batch_size} split over {config.num_workers} workers; DDP averages gradients",
+            note=f"up to; the global batch {hp.batch_size} is split over {config.num_workers} workers and the loss is "
+            "the mean over all its trained tokens, so the run trains as on one process",
         ),
         FieldMapping(field="backend.num_workers", target="ScalingConfig.num_workers", value=config.num_workers),
         FieldMapping(field="backend.max_failures", target="FailureConfig.max_failures", value=config.max_failures),
         FieldMapping(
             field="backend.checkpoints_to_keep", target="CheckpointConfig.num_to_keep", value=config.checkpoints_to_keep
-        ),
-        FieldMapping(
-            field="hyperparameters.seed",
-            target="train loop seed",
-            value=hp.seed,
-            note="same seed on every worker for the model; each worker reads its own shard of the shuffled data",
         ),
         FieldMapping(
             field="output.path",

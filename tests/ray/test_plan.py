@@ -116,14 +116,22 @@ def test_bad_config_is_a_located_diagnostic(tmp_path, block, code, path):
 
 
 def test_validate_catches_what_ray_would_hang_or_change_on(tmp_path):
-    block = "  name: ray\n  num_workers: 3\n  num_cpus: 2\n"
+    block = "  name: ray\n  num_workers: 5\n  num_cpus: 2\n"
     spec, problems = resolve_spec(write_spec(tmp_path, block, model=GGUF))
     found = list(RayBackend().validate(spec, None))
     by_code = {d.code: d for d in found}
-    # 3 workers x 1 CPU on a 2-CPU embedded cluster would wait forever for placement.
+    # 5 workers x 1 CPU on a 2-CPU embedded cluster would wait forever for placement.
     assert by_code["TS309"].is_error and by_code["TS309"].location.path == "backend.num_cpus"
-    # batch_size 4 over 3 workers: the effective batch changes, so say so.
-    assert not by_code["TS304"].is_error and "effective global batch is 3" in by_code["TS304"].message
+    # batch_size 4 over 5 workers: one worker idles every step, so say so.
+    assert not by_code["TS304"].is_error and "1 workers have no example" in by_code["TS304"].message
+    assert by_code["TS304"].location.path == "hyperparameters.batch_size"
+
+
+def test_an_uneven_batch_split_is_fine(tmp_path):
+    # Worker r takes every 3rd example of the step's batch: 2, 1, 1 of 4; the run trains as on one process.
+    spec, plan = compile_plan(tmp_path, "  name: ray\n  num_workers: 3\n")
+    assert [d for d in RayBackend().validate(spec, None) if d.code == "TS304"] == []
+    assert plan.job["per_worker"]["batch_size"] == 2
 
 
 def test_detached_run_needs_storage_the_cluster_and_you_both_reach(tmp_path):
