@@ -97,7 +97,7 @@ class InvalidCase:
     id:     names the test case.
     change: deep-merged into the valid spec (``{"model": {"base": "nope"}}``); a value of
             `DELETE` removes that key.
-    code:   the diagnostic code expected (e.g. ``TS301``).
+    code:   the diagnostic code expected (e.g. ``TS301``; ``TS11*`` accepts any TS11x).
     path:   the spec field the diagnostic must point at (``model.base``): its file and line.
     """
 
@@ -352,14 +352,18 @@ class BackendConformance:
         assert a["plan"] == b["plan"], "the same spec must compile to the same plan (no timestamps, random ids or set order in it)"
 
     def test_conformance_plan_changes_when_the_spec_changes(self, conformance_project: Project) -> None:
+        """Every spec field reaches the job (honoured or mapped): changing `epochs` changes
+        the compiled job, not only the fingerprint."""
         base = yaml.safe_load(conformance_project.spec_file.read_text())
-        changed = conformance_project.write_spec(merge(base, {"hyperparameters": {"seed": 8}, "metadata": {"name": "conformance-seed"}}), "changed.yaml")
+        changed = conformance_project.write_spec(merge(base, {"hyperparameters": {"epochs": base["hyperparameters"]["epochs"] + 1}}), "changed.yaml")
         try:
             a = conformance_project.cli("plan", conformance_project.spec_file, "--output", "json").json["specs"][0]
             b = conformance_project.cli("plan", changed, "--output", "json").json["specs"][0]
         finally:
             changed.unlink()
+        assert b["ok"], f"the spec with one more epoch does not plan: {b['diagnostics']}"
         assert a["fingerprint"] != b["fingerprint"], "a changed hyperparameter must change the fingerprint"
+        assert a["plan"]["job"] != b["plan"]["job"], "`hyperparameters.epochs` changed but the compiled job did not: is it ignored?"
 
     # Apply, verify, re-apply ------------------------------------------------------------
 
