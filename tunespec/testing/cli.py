@@ -46,7 +46,10 @@ def run_cli(*argv: Any, allow_internal_error: bool = False) -> CliResult:
     args = [str(a) for a in argv]
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):
-        code = main(args)
+        try:
+            code = main(args)
+        except SystemExit as exc:  # argparse: --help, --version, a usage error
+            code = exc.code if isinstance(exc.code, int) else 1
     result = CliResult(args, code, out.getvalue(), err.getvalue())
     if not allow_internal_error and ("TS004" in result.text or "Traceback (most recent call last)" in result.text):
         raise AssertionError(f"`tunespec {' '.join(args)}` crashed (TS004):\n{result.err}\n{_saved_traceback(result.text)}")
