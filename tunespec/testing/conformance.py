@@ -273,6 +273,11 @@ class BackendConformance:
         assert not undocumented, f"options without Field(description=...): {undocumented}"
         assert _forbids_extra(backend.config_model), "config_model must forbid unknown keys: model_config = ConfigDict(extra='forbid')"
 
+        plugins = conformance_project.cli("plugins", "--output", "json").json["plugins"]
+        owners = [p for p in plugins if backend.name in p["registers"].get("backends", [])]
+        assert len(owners) == 1, f"exactly one plugin must register backend {backend.name!r}: {owners}"
+        assert owners[0]["status"] == "ok", f"`tunespec plugins` shows it {owners[0]['status']}: {owners[0]['error'] or owners[0]['missing']}"
+
         shown = conformance_project.cli("schema")
         assert shown.code == 0
         full = shown.json
