@@ -24,6 +24,7 @@ from typing import Any
 from tunespec import Diagnostic, DiagnosticError, RunContext, RunResult
 
 from tunespec_ray.cluster import connected
+from tunespec_ray.progress import followed
 from tunespec_ray.trainer import build_trainer
 from tunespec_ray.worker import FINAL_CHECKPOINT, METRICS_FILE, RESULT_FILE, train_loop_per_worker
 
@@ -78,7 +79,7 @@ def run_attached(ctx: RunContext, job: dict[str, Any], local_spec: Any) -> RunRe
         **summary,
         "train_examples": len(data.train),
         "validation_examples": len(data.validation),
-        "device": "gpu" if job["scaling_config"]["use_gpu"] else "cpu",
+        "device": "cuda" if job["scaling_config"]["use_gpu"] else "cpu",
         "precision": summary.get("precision", "fp32"),
     }
     # Checkpoints kept outside the run folder (`storage_path`) are named, as a remote resource would be.
@@ -94,17 +95,18 @@ def _fit(ctx: RunContext, job: dict[str, Any], train_config: Any, data: Any) -> 
     import ray.train
 
     with connected(job["cluster"], ctx.spec.locate("backend.address" if "address" in job["cluster"]["init"] else "backend")):
-        loop_config = {
-            "config": train_config,
-            "data": ray.put(data),
-            "precision": ctx.spec.job.hyperparameters.precision,
-        }
-        trainer = build_trainer(job, train_loop_per_worker, loop_config)
-        try:
-            with ctx.progress.task("training on Ray", total=None):
+        with ctx.progress.task("training on Ray", total=train_config.total_steps(len(data.train))) as task, followed(task) as sink:
+            loop_config = {
+                "config": train_config,
+                "data": ray.put(data),
+                "precision": ctx.spec.job.hyperparameters.precision,
+                "progress": sink,
+            }
+            trainer = build_trainer(job, train_loop_per_worker, loop_config)
+            try:
                 return trainer.fit()
-        except ray.train.TrainingFailedError as exc:
-            raise DiagnosticError(_training_failed(ctx, job, exc)) from None
+            except ray.train.TrainingFailedError as exc:
+                raise DiagnosticError(_training_failed(ctx, job, exc)) from None
 
 
 def _training_failed(ctx: RunContext, job: dict[str, Any], exc: BaseException) -> Diagnostic:

@@ -36,7 +36,7 @@ KILL_AT_STEP_ENV = "TUNESPEC_RAY_KILL_AT_STEP"
 class RayTrainEnv:
     """The training loop's environment inside a Ray Train worker."""
 
-    def __init__(self, scratch: Path):
+    def __init__(self, scratch: Path, progress: Any = None):
         import ray.train
         import ray.train.torch
 
@@ -47,7 +47,7 @@ class RayTrainEnv:
         self.device = ray.train.torch.get_device()
         self.scratch = scratch
         self.metrics = MetricsLog(scratch / METRICS_FILE)
-        self._restored: Path | None = None
+        self.progress = progress  # actor handle (progress.ProgressSink) or None
         self._kill_at = _kill_step()
 
     def prepare_model(self, model: Any) -> Any:
@@ -90,7 +90,6 @@ class RayTrainEnv:
         if checkpoint is None:
             return None
         folder = Path(checkpoint.to_directory(str(self.scratch / "restored")))
-        self._restored = folder
         if self.is_main and (folder / METRICS_FILE).exists():
             shutil.copy2(folder / METRICS_FILE, self.metrics.path)
             step = json.loads((folder / "checkpoint.json").read_text())["step"]
@@ -100,6 +99,8 @@ class RayTrainEnv:
     def report(self, metrics: dict[str, Any]) -> None:
         if self.is_main:
             self.metrics.append({k: v for k, v in metrics.items() if k != "total_steps"})
+            if self.progress is not None:
+                self.progress.put.remote(metrics)  # fire and forget
         if self._kill_at is not None and metrics.get("step") == self._kill_at[0]:
             _die_once(self, self._kill_at[1])
 
@@ -114,7 +115,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
 
     scratch = Path(tempfile.mkdtemp(prefix="tunespec-ray-worker-"))
     try:
-        env = RayTrainEnv(scratch)
+        env = RayTrainEnv(scratch, loop_config.get("progress"))
         output = scratch / "output"
         precision = worker_precision(loop_config.get("precision", "auto"), env.device)
         config = dataclasses.replace(loop_config["config"], output_dir=str(output), precision=precision)
