@@ -99,7 +99,7 @@ requires-python = ">=3.10"
 dependencies = ["tunespec>={minor},<{next_minor}"]
 
 [project.optional-dependencies]
-test = ["pytest>=8"]
+test = ["pytest>=9"]
 
 # How tunespec finds the plugin: `tunespec plugins` lists it once this package is installed.
 [project.entry-points.tunespec]

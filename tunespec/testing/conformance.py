@@ -55,6 +55,9 @@ import yaml
 
 from tunespec.testing.cli import CliResult, run_cli
 
+if int(pytest.__version__.split(".")[0]) < 9:  # class-scoped fixtures as classmethods need pytest 9
+    raise ImportError(f"tunespec's conformance kit needs pytest 9 or newer (found {pytest.__version__})")
+
 SECRET_ENV = "TUNESPEC_CONFORMANCE_SECRET"
 """The kit sets this variable to a fresh secret; the spec references it as ``${env:...}``."""
 
