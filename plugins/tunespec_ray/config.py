@@ -112,7 +112,7 @@ class RayConfig(BaseModel):
         default=None,
         ge=1,
         description="Save a checkpoint (reported to Ray Train) every this many optimizer steps, so a restart "
-        "loses at most that much work. Default: the training loop's own default (about 10 checkpoints per run).",
+        "loses at most that much work. Default: the local backend's default, every 50 steps.",
     )
     checkpoints_to_keep: int = Field(
         default=2,
