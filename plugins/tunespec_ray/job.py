@@ -39,7 +39,8 @@ def compile_job(spec: ResolvedSpec, config: RayConfig, verbose: bool, training: 
         "cluster": cluster_settings(config, verbose),
         "per_worker": {
             "batch_size": per_worker_batch(spec, config),
-            "micro_batch_size": spec.job.hyperparameters.micro_batch_size,
+            "micro_batch_size": min(spec.job.hyperparameters.micro_batch_size or spec.job.hyperparameters.batch_size,
+                                    per_worker_batch(spec, config)),
             "checkpoint_every_steps": training.get("runtime", {}).get("checkpoint_every", config.checkpoint_every_steps),
         },
     }
