@@ -8,7 +8,6 @@ the cluster is not reachable, and `apply` reports the failure properly if it sti
 from __future__ import annotations
 
 import logging
-import os
 from typing import Iterable
 
 from tunespec import Diagnostic, ResolvedSpec, Severity
@@ -54,7 +53,6 @@ def _cluster_resources(address: str) -> dict[str, float]:
     quiet_environment({"RAY_DEDUP_LOGS": "1"})
     if ray.is_initialized():
         return dict(ray.cluster_resources())
-    os.environ.setdefault("RAY_CLIENT_RECONNECT_GRACE_PERIOD", "5")
     ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
     quiet_loggers(False)
     try:

@@ -5,7 +5,6 @@ as the local backend. Each test trains the tiny random-init model for a few step
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
