@@ -19,3 +19,21 @@ class TestEchoConformance(BackendConformance):
             plugin_module="tests.core.echo_plugin",
             invalid=[InvalidCase("zero-steps", {"backend": {"steps": 0}}, "TS113", "backend.steps")],
         )
+
+
+class TestEchoCheapConformance(BackendConformance):
+    """`apply=False`: the cheap half of the kit (what a backend without a test service runs)."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def conformance_case(cls) -> ConformanceCase:
+        return ConformanceCase(
+            backend="echo",
+            model="tiny-model",
+            plugin_module="tests.core.echo_plugin",
+            apply=False,
+            invalid=[InvalidCase("zero-steps", {"backend": {"steps": 0}}, "TS113", "backend.steps")],
+        )
+
+    def test_nothing_was_applied(self, conformance_project) -> None:
+        assert not (conformance_project.root / "runs").exists()
