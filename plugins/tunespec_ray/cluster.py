@@ -58,8 +58,9 @@ def connected(cluster: dict[str, Any], where: Location | None = None) -> Iterato
     init["logging_level"] = getattr(logging, init.get("logging_level", "ERROR"))
     try:
         ray.init(**init)
-    except (ConnectionError, TimeoutError, RuntimeError) as exc:
-        raise DiagnosticError(unreachable(init.get("address"), exc, where)) from None
+    except (ConnectionError, TimeoutError, RuntimeError, ValueError) as exc:
+        address = None if cluster["mode"] == "embedded" else init.get("address")
+        raise DiagnosticError(unreachable(address, exc, where)) from None
     quiet_loggers(verbose)
     try:
         yield

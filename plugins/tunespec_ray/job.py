@@ -96,6 +96,7 @@ def cluster_settings(config: RayConfig, verbose: bool) -> dict[str, Any]:
     quiet_env = {} if verbose else {"RAY_DEDUP_LOGS": "1", "RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}
     if config.embedded:
         init = {
+            "address": "local",  # always a new cluster for this run, even if RAY_ADDRESS is set
             "num_cpus": config.embedded_num_cpus,
             "num_gpus": int(config.total_resources.get("GPU", 0)) or None,
             "include_dashboard": False,

@@ -94,7 +94,8 @@ def _fit(ctx: RunContext, job: dict[str, Any], train_config: Any, data: Any) -> 
     import ray
     import ray.train
 
-    with connected(job["cluster"], ctx.spec.locate("backend.address" if "address" in job["cluster"]["init"] else "backend")):
+    where = ctx.spec.locate("backend" if job["cluster"]["mode"] == "embedded" else "backend.address")
+    with connected(job["cluster"], where):
         with ctx.progress.task("training on Ray", total=train_config.total_steps(len(data.train))) as task, followed(task) as sink:
             loop_config = {
                 "config": train_config,
