@@ -86,11 +86,12 @@ class KubeflowBackend(Backend):
         manifest = Path(ctx.run_dir.path) / MANIFEST_FILE
         manifest.write_text(yaml.safe_dump_all(ctx.spec.redact(job["manifests"]), sort_keys=False))
         outputs = {"manifest": MANIFEST_FILE, "pytorchjob": f"{job['namespace']}/{job['name']}"}
-        if config.submit == "never" or (config.submit == "auto" and not kubectl.available(config.context)):
+        reachable = config.submit != "never" and kubectl.available(config.context)
+        if config.submit == "never" or (config.submit == "auto" and not reachable):
             why = "submit: never" if config.submit == "never" else "kubectl has no context here"
             return RunResult(status="succeeded", message=f"wrote {MANIFEST_FILE}, not applied ({why}); `kubectl apply -f` it",
                              outputs={**outputs, "submitted": False})
-        if not kubectl.available(config.context):
+        if not reachable:
             raise DiagnosticError(Diagnostic("TS309", "`submit: always` but kubectl is not installed or has no context",
                                              ctx.spec.locate("backend.submit"), "configure kubectl, or set `submit: auto`"))
         kubectl.apply(str(manifest), config.context)  # idempotent: the same job name applies as "unchanged"
