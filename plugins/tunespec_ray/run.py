@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -113,23 +114,31 @@ def _fit(ctx: RunContext, job: dict[str, Any], train_config: Any, data: Any) -> 
 def _training_failed(ctx: RunContext, job: dict[str, Any], exc: BaseException) -> Diagnostic:
     cause = _root_cause(exc)
     (Path(ctx.run_dir.path) / "error.log").write_text(str(exc))
+    published = Path(ctx.run_dir.final_path) / "error.log"  # where it is once tunespec publishes the failed run
     retries = job["run_config"]["failure_config"]["max_failures"]
     return Diagnostic(
         "TS311",
         f"training failed on the Ray cluster after {retries} restart(s): {cause}",
         ctx.spec.locate("backend"),
-        hint=f"the workers' errors are in {Path(ctx.run_dir.path) / 'error.log'}; set `verbose: true` to see Ray's logs. "
-        "`tunespec apply` resumes from the last checkpoint",
+        hint=f"the workers' errors are in {published}; set `verbose: true` to see Ray's logs. "
+        "Raise `max_failures` to let Ray Train restart failed workers from the last checkpoint",
     )
 
 
 def _root_cause(exc: BaseException) -> str:
-    """The first line of the innermost worker error, without Ray's wrapping."""
-    text = str(exc).strip().splitlines()
-    for line in reversed(text):
-        if "Error" in line or "Exception" in line:
-            return line.strip()[:300]
-    return (text[0] if text else type(exc).__name__)[:300]
+    """One line per failed rank: the exception line of its traceback, or Ray's own first
+    line when the worker process died (a health check failed) and left no traceback."""
+    text = str(exc)
+    sections = re.split(r"\[Rank (\d+) Error Snippet\]:\s*\n", text)
+    causes = []
+    for rank, body in zip(sections[1::2], sections[2::2]):
+        lines = [line.strip() for line in body.strip().splitlines() if line.strip()]
+        error = next((line for line in reversed(lines) if re.match(r"^[\w.]*(Error|Exception)\b", line)), None)
+        causes.append(f"rank {rank}: {(error or (lines[0] if lines else 'failed'))[:200]}")
+    if causes:
+        return "; ".join(causes)
+    lines = text.strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:300]
 
 
 def _prepare_run_folder(ctx: RunContext, job: dict[str, Any]) -> None:
