@@ -294,6 +294,8 @@ def apply_checked(
         outcome = Outcome(spec.name, action, diagnostics=exc.diagnostics)
         outcome.run, outcome.result, outcome.run_dir = finish_run(state.get_run(run.run_id), result, state, backend), result, str(run_dir.final_path)  # type: ignore[arg-type]
         return outcome
+    # One rule for everything stored: an interpolated value is kept as its ${env:...}
+    # reference, even inside a resource name the service returned.
     result = RunResult.model_validate(spec.redact(result.model_dump(mode="json")))
     if result.status in ("pending", "running"):
         run = state.update_run(run.run_id, status=result.status, remote_id=result.remote_id or run.remote_id, message=result.message)
@@ -375,8 +377,8 @@ def refresh_status(run: RunRecord, host: PluginHost, state: StateStore) -> tuple
     result = backend.status(run)
     if result.status in ("succeeded", "failed", "cancelled"):
         return finish_run(run, result, state, backend), result
-    if result.status != run.status:
-        run = state.update_run(run.run_id, status=result.status, message=result.message)
+    if (result.status, result.message) != (run.status, run.message):
+        run = state.update_run(run.run_id, status=result.status, message=result.message or run.message)
     return run, result
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tunespec.cli import render
-from tunespec.diagnostics import Diagnostic, Location
+from tunespec.diagnostics import Diagnostic, DiagnosticError, Location
 from tunespec.plugins.host import plugin_host
 from tunespec.progress import Progress
 
@@ -267,7 +267,12 @@ def status(args: argparse.Namespace) -> int:
     rows = []
     failed = False
     for run in filter(None, latest):
-        run, result = refresh_status(run, host, state)
+        try:
+            run, result = refresh_status(run, host, state)
+        except DiagnosticError as exc:  # the backend could not ask (credentials, network): say why
+            failed = True
+            if args.output == "human":
+                render.diagnostics(exc.diagnostics)
         failed |= run.status in ("failed", "cancelled")
         rows.append(run)
     if args.output == "json":
@@ -313,7 +318,11 @@ def cancel(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     backend = plugin_host().backends().get(run.backend)
     if backend is not None and (backend.remote or run.remote_id):
-        result = backend.cancel(run)
+        try:
+            result = backend.cancel(run)
+        except DiagnosticError as exc:
+            render.diagnostics(exc.diagnostics)
+            return EXIT_ERROR
         run = state.update_run(run.run_id, status=result.status, message=result.message or "cancel requested")
     else:
         run = state.update_run(run.run_id, status="cancelled", message="cancelled")
