@@ -14,6 +14,7 @@ crash; on resume the base evaluation and the finished training steps are not red
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -43,7 +44,7 @@ def run(ctx: RunContext, config: LocalConfig, model_ref: ResolvedModel) -> RunRe
     device = _device(config, ctx)
     precision = _precision(job.hyperparameters.precision, device, ctx)
 
-    folder = materialize(model_ref, cache_root(config.cache_dir), log)
+    folder = materialize_at_spec(ctx, model_ref, config, log)
     tokenizer = _tokenizer(folder, job.model.chat_template, ctx)
     data, prompts = encode_data(ctx, tokenizer, log)
     train_config = train_config_for(ctx, config, folder, tokenizer, precision)
@@ -83,6 +84,16 @@ def run(ctx: RunContext, config: LocalConfig, model_ref: ResolvedModel) -> RunRe
 
 
 # -- steps -------------------------------------------------------------------------------
+
+
+def materialize_at_spec(ctx: RunContext, model_ref: ResolvedModel, config: LocalConfig, log) -> Path:
+    """The model's Hugging Face folder (converting or downloading it now if needed); a
+    failure points at the spec's `model.base` line."""
+    try:
+        return materialize(model_ref, cache_root(config.cache_dir), log)
+    except DiagnosticError as exc:
+        where = ctx.spec.locate("model.base")
+        raise DiagnosticError([dataclasses.replace(d, location=where) for d in exc.diagnostics]) from exc.__cause__
 
 
 def encode_data(ctx: RunContext, tokenizer: ChatTokenizer, log) -> tuple[TrainData, list[Prompt]]:

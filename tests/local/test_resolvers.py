@@ -65,6 +65,19 @@ def test_hub_id_offline_is_a_spec_diagnostic(project, cli):
     assert f"{spec}:" in output  # located in the spec file
 
 
+def test_unreachable_hub_at_apply_is_a_spec_diagnostic(project, cli, monkeypatch):
+    """Hub allowed but unreachable (here: an endpoint nobody listens on): apply fails with
+    TS306 at the spec line, no traceback, and the run is recorded as failed."""
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    # huggingface_hub reads these at import time, so patch its constants, not only the env.
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+    monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", "http://127.0.0.1:9")
+    spec = project.spec(model="HuggingFaceTB/SmolLM2-135M-Instruct")
+    code, output = cli("apply", spec, "--yes")
+    assert code == 1
+    assert "TS306" in output and "cannot download" in output and f"{spec}:" in output
+
+
 def test_plan_counts_tokens_exactly_with_a_local_model(project, cli):
     code, output = cli("plan", project.spec(), "--output", "json")
     assert code == 2, output
@@ -72,6 +85,7 @@ def test_plan_counts_tokens_exactly_with_a_local_model(project, cli):
     assert data["tokens_estimated"] is False
 
 
+@pytest.mark.slow
 def test_gguf_is_converted_once_cached_and_makes_counts_exact(project, cli, tiny_model):
     import os
 
