@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Literal
 
 import yaml
 
-from tunespec.artifacts import Manifest, RunDirectory, environment_versions
+from tunespec.artifacts import MANIFEST_FILE, Manifest, RunDirectory, environment_versions
 from tunespec.backend import Backend, Plan, RunContext, RunResult
 from tunespec.diagnostics import Diagnostic, DiagnosticError, Diagnostics, Location
 from tunespec.plugins.host import PluginHost
@@ -35,17 +35,15 @@ SPEC_SUFFIXES = (".yaml", ".yml")
 
 
 def find_spec_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[Diagnostic]]:
-    """Expand files and directories (recursively; hidden folders skipped) into spec files."""
+    """Expand files and directories into spec files. Directories are searched recursively,
+    skipping hidden folders (.tunespec, staging runs) and run directories (a folder with a
+    manifest.json holds a run's copy of its spec, not a spec to apply)."""
     files: list[Path] = []
     problems: list[Diagnostic] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found = sorted(
-                p
-                for p in path.rglob("*")
-                if p.suffix in SPEC_SUFFIXES and p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
+            found = sorted(_spec_files_under(path))
             if not found:
                 problems.append(Diagnostic("TS002", f"no spec files (*.yaml, *.yml) in {path}", Location(str(path))))
             files.extend(found)
@@ -54,6 +52,15 @@ def find_spec_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[Diagn
         else:
             problems.append(Diagnostic("TS001", f"no such file or directory: {path}", Location(str(path))))
     return files, problems
+
+
+def _spec_files_under(folder: Path) -> Iterable[Path]:
+    for root, dirs, names in os.walk(folder):
+        if MANIFEST_FILE in names:
+            dirs.clear()
+            continue
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        yield from (Path(root) / n for n in names if n.endswith(SPEC_SUFFIXES) and not n.startswith("."))
 
 
 def load_specs(paths: Iterable[str | Path], host: PluginHost, env: dict[str, str] | None = None) -> tuple[list[ResolvedSpec], list[Diagnostic]]:

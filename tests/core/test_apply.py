@@ -177,3 +177,13 @@ def test_billable_job_needs_yes_without_a_terminal(cli, project):
     assert "TS003" in refused.err and "--yes" in refused.err
     assert not (project.root / "runs").exists()
     assert cli("apply", spec, "--yes").code == 0
+
+
+def test_applying_a_folder_again_ignores_the_run_directories_inside_it(cli, project):
+    """The default output (./runs beside the spec) holds a copy of the spec in every run;
+    applying the folder again must not read those copies as specs."""
+    spec = project.spec()
+    assert cli("apply", project.root).code == 0
+    assert list((project.root / "runs").rglob("spec.yaml"))
+    again = cli("apply", project.root, "--output", "json")
+    assert again.code == 0 and [r["action"] for r in again.json["runs"]] == ["no-op"]

@@ -27,8 +27,10 @@ print("@@" + json.dumps({"code": code, "heavy": new}))
 
 def _example_specs() -> list[Path]:
     """Every example spec whose data is local (reading gs:// data needs the storage client)."""
+    from tunespec.pipeline import find_spec_files
+
     specs = []
-    for path in sorted((REPO / "specs").rglob("*.yaml")):
+    for path in find_spec_files([REPO / "specs"])[0]:
         if "gs://" not in path.read_text().split("data:", 1)[-1].split("backend:", 1)[0]:
             specs.append(path)
     return specs
