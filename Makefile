@@ -1,6 +1,6 @@
 # The two set-up commands (see README.md). Each installs what it needs into .venv first.
 
-.PHONY: quickstart test bench
+.PHONY: quickstart test bench docs
 
 # Tune SmolLM2-135M-Instruct on the quickstart task, end to end, on this machine.
 quickstart:
@@ -16,3 +16,8 @@ test:
 bench:
 	scripts/bootstrap
 	for b in bench/*.py; do .venv/bin/python $$b || exit 1; done
+
+# Regenerate docs/spec-reference.md from the schema (a test fails when it is stale).
+docs:
+	scripts/bootstrap
+	.venv/bin/python -m tunespec.docgen

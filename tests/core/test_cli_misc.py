@@ -61,3 +61,20 @@ def test_init_writes_a_commented_spec_that_passes_the_schema(cli, tmp_path):
     codes = {d["code"] for s in result.json["specs"] for d in s["diagnostics"]} | {d["code"] for d in result.json["diagnostics"]}
     assert codes == {"TS200"}  # only the data it points at is missing
     assert cli("init", path).code == 1  # never overwrites
+
+
+def test_schema_accepts_the_shorthands_the_loader_accepts(cli, tmp_path):
+    """What validates must not be flagged by an editor using `tunespec schema`."""
+    jsonschema = __import__("pytest").importorskip("jsonschema")
+    out = tmp_path / "schema.json"
+    cli("schema", "--write", out)
+    schema = json.loads(out.read_text())
+    spec = {
+        "apiVersion": "tunespec.dev/v1", "kind": "TuningJob", "metadata": {"name": "short"},
+        "model": {"base": "m"}, "data": {"train": "a.jsonl", "validation": ["b.jsonl", {"path": "c.jsonl"}]},
+        "method": "full", "backend": {"name": "echo"},
+    }
+    jsonschema.validate(spec, schema)
+    spec["method"] = "qlora"
+    with __import__("pytest").raises(jsonschema.ValidationError):
+        jsonschema.validate(spec, schema)

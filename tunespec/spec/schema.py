@@ -245,11 +245,29 @@ def _dedupe(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
     return out
 
 
+def _allow_shorthands(schema: dict[str, Any], defs: dict[str, Any]) -> None:
+    """The models accept short forms before validation (`method: peft`, `train: a.jsonl`,
+    `train: [a.jsonl, b.jsonl]`); pydantic's schema describes only the long form, so an
+    editor would flag valid specs. Widen those properties."""
+    source = {"anyOf": [{"type": "string", "description": "a path or URI"}, {"$ref": "#/$defs/Source"}]}
+    for split in ("train", "validation"):
+        prop = defs["DataSpec"]["properties"][split]
+        array = {k: prop.pop(k) for k in ("type", "items", "minItems") if k in prop}
+        array["items"] = source
+        prop["anyOf"] = [*source["anyOf"], array]
+    method = schema["properties"]["method"]
+    schema["properties"]["method"] = {
+        "anyOf": [{"enum": ["peft", "full"], "description": "shorthand for `{type: ...}`"}, method],
+        "description": defs["MethodSpec"].get("description", "How to tune: `peft` or `full`."),
+    }
+
+
 def spec_json_schema(host: PluginHost) -> dict[str, Any]:
     """JSON Schema of a TuningJob with every installed backend's options, for editors
     (e.g. `# yaml-language-server: $schema=tunespec.schema.json`)."""
     schema = TuningJob.model_json_schema(by_alias=True)
     defs = schema.setdefault("$defs", {})
+    _allow_shorthands(schema, defs)
     variants = []
     for name, backend in sorted(host.backends().items()):
         sub = backend.config_model.model_json_schema()
