@@ -80,7 +80,6 @@ class ChatTokenizer:
 
     @cached_property
     def _template(self):
-        from jinja2 import StrictUndefined  # noqa: F401  (kept lenient like transformers: Undefined)
         from jinja2.ext import loopcontrols
         from jinja2.sandbox import ImmutableSandboxedEnvironment
 

@@ -49,7 +49,7 @@ def run(ctx: RunContext, config: LocalConfig, model_ref: ResolvedModel) -> RunRe
     data, prompts = encode_data(ctx, tokenizer, log)
     train_config = train_config_for(ctx, config, folder, tokenizer, precision)
 
-    env = LocalEnv(run_path, device, keep_checkpoints=config.keep_checkpoints, log=log)
+    env = LocalEnv(run_path, device, keep_checkpoints=config.keep_checkpoints)
     _prepare_run_folder(ctx, env)
 
     evaluation: dict[str, Any] = {}

@@ -8,8 +8,8 @@ tensors, so it pickles cheaply and prints readably in a plan.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Literal
 
 from tunespec_local.encode import Encoded
 
@@ -47,7 +47,6 @@ class TrainConfig:
     pad_token_id: int = 0
     dataloader_workers: int = 0
     pin_memory: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def steps_per_epoch(self, num_examples: int) -> int:
         return max(1, math.ceil(num_examples / self.batch_size))
@@ -55,9 +54,6 @@ class TrainConfig:
     def total_steps(self, num_examples: int) -> int:
         """Optimizer steps of the whole run: `max_steps` if set, else epochs x steps per epoch."""
         return self.max_steps or self.epochs * self.steps_per_epoch(num_examples)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass

@@ -31,7 +31,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -66,14 +65,12 @@ class LocalEnv:
     world_size = 1
     is_main = True
 
-    def __init__(self, run_path: Path, device: Any, keep_checkpoints: int = 2, progress: Any = None, log: Callable[[str], None] = print):
+    def __init__(self, run_path: Path, device: Any, keep_checkpoints: int = 2, progress: Any = None):
         self.device = device
         self.checkpoints = Path(run_path) / "checkpoints"
         self.metrics = MetricsLog(Path(run_path) / "metrics.jsonl")
         self.keep_checkpoints = keep_checkpoints
         self.progress_task = progress  # a tunespec.progress.Task, or None
-        self.log = log
-        self._last_shown = 0.0
 
     def prepare_model(self, model: Any) -> Any:
         return model.to(self.device)
@@ -136,7 +133,3 @@ def default_device(choice: str = "auto") -> Any:
             return torch.device("mps")
         return torch.device("cpu")
     return torch.device(choice)
-
-
-def elapsed_since(start: float) -> float:
-    return max(time.perf_counter() - start, 1e-9)
