@@ -187,7 +187,11 @@ def _conversation(line: str):
 
 
 def prepare(folder: Path) -> None:
+    from transformers.utils import logging as hf_logging
+
     from tunespec.testing import make_tiny_model
+
+    hf_logging.disable_progress_bar()
 
     lines = DATA.read_text().splitlines()[:64]
     (folder / "train.jsonl").write_text("\n".join(lines) + "\n")

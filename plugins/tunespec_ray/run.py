@@ -47,11 +47,16 @@ def run_attached(ctx: RunContext, job: dict[str, Any], local_spec: Any) -> RunRe
     run_path = Path(ctx.run_dir.path)
     local_ctx = dataclasses.replace(ctx, spec=local_spec)
 
-    folder = materialize(resolve_model(local_spec), cache_root(local_config.cache_dir), log)
+    model_ref = resolve_model(local_spec)
+    folder = materialize(model_ref, cache_root(local_config.cache_dir), log)
     tokenizer = ChatTokenizer.from_folder(folder, spec.job.model.chat_template)
     data, prompts = local_run.encode_data(local_ctx, tokenizer, log)
     # Precision is decided on the workers, which know their device (see worker.py).
     train_config = local_run.train_config_for(local_ctx, local_config, folder, tokenizer, "fp32")
+    if job["cluster"]["mode"] == "existing" and model_ref.kind == "hub" and not model_ref.revision:
+        # On a remote cluster the driver's hub cache is not on the workers' nodes: each
+        # worker loads the model by its hub id (from its own cache, or downloads it).
+        train_config = dataclasses.replace(train_config, model_path=model_ref.location)
     _prepare_run_folder(ctx, job)
 
     evaluation: dict[str, Any] = {}
@@ -66,6 +71,7 @@ def run_attached(ctx: RunContext, job: dict[str, Any], local_spec: Any) -> RunRe
     started = time.perf_counter()
     result = _fit(ctx, job, train_config, data)
     _collect(result.checkpoint, run_path)
+    _add_tokenizer_files(folder, run_path)
     summary = json.loads((run_path / RESULT_FILE).read_text())
     (run_path / RESULT_FILE).unlink()
     if job["run_config"]["storage_path"] == str(run_path) and not local_config.keep_checkpoints_after_success:
@@ -169,6 +175,21 @@ def _collect(checkpoint: Any, run_path: Path) -> None:
                 shutil.rmtree(target)
             source.replace(target)
     shutil.rmtree(staged, ignore_errors=True)
+
+
+def _add_tokenizer_files(model_folder: Path, run_path: Path) -> None:
+    """The adapter/model folder carries the tokenizer and chat template beside the weights
+    (as the local backend's does); a worker that loaded the model by hub id had no files
+    to copy, so the driver adds what is missing."""
+    from tunespec_local.training.loop import TOKENIZER_FILES
+
+    for output in ("adapter", "model"):
+        if not (run_path / output).is_dir():
+            continue
+        for name in TOKENIZER_FILES:
+            source, target = model_folder / name, run_path / output / name
+            if source.is_file() and not target.exists():
+                shutil.copy2(source, target)
 
 
 def _driver_device() -> Any:
