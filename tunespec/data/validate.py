@@ -212,6 +212,33 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+class _BackgroundHasher:
+    """sha256 on a helper thread: hashlib releases the GIL on large updates, so the file is
+    hashed on another core while this thread parses it. A bounded queue keeps at most a
+    few chunks in memory."""
+
+    def __init__(self) -> None:
+        import queue
+        import threading
+
+        self._sha = hashlib.sha256()
+        self._chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+        self._thread = threading.Thread(target=self._run, name="tunespec-hash", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (chunk := self._chunks.get()) is not None:
+            self._sha.update(chunk)
+
+    def update(self, chunk: bytes) -> None:
+        self._chunks.put(chunk)
+
+    def hexdigest(self) -> str:
+        self._chunks.put(None)
+        self._thread.join()
+        return self._sha.hexdigest()
+
+
 class _Validation:
     def __init__(self, spec, rules, counter, diagnostics, progress, hash_cache):
         self.spec: ResolvedSpec = spec
@@ -271,7 +298,7 @@ class _Validation:
         digest = stat.digest or self._cached_digest(stat)
         if digest is None and not reads_all_bytes(ref.path):
             digest = self._hash_file(ref, stat)
-        hasher = hashlib.sha256() if digest is None else None
+        hasher = _BackgroundHasher() if digest is None else None
         name = ref.path.rsplit("/", 1)[-1]
         with self.progress.task(f"validating {ref.split} {name}", total=stat.size) as task:
 
@@ -289,10 +316,11 @@ class _Validation:
             except OSError as exc:
                 self.diagnostics.error("TS200", f"cannot read: {exc}", Location(ref.path))
                 return
-        if hasher is not None:
-            digest = "sha256:" + hasher.hexdigest()
-            if self.hash_cache is not None and stat.mtime_ns is not None:
-                self.hash_cache.store(ref.path, stat.size, stat.mtime_ns, digest)
+            finally:
+                if hasher is not None:  # waits for the hashing thread, and stops it on errors too
+                    digest = "sha256:" + hasher.hexdigest()
+        if hasher is not None and self.hash_cache is not None and stat.mtime_ns is not None:
+            self.hash_cache.store(ref.path, stat.size, stat.mtime_ns, digest)  # type: ignore[arg-type]
         if examples == 0 and not self._file_had_errors(ref.path):
             self.diagnostics.error("TS205", "data file holds no examples", Location(ref.path), "remove the file from the spec or fill it")
         self.examples[ref.split] += examples
