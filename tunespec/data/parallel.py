@@ -182,7 +182,7 @@ def scan_parallel(
             futures = [pool.submit(_scan_range, i) for i in range(len(job.ranges))]
             if on_bytes is not None:
                 with open(job.ref.path, "rb", buffering=0) as fp:
-                    while chunk := fp.read(4 << 20):
+                    while chunk := fp.read(1 << 20):
                         on_bytes(chunk)
             results = []
             for (start, end), future in zip(job.ranges, futures):

@@ -41,7 +41,7 @@ from tunespec.spec.model import PromptCompletionFields
 from tunespec.spec.resolve import ResolvedSpec
 
 Split = Literal["train", "validation"]
-HASH_CHUNK = 4 << 20
+HASH_CHUNK = 1 << 20
 
 
 class HashCache(Protocol):
@@ -222,7 +222,7 @@ class _BackgroundHasher:
         import threading
 
         self._sha = hashlib.sha256()
-        self._chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+        self._chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
         self._thread = threading.Thread(target=self._run, name="tunespec-hash", daemon=True)
         self._thread.start()
 
