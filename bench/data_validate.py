@@ -247,11 +247,11 @@ def main() -> None:
     token_file = generate(OUT / f"openai-{args.token_mb}mb.jsonl", _openai, args.token_mb, 4)
     print(f"  {total_mb:.0f} MB in {len(files)} files; cpus: {os.cpu_count()}; {_load()}")
 
-    # 1. structural validation vs bare parse (interleaved, best of 3 each: warm page cache,
+    # 1. structural validation vs bare parse (interleaved, best of 5 each: warm page cache,
     # and the least disturbed run on a shared machine). CPU seconds (workers included) are
     # printed too: unlike wall time they barely move when other work shares the cores.
     bare = ours = bare_cpu = ours_cpu = float("inf")
-    for _ in range(3):
+    for _ in range(5):
         c0 = _cpu()
         bare = min(bare, bare_parse(files))
         c1 = _cpu()
