@@ -54,6 +54,10 @@ def test_folder_and_gguf_paths(tmp_path, tiny_model):
     assert "no config.json" in diagnostic("./empty", tmp_path).message
     assert "not found" in diagnostic("./missing-model", tmp_path).message
     assert "GGUF file not found" in diagnostic("./models/x.gguf", tmp_path).message
+    import shutil
+
+    shutil.copytree(tiny_model, tmp_path / "models" / "tiny")  # `models/tiny` looks like a hub id, but exists here
+    assert resolve("models/tiny", tmp_path).kind == "hf_folder"
 
 
 def test_hub_id_offline_is_a_spec_diagnostic(project, cli):

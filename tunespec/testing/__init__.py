@@ -10,7 +10,7 @@ from tunespec.testing.tiny_model import CHAT_TEMPLATE, make_tiny_model, train_ti
 _KIT = {"BackendConformance", "ConformanceCase", "InvalidCase", "DELETE", "SECRET_ENV", "TRAIN_RECORDS", "train_texts"}
 _CLI = {"CliResult", "run_cli"}
 
-__all__ = ["CHAT_TEMPLATE", "make_tiny_model", "train_tiny_tokenizer", *sorted(_KIT), *sorted(_CLI)]
+__all__ = ["CHAT_TEMPLATE", "make_tiny_model", "train_tiny_tokenizer", "write_tiny_gguf", *sorted(_KIT), *sorted(_CLI)]
 
 
 def __getattr__(name: str) -> Any:

@@ -33,10 +33,6 @@ def _local_path(ref: str, base_dir: Path) -> Path:
     return path if path.is_absolute() else (base_dir / path)
 
 
-def _looks_local(ref: str) -> bool:
-    return ref.startswith((".", "/", "~")) or os.sep in ref and not HUB_ID.match(ref)
-
-
 class PackageFileResolver:
     """`package:<package>/<file>`: a model file shipped inside an installed Python package.
 
@@ -87,7 +83,7 @@ class FolderResolver:
     name = "folder"
 
     def handles(self, ref: str) -> bool:
-        return not ref.startswith(PACKAGE_PREFIX) and (_looks_local(ref) or not HUB_ID.match(ref))
+        return not ref.startswith(PACKAGE_PREFIX) and not HUB_ID.match(ref)
 
     def resolve(self, ref: str, base_dir: Path) -> ResolvedModel:
         path = _local_path(ref, base_dir)
@@ -106,7 +102,8 @@ class HubResolver:
     name = "hub"
 
     def handles(self, ref: str) -> bool:
-        return bool(HUB_ID.match(ref)) and not _local_path(ref, Path.cwd()).exists()
+        # `org/name` could also be a relative folder; resolve() prefers the folder when it exists.
+        return bool(HUB_ID.match(ref))
 
     def resolve(self, ref: str, base_dir: Path) -> ResolvedModel:
         local = _local_path(ref, base_dir)
