@@ -16,6 +16,7 @@ importing torch or transformers (see `tunespec_local.tokenizer`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -95,8 +96,9 @@ def _convert_gguf(model: ResolvedModel, cache_dir: Path, log) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model.location, gguf_file=model.gguf_file)
-        hf_model = AutoModelForCausalLM.from_pretrained(model.location, gguf_file=model.gguf_file, dtype=torch.float32)
+        with _quiet_gguf_progress():
+            tokenizer = AutoTokenizer.from_pretrained(model.location, gguf_file=model.gguf_file)
+            hf_model = AutoModelForCausalLM.from_pretrained(model.location, gguf_file=model.gguf_file, dtype=torch.float32)
         # transformers dequantised every tensor on load; the quantizer left attached only
         # refuses to save. The weights are plain float tensors: drop it and save normally.
         hf_model.hf_quantizer = None
@@ -121,6 +123,25 @@ def _convert_gguf(model: ResolvedModel, cache_dir: Path, log) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+@contextlib.contextmanager
+def _quiet_gguf_progress():
+    """transformers draws its own tqdm bar while dequantising a GGUF file, ignoring its
+    progress-bar switch; it would tear through tunespec's display (and fill CI logs), and
+    the log line above already says what is happening."""
+    import functools
+
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
+
+    original = getattr(gguf_utils, "tqdm", None)
+    if original is not None:
+        gguf_utils.tqdm = functools.partial(original, disable=True)
+    try:
+        yield
+    finally:
+        if original is not None:
+            gguf_utils.tqdm = original
 
 
 def _hub_snapshot(model: ResolvedModel, local_only: bool) -> Path | None:
