@@ -68,6 +68,7 @@ def isolated(monkeypatch, tmp_path):
     plugin host so the local plugin is found through its entry point."""
     monkeypatch.setenv("TUNESPEC_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-hub"))  # an empty hub cache, whatever this machine has
     reset_plugin_host()
     yield
     reset_plugin_host()
