@@ -96,6 +96,14 @@ class LocalBackend(Backend):
                 severity=Severity.WARNING,
             )
         folder = cached_folder(model, cache_root(_config(spec).cache_dir)) if model.kind != "hub" else None
+        limit = _max_positions(folder) if folder is not None else None
+        if limit is not None and job.data.max_seq_length > limit:
+            yield Diagnostic(
+                "TS116",
+                f"`data.max_seq_length: {job.data.max_seq_length}` is longer than the model's context ({limit} positions)",
+                spec.locate("data.max_seq_length"),
+                hint=f"set `data.max_seq_length` to at most {limit}",
+            )
         if folder is not None and not job.model.chat_template and not _has_chat_template(folder):
             yield Diagnostic(
                 "TS301",
@@ -215,6 +223,17 @@ def _examples(data: Any, split: str) -> int:
         return data.splits[split].examples
     except (AttributeError, KeyError):
         return 0
+
+
+def _max_positions(folder: Path) -> int | None:
+    """The model's context length from its config.json (None when it does not say)."""
+    import json
+
+    try:
+        value = json.loads((Path(folder) / "config.json").read_text()).get("max_position_embeddings")
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, int) else None
 
 
 def _has_chat_template(folder: Path) -> bool:

@@ -123,3 +123,11 @@ def test_gguf_is_converted_once_cached_and_makes_counts_exact(project, cli, tiny
 
     code, output = cli("plan", spec, "--output", "json")
     assert plan_json(output)["specs"][0]["data"]["tokens_estimated"] is False  # cached tokenizer: exact
+
+
+def test_max_seq_length_beyond_the_model_context_is_a_spec_error(project, cli):
+    spec = project.spec()
+    spec.write_text(spec.read_text().replace("max_seq_length: 256", "max_seq_length: 4096"))  # tiny model: 2048 positions
+    code, output = cli("validate", spec)
+    assert code == 1
+    assert "TS116" in output and "2048" in output and f"{spec}:" in output
