@@ -1,7 +1,7 @@
 """What the `ray` backend costs on top of Ray Train itself, measured in one run.
 
 The same tiny LoRA job (a random-init Llama, hidden 256, 4 layers; 40 steps of 8 packed
-examples) four ways:
+examples) five ways, each in a fresh process (as a user runs them), one after another:
 
     local       `tunespec apply` with `backend: local` (no Ray at all)
     ray x1      `tunespec apply` with `backend: ray`, 1 worker, embedded cluster
@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -198,10 +199,42 @@ def prepare(folder: Path) -> None:
     make_tiny_model(folder / "model", corpus=lines, hidden_size=256, num_layers=4, num_heads=8)
 
 
+VARIANTS = {  # name -> (kind, workers); run in this order, alternating bare and backend
+    "local": ("local", 1),
+    "bare x1": ("bare", 1),
+    "ray x1": ("ray", 1),
+    "bare x2": ("bare", 2),
+    "ray x2": ("ray", 2),
+}
+
+
+def run_variant(kind: str, workers: int, folder: Path, steps: int, verbose: bool) -> dict:
+    """One variant, in this (fresh) process."""
+    if kind == "bare":
+        return run_bare(folder, workers, steps, verbose)
+    if kind == "local":
+        return run_spec(folder, "bench-local", "  name: local\n  checkpoint_every: 0", steps)
+    backend = f"  name: ray\n  num_workers: {workers}\n  checkpoint_every_steps: 100000"
+    return run_spec(folder, f"bench-ray-{workers}", backend, steps)
+
+
+def in_subprocess(kind: str, workers: int, folder: Path, steps: int, verbose: bool) -> dict:
+    """Each variant gets a fresh Python process, as a user's `tunespec apply` or script
+    would: no thread pools, imports or Ray state left over from the variant before."""
+    argv = [sys.executable, __file__, "--variant", kind, "--workers", str(workers), "--folder", str(folder), "--steps", str(steps)]
+    proc = subprocess.run(argv + (["--verbose"] if verbose else []), capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"{kind} x{workers} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--verbose", action="store_true", help="show Ray's own logs")
+    parser.add_argument("--variant", choices=["local", "ray", "bare"], help=argparse.SUPPRESS)
+    parser.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--folder", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.verbose:
         os.environ["TUNESPEC_VERBOSE"] = "1"
@@ -209,16 +242,15 @@ def main() -> None:
         logging.getLogger("ray").setLevel(logging.ERROR)
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
 
+    if args.variant:  # a child process: run one variant, print its figures as JSON
+        result = run_variant(args.variant, args.workers, Path(args.folder), args.steps, args.verbose)
+        print(json.dumps(result))
+        return
+
     with tempfile.TemporaryDirectory(prefix="tunespec-bench-ray-") as tmp:
         folder = Path(tmp)
         prepare(folder)
-        results = {
-            "local": run_spec(folder, "bench-local", "  name: local\n  checkpoint_every: 0", args.steps),
-            "ray x1": run_spec(folder, "bench-ray-1", "  name: ray\n  num_workers: 1\n  checkpoint_every_steps: 100000", args.steps),
-            "bare x1": run_bare(folder, 1, args.steps, args.verbose),
-            "ray x2": run_spec(folder, "bench-ray-2", "  name: ray\n  num_workers: 2\n  checkpoint_every_steps: 100000", args.steps),
-            "bare x2": run_bare(folder, 2, args.steps, args.verbose),
-        }
+        results = {name: in_subprocess(kind, n, folder, args.steps, args.verbose) for name, (kind, n) in VARIANTS.items()}
 
     print(f"\n{args.steps} LoRA steps x {BATCH} packed examples, tiny Llama (hidden 256, 4 layers), {os.cpu_count()} CPUs")
     print(f"{'variant':<10}{'wall s':>9}{'start-up s':>12}{'steady tok/s':>14}")
