@@ -6,7 +6,7 @@ light: importing it never imports torch, ray or google.*.
 
 from tunespec.backend import Backend, FieldMapping, Plan, RunContext, RunResult
 from tunespec.diagnostics import Diagnostic, DiagnosticError, Diagnostics, Location, Severity
-from tunespec.models import ModelResolver, ResolvedModel
+from tunespec.models import ModelResolver, ResolvedModel, resolve_model
 from tunespec.plugins.hookspecs import hookimpl
 from tunespec.progress import Progress
 from tunespec.spec.model import TuningJob
@@ -32,4 +32,5 @@ __all__ = [
     "TuningJob",
     "__version__",
     "hookimpl",
+    "resolve_model",
 ]

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
+from tunespec.diagnostics import Diagnostic, DiagnosticError, Location
+
 
 @dataclass(frozen=True)
 class ResolvedModel:
@@ -36,3 +38,22 @@ class ModelResolver(Protocol):
 
     def resolve(self, ref: str, base_dir: Path) -> ResolvedModel:
         """Locate the model; raise `DiagnosticError` (code TS306) with a hint when it cannot."""
+
+
+def resolve_model(ref: str, base_dir: Path, where: Location | None = None) -> ResolvedModel:
+    """Resolve `ref` with the first registered resolver that handles it (any plugin's).
+    `where` locates the diagnostic (TS306) raised when none does."""
+    from tunespec.plugins.host import plugin_host
+
+    for resolver in plugin_host().model_resolvers():
+        if resolver.handles(ref):
+            return resolver.resolve(ref, base_dir)
+    names = ", ".join(r.name for r in plugin_host().model_resolvers()) or "none installed"
+    raise DiagnosticError(
+        Diagnostic(
+            "TS306",
+            f"no model resolver understands `{ref}` (resolvers: {names})",
+            where or Location(),
+            "use a folder, a .gguf file, `package:<pkg>/<file>` or an `org/name` hub id",
+        )
+    )

@@ -14,11 +14,11 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable
 
+import tunespec
 from tunespec import Backend, Diagnostic, DiagnosticError, FieldMapping, Plan, ResolvedModel, ResolvedSpec, RunContext, RunResult, Severity
 
 from tunespec_local.config import LocalConfig
 from tunespec_local.models.cache import cache_root, cached_folder
-from tunespec_local.models.resolvers import RESOLVERS
 
 LORA_AUTO_TARGETS = "all-linear"
 """`target_modules: auto` means every linear layer of the transformer blocks (attention
@@ -185,26 +185,11 @@ class LocalBackend(Backend):
 
 def resolve_model(spec: ResolvedSpec) -> ResolvedModel:
     """`model.base` -> files, through the registered model resolvers (this plugin's and any
-    other plugin's), falling back to this plugin's own when the host is not set up."""
-    ref = spec.job.model.base
-    for resolver in _resolvers():
-        if resolver.handles(ref):
-            model = resolver.resolve(ref, spec.base_dir)
-            if spec.job.model.revision and model.kind == "hub":
-                model = dataclasses.replace(model, revision=spec.job.model.revision)
-            return model
-    raise DiagnosticError(Diagnostic("TS306", f"no model resolver understands `{ref}`", spec.locate("model.base"),
-                                     "use a folder, a .gguf file, `package:<pkg>/<file>` or an `org/name` hub id"))
-
-
-def _resolvers() -> list[Any]:
-    try:
-        from tunespec.plugins.host import plugin_host
-
-        registered = plugin_host().model_resolvers()
-    except Exception:  # no host (a direct call in a test or script): use ours
-        registered = []
-    return list(registered) or list(RESOLVERS)
+    other plugin's), with the spec's hub revision applied."""
+    model = tunespec.resolve_model(spec.job.model.base, spec.base_dir, spec.locate("model.base"))
+    if spec.job.model.revision and model.kind == "hub":
+        model = dataclasses.replace(model, revision=spec.job.model.revision)
+    return model
 
 
 def learning_rate(spec: ResolvedSpec) -> float:
