@@ -25,7 +25,7 @@ class RayBackend(Backend):
     name = "ray"
     description = "Data-parallel training on a Ray cluster (Ray Train TorchTrainer), embedded or remote"
     config_model = RayConfig
-    requires = ("ray.train", "torch", "peft", "transformers")
+    requires = ("ray.train", "torch", "peft", "transformers", "tunespec_local")
     install_hint = "pip install 'tunespec[ray]'"
 
     # The loop is the local backend's: so are its data limits, its tokenizer-backed counter,
