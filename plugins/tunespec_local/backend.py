@@ -44,7 +44,9 @@ class LocalBackend(Backend):
             folder = cached_folder(resolve_model(spec), cache_root(_config(spec).cache_dir))
             if folder is None:
                 return None
-            return ChatTokenCounter(ChatTokenizer.from_folder(folder, spec.job.model.chat_template))
+            tokenizer = ChatTokenizer.from_folder(folder, spec.job.model.chat_template)
+            tokenizer.name = f"{spec.job.model.base} tokenizer + chat template"  # the cache folder's name is a hash
+            return ChatTokenCounter(tokenizer)
         except Exception:  # counting is a nicety: validate() reports model problems with their diagnostics
             return None
 
@@ -222,11 +224,12 @@ def _max_positions(folder: Path) -> int | None:
 
 
 def _has_chat_template(folder: Path) -> bool:
-    from tunespec_local.encode import ChatTokenizer
+    """Read only the template files: loading tokenizer.json here would cost `validate` as
+    much as counting tokens does."""
+    from tunespec_local.encode import chat_template_of
 
     try:
-        ChatTokenizer.from_folder(folder)
-        return True
+        return bool(chat_template_of(folder))
     except Exception:  # unreadable tokenizer files count as "no usable template"
         return False
 

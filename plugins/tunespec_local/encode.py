@@ -203,6 +203,12 @@ def _read_json(path: Path) -> dict[str, Any]:
         return {}
 
 
+def chat_template_of(folder: str | Path) -> str | None:
+    """The chat template a model folder ships, if any (tokenizer.json is not read)."""
+    folder = Path(folder)
+    return _template_of(folder, _read_json(folder / "tokenizer_config.json"))
+
+
 def _template_of(folder: Path, config: dict[str, Any]) -> str | None:
     jinja = folder / "chat_template.jinja"
     if jinja.is_file():
