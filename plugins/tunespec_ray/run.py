@@ -40,7 +40,7 @@ def run_attached(ctx: RunContext, job: dict[str, Any], local_spec: Any) -> RunRe
     from tunespec_local.encode import ChatTokenizer
     from tunespec_local.models.cache import cache_root, materialize
 
-    local_run._quiet_libraries()
+    local_run.quiet_libraries()
     local_config = local_spec.config
     spec = ctx.spec
     log = ctx.progress.log
@@ -62,7 +62,7 @@ def run_attached(ctx: RunContext, job: dict[str, Any], local_spec: Any) -> RunRe
     evaluation: dict[str, Any] = {}
     device = _driver_device()
     if prompts and spec.job.evaluation.compare_base:
-        evaluation["base"] = local_run._base_evaluation(local_ctx, local_config, folder, tokenizer, prompts, device)
+        evaluation["base"] = local_run.base_evaluation(local_ctx, local_config, folder, tokenizer, prompts, device)
 
     workers = job["scaling_config"]["num_workers"]
     total = train_config.total_steps(len(data.train))
@@ -79,7 +79,7 @@ def run_attached(ctx: RunContext, job: dict[str, Any], local_spec: Any) -> RunRe
 
     if prompts:
         tuned = _load_tuned(folder, run_path, train_config.method, device)
-        evaluation["tuned"] = local_run._evaluate(local_ctx, local_config, tuned, tokenizer, prompts, device, "tuned")
+        evaluation["tuned"] = local_run.evaluate_model(local_ctx, local_config, tuned, tokenizer, prompts, device, "tuned")
         evaluation = local_run.summarise_evaluation(evaluation, spec.job.evaluation.metrics)
         log(local_run.format_comparison(evaluation))
     metrics = {

@@ -111,6 +111,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
 
     import ray.train
 
+    from tunespec_local.run import quiet_libraries
     from tunespec_local.training import train
 
     scratch = Path(tempfile.mkdtemp(prefix="tunespec-ray-worker-"))
@@ -120,7 +121,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         precision = worker_precision(loop_config.get("precision", "auto"), env.device)
         config = dataclasses.replace(loop_config["config"], output_dir=str(output), precision=precision)
         data = ray_get(loop_config["data"])
-        _quiet_libraries()
+        quiet_libraries()
         result = train(config, data, env)
         summary = {**result.summary(), "precision": precision}
         checkpoint = None
@@ -144,16 +145,6 @@ def worker_precision(choice: str, device: Any) -> str:
     if choice in ("fp16", "bf16") and device.type != "cuda":
         raise ValueError(f"`precision: {choice}` needs a GPU worker; this worker trains on {device.type} (set use_gpu: true)")
     return choice
-
-
-def _quiet_libraries() -> None:
-    import warnings
-
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
 
 
 def ray_get(value: Any) -> Any:
