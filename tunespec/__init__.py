@@ -8,6 +8,7 @@ from tunespec.backend import Backend, FieldMapping, Plan, RunContext, RunResult
 from tunespec.diagnostics import Diagnostic, DiagnosticError, Diagnostics, Location, Severity
 from tunespec.models import ModelResolver, ResolvedModel, resolve_model
 from tunespec.plugins.hookspecs import hookimpl
+from tunespec.plugins.host import plugin_host
 from tunespec.progress import Progress
 from tunespec.spec.model import TuningJob
 from tunespec.spec.resolve import ResolvedSpec
@@ -32,5 +33,6 @@ __all__ = [
     "TuningJob",
     "__version__",
     "hookimpl",
+    "plugin_host",
     "resolve_model",
 ]

@@ -109,9 +109,8 @@ def _client(address: str):
 
 def main(argv: list[str] | None = None) -> int:
     """Run one spec attached to the cluster this job runs on and publish its files."""
-    from tunespec import Progress
+    from tunespec import Progress, plugin_host
     from tunespec.pipeline import check_spec, load_specs
-    from tunespec.plugins.host import PluginHost
 
     parser = argparse.ArgumentParser(prog="python -m tunespec_ray.remote")
     parser.add_argument("spec")
@@ -119,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--result", required=True, help="folder or gs:// URI for the run's files")
     args = parser.parse_args(argv)
 
-    host = PluginHost()
+    host = plugin_host()
     specs, problems = load_specs([args.spec], host)
     with Progress(enabled=False) as progress:
         if not specs:

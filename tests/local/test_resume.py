@@ -44,7 +44,7 @@ def metrics(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
-def uninterrupted_losses(project, cli, tmp_path_factory) -> list[float]:
+def uninterrupted_run(project, cli, tmp_path_factory) -> list[dict]:
     """The same spec and data, run straight through in another folder."""
     import shutil
 
@@ -54,7 +54,7 @@ def uninterrupted_losses(project, cli, tmp_path_factory) -> list[float]:
     code, output = cli("apply", other / "tunespec.yaml", "--yes")
     assert code == 0, output
     [run] = [p for p in (other / "runs" / "tiny-job").iterdir() if not p.name.startswith(".")]
-    return [r["train_loss"] for r in metrics(run)]
+    return metrics(run)
 
 
 def test_sigkill_then_apply_resumes_with_same_steps_and_order(project, cli, tmp_path, tmp_path_factory):
@@ -80,8 +80,10 @@ def test_sigkill_then_apply_resumes_with_same_steps_and_order(project, cli, tmp_
     assert cli("verify", run)[0] == 0
 
     # Same batches in the same order, same RNG: the losses match a run never interrupted.
-    straight = uninterrupted_losses(project, cli, tmp_path_factory)
-    assert [r["train_loss"] for r in records] == pytest.approx(straight, rel=1e-4, abs=1e-5)
+    straight = uninterrupted_run(project, cli, tmp_path_factory)
+    assert [r["train_loss"] for r in records] == pytest.approx([r["train_loss"] for r in straight], rel=1e-4, abs=1e-5)
+    # and the cumulative token count carries over the resume
+    assert [r["tokens"] for r in records] == [r["tokens"] for r in straight]
 
 
 def test_ctrl_c_checkpoints_the_last_step_and_apply_finishes(project, cli, tmp_path):

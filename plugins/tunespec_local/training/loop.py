@@ -167,18 +167,19 @@ def train(config: TrainConfig, data: TrainData, env: TrainEnv) -> TrainResult:
     total_steps = config.total_steps(len(data.train))
     per_epoch = config.steps_per_epoch(len(data.train))
     scheduler = make_scheduler(config, optimizer, total_steps)
-    start_step = _restore(env.latest_checkpoint(), model, optimizer, scheduler)
+    start_step, tokens_before = _restore(env.latest_checkpoint(), model, optimizer, scheduler)
     scaler = torch.amp.GradScaler(env.device.type) if config.precision == "fp16" else None
 
     train_loss: float | None = None
     eval_loss: float | None = None
-    tokens = 0
+    tokens = tokens_before  # cumulative over the run, across resumes (metrics.jsonl `tokens`)
+    session_tokens = 0  # this process's, for tokens/s
     started = time.perf_counter()
     saved_step = start_step
     step = start_step
 
     def checkpoint(completed: int, metrics: dict[str, Any]) -> None:
-        env.save_checkpoint(completed, lambda folder: _save_state(folder, model, optimizer, scheduler, completed), metrics)
+        env.save_checkpoint(completed, lambda folder: _save_state(folder, model, optimizer, scheduler, completed, tokens), metrics)
 
     steps = iter(step_loader(config, data, env, start_step, total_steps))
     wrapped.train()
@@ -216,6 +217,7 @@ def train(config: TrainConfig, data: TrainData, env: TrainEnv) -> TrainResult:
             completed = step + 1
             train_loss = env.all_reduce_sum([loss_total])[0] / max(global_trained, 1.0)
             tokens += int(global_tokens)
+            session_tokens += int(global_tokens)
             seconds = time.perf_counter() - started
             metrics = {
                 "step": completed,
@@ -223,7 +225,7 @@ def train(config: TrainConfig, data: TrainData, env: TrainEnv) -> TrainResult:
                 "train_loss": round(train_loss, 6),
                 "learning_rate": learning_rate,
                 "tokens": tokens,
-                "tokens_per_s": round(tokens / max(seconds, 1e-9), 1),
+                "tokens_per_s": round(session_tokens / max(seconds, 1e-9), 1),
                 "total_steps": total_steps,
             }
             end_of_epoch = completed % per_epoch == 0 or completed == total_steps
@@ -252,8 +254,8 @@ def train(config: TrainConfig, data: TrainData, env: TrainEnv) -> TrainResult:
         resumed_from=start_step,
         train_loss=train_loss,
         eval_loss=eval_loss,
-        tokens=tokens,
-        tokens_per_s=tokens / max(seconds, 1e-9),
+        tokens=session_tokens,
+        tokens_per_s=session_tokens / max(seconds, 1e-9),
         seconds=seconds,
         output=output,
         model=model,
@@ -323,11 +325,12 @@ def _trainable_state(model: Any) -> dict[str, Any]:
     return {name: p.detach().cpu().clone() for name, p in model.named_parameters() if p.requires_grad}
 
 
-def _save_state(folder: Path, model: Any, optimizer: Any, scheduler: Any, step: int) -> None:
+def _save_state(folder: Path, model: Any, optimizer: Any, scheduler: Any, step: int, tokens: int) -> None:
     import torch
 
     state = {
         "step": step,
+        "tokens": tokens,
         "model": _trainable_state(model),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
@@ -338,10 +341,11 @@ def _save_state(folder: Path, model: Any, optimizer: Any, scheduler: Any, step: 
     (folder / "checkpoint.json").write_text(json.dumps({"step": step}))
 
 
-def _restore(folder: Path | None, model: Any, optimizer: Any, scheduler: Any) -> int:
-    """Load a checkpoint into the freshly built model/optimizer/schedule; returns its step."""
+def _restore(folder: Path | None, model: Any, optimizer: Any, scheduler: Any) -> tuple[int, int]:
+    """Load a checkpoint into the freshly built model/optimizer/schedule; returns its step
+    and the tokens trained up to it."""
     if folder is None:
-        return 0
+        return 0, 0
     import torch
 
     state = torch.load(Path(folder) / STATE_FILE, map_location="cpu", weights_only=False)
@@ -354,7 +358,7 @@ def _restore(folder: Path | None, model: Any, optimizer: Any, scheduler: Any) ->
     torch.set_rng_state(state["rng"])
     if state.get("cuda_rng") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
-    return int(state["step"])
+    return int(state["step"]), int(state.get("tokens", 0))
 
 
 def save_outputs(model: Any, config: TrainConfig) -> str:
