@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tunespec.cli.main import main
+from tunespec.testing import run_cli
 from tunespec.plugins.host import reset_plugin_host
 
 HERE = Path(__file__).parent
@@ -40,26 +38,11 @@ def echo_backend(monkeypatch):
     reset_plugin_host()
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def json(self):
-        return json.loads(self.out)
-
-
 @pytest.fixture
-def cli(capsys):
-    def run(*argv: str) -> Result:
-        code = main([str(a) for a in argv])
-        captured = capsys.readouterr()
-        assert "Traceback" not in captured.out + captured.err
-        return Result(code, captured.out, captured.err)
-
-    return run
+def cli():
+    """`cli("plan", spec, "--output", "json")` runs the CLI in-process (the kit's `run_cli`):
+    code, out, err, json; a traceback fails the test."""
+    return run_cli
 
 
 @pytest.fixture

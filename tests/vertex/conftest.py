@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import socket
@@ -139,28 +138,12 @@ def project(tmp_path, monkeypatch) -> Project:
     reset_plugin_host()
 
 
-@dataclass
-class CliResult:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
 @pytest.fixture
-def cli(capsys):
-    from tunespec.cli.main import main
+def cli():
+    """The CLI in-process (the kit's `run_cli`): code, out, err, json; a traceback fails the test."""
+    from tunespec.testing import run_cli
 
-    def run(*argv: Any) -> CliResult:
-        code = main([str(a) for a in argv])
-        captured = capsys.readouterr()
-        assert "Traceback" not in captured.out + captured.err
-        return CliResult(code, captured.out, captured.err)
-
-    return run
+    return run_cli
 
 
 SPEC = """\
