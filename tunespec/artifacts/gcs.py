@@ -17,10 +17,8 @@ import hashlib
 from pathlib import Path
 from typing import Any, Callable
 
-import orjson
-from pydantic import ValidationError
-
 from tunespec.artifacts.manifest import MANIFEST_FILE, Manifest
+from tunespec.artifacts.verify import StoredFile, check_run
 from tunespec.diagnostics import Diagnostic, DiagnosticError, Diagnostics, Location
 
 CHUNK = 1 << 20
@@ -74,42 +72,21 @@ def upload_run(local_dir: str | Path, uri: str, client: Any = None, on_file: Cal
 
 
 def verify_gcs_run(uri: str, client: Any = None) -> tuple[Manifest | None, Diagnostics]:
-    """`tunespec verify gs://...`: the manifest parses, every listed object exists with its
-    size and sha256 (streamed, constant memory), and no unlisted object is present."""
-    diags = Diagnostics(max_per_code=50)
+    """`tunespec verify gs://...`: the same check as for a local run (`check_run`), over the
+    objects under `uri`; hashes are streamed, in constant memory."""
     bucket_name, prefix = split_uri(uri)
     bucket = _client(client).bucket(bucket_name)
     base = f"{prefix}/" if prefix else ""
-    manifest_uri = f"{uri.rstrip('/')}/{MANIFEST_FILE}"
-    where = Location(manifest_uri)
     try:
         blobs = {b.name[len(base) :]: b for b in bucket.list_blobs(prefix=base, retry=_retry())}
+        manifest_bytes = blobs[MANIFEST_FILE].download_as_bytes(retry=_retry()) if MANIFEST_FILE in blobs else None
     except Exception as exc:
-        diags.error("TS308", f"cannot list {uri}: {type(exc).__name__}: {exc}", where)
+        diags = Diagnostics()
+        diags.error("TS308", f"cannot read {uri}: {type(exc).__name__}: {exc}", Location(f"{uri.rstrip('/')}/{MANIFEST_FILE}"))
         return None, diags
-    if MANIFEST_FILE not in blobs:
-        diags.error("TS500", f"no {MANIFEST_FILE} at {uri}", where,
-                    "a run is complete only once its manifest.json is uploaded (it goes last)")
-        return None, diags
-    try:
-        manifest = Manifest.model_validate(orjson.loads(blobs[MANIFEST_FILE].download_as_bytes(retry=_retry())))
-    except (orjson.JSONDecodeError, ValidationError) as exc:
-        diags.error("TS500", f"{MANIFEST_FILE} is not a valid manifest: {exc}".splitlines()[0], where)
-        return None, diags
-    listed = set()
-    for entry in manifest.files:
-        listed.add(entry.path)
-        blob = blobs.get(entry.path)
-        loc = Location(f"{uri.rstrip('/')}/{entry.path}", path=f"files[{entry.path}]")
-        if blob is None:
-            diags.error("TS502", f"listed file is missing: {entry.path}", loc, "the upload is incomplete; re-run it")
-        elif blob.size != entry.size:
-            diags.error("TS501", f"size of {entry.path} is {blob.size}, manifest says {entry.size}", loc)
-        elif sha256_blob(blob) != entry.sha256:
-            diags.error("TS501", f"sha256 of {entry.path} does not match the manifest", loc, "the object was modified or corrupted")
-    for rel in sorted(set(blobs) - listed - {MANIFEST_FILE}):
-        diags.error("TS503", f"file not listed in the manifest: {rel}", Location(f"{uri.rstrip('/')}/{rel}"))
-    return manifest, diags
+    files = {rel: StoredFile(blob.size, lambda blob=blob: sha256_blob(blob)) for rel, blob in blobs.items()}
+    hint = "a run is complete only once its manifest.json is uploaded (it goes last)"
+    return check_run(uri, manifest_bytes, files, missing_manifest_hint=hint)
 
 
 def sha256_blob(blob: Any) -> str:

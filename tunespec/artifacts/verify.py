@@ -1,8 +1,15 @@
-"""`tunespec verify RUN`: prove a run directory is complete and intact."""
+"""`tunespec verify RUN`: prove a run directory is complete and intact.
+
+One check, whatever the storage: the manifest parses, every file it lists exists with its
+size and sha256, and nothing unlisted is present. A storage kind (local folder, `gs://`)
+only says which files it holds and how to hash one (`StoredFile`).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import orjson
 from pydantic import ValidationError
@@ -12,41 +19,59 @@ from tunespec.artifacts.rundir import sha256_file
 from tunespec.diagnostics import Diagnostics, Location
 
 
+@dataclass
+class StoredFile:
+    """A file as a storage holds it: its size, and how to hash it (only done when the size
+    matches, since hashing reads every byte)."""
+
+    size: int
+    sha256: Callable[[], str]
+
+
 def verify_run(run: str | Path) -> tuple[Manifest | None, Diagnostics]:
-    """Check the manifest schema, that every listed file exists with its size and sha256,
-    and that no unlisted file is present. Returns the manifest (if readable) and problems."""
+    """Verify a local run directory or a `gs://` run. Returns the manifest (if readable) and
+    the problems found."""
     if str(run).startswith("gs://"):
         from tunespec.artifacts.gcs import verify_gcs_run
 
         return verify_gcs_run(str(run))
-    diags = Diagnostics(max_per_code=50)
     folder = Path(run)
     manifest_path = folder / MANIFEST_FILE
-    where = Location(str(manifest_path))
-    if not manifest_path.is_file():
-        hint = "a run directory holds manifest.json; staging folders (.<run>.partial) are unfinished runs"
-        diags.error("TS500", f"no {MANIFEST_FILE} in {folder}", where, hint)
+    files = {
+        p.relative_to(folder).as_posix(): StoredFile(p.stat().st_size, lambda p=p: sha256_file(p))
+        for p in folder.rglob("*")
+        if p.is_file()
+    }
+    manifest_bytes = manifest_path.read_bytes() if manifest_path.is_file() else None
+    hint = "a run directory holds manifest.json; staging folders (.<run>.partial) are unfinished runs"
+    return check_run(str(folder), manifest_bytes, files, missing_manifest_hint=hint)
+
+
+def check_run(
+    root: str, manifest_bytes: bytes | None, files: dict[str, StoredFile], missing_manifest_hint: str | None = None
+) -> tuple[Manifest | None, Diagnostics]:
+    """Check `files` (relative path -> StoredFile, the manifest included or not) against the
+    manifest read from `manifest_bytes` (None: there is none)."""
+    diags = Diagnostics(max_per_code=50)
+    where = Location(f"{root.rstrip('/')}/{MANIFEST_FILE}")
+    if manifest_bytes is None:
+        diags.error("TS500", f"no {MANIFEST_FILE} in {root}", where, missing_manifest_hint)
         return None, diags
     try:
-        manifest = Manifest.model_validate(orjson.loads(manifest_path.read_bytes()))
+        manifest = Manifest.model_validate(orjson.loads(manifest_bytes))
     except (orjson.JSONDecodeError, ValidationError) as exc:
         diags.error("TS500", f"{MANIFEST_FILE} is not a valid manifest: {exc}".splitlines()[0], where)
         return None, diags
-    listed = set()
     for entry in manifest.files:
-        listed.add(entry.path)
-        file = folder / entry.path
-        loc = Location(str(file), path=f"files[{entry.path}]")
-        if not file.is_file():
+        stored = files.get(entry.path)
+        loc = Location(f"{root.rstrip('/')}/{entry.path}", path=f"files[{entry.path}]")
+        if stored is None:
             diags.error("TS502", f"listed file is missing: {entry.path}", loc, "the run is incomplete; re-run apply")
-            continue
-        size = file.stat().st_size
-        if size != entry.size:
-            diags.error("TS501", f"size of {entry.path} is {size}, manifest says {entry.size}", loc)
-        elif sha256_file(file) != entry.sha256:
+        elif stored.size != entry.size:
+            diags.error("TS501", f"size of {entry.path} is {stored.size}, manifest says {entry.size}", loc)
+        elif stored.sha256() != entry.sha256:
             diags.error("TS501", f"sha256 of {entry.path} does not match the manifest", loc, "the file was modified or corrupted")
-    for file in folder.rglob("*"):
-        rel = file.relative_to(folder).as_posix()
-        if file.is_file() and rel != MANIFEST_FILE and rel not in listed:
-            diags.error("TS503", f"file not listed in the manifest: {rel}", Location(str(file)))
+    listed = {entry.path for entry in manifest.files}
+    for rel in sorted(set(files) - listed - {MANIFEST_FILE}):
+        diags.error("TS503", f"file not listed in the manifest: {rel}", Location(f"{root.rstrip('/')}/{rel}"))
     return manifest, diags
