@@ -25,6 +25,7 @@ import orjson
 
 from tunespec import Diagnostic, DiagnosticError, Location, RunContext, RunResult
 from tunespec.artifacts import RunDirectory
+from tunespec_ray.job import fill_placeholders
 
 RESULT_FILE = "result.json"
 # Ray job states -> tunespec run states.
@@ -59,7 +60,7 @@ def submit(ctx: RunContext, submission: dict[str, Any]) -> RunResult:
 
 
 def job_status(run: Any) -> RunResult:
-    submission = (run.plan or {}).get("job", {}).get("submission", {})
+    submission = _submission(run)
     client = _client(submission.get("address", "auto"))
     info = client.get_job_info(run.remote_id)
     status = STATUS.get(str(info.status), "running")
@@ -81,10 +82,17 @@ def collect_result(result_uri: str, staging: Path) -> RunResult:
 
 
 def stop_job(run: Any) -> RunResult:
-    submission = (run.plan or {}).get("job", {}).get("submission", {})
+    submission = _submission(run)
     client = _client(submission.get("address", "auto"))
     client.stop_job(run.remote_id)
     return RunResult(status="cancelled", remote_id=run.remote_id, message=f"stopped Ray job {run.remote_id}")
+
+
+def _submission(run: Any) -> dict[str, Any]:
+    """The submitted request as `apply` sent it: the stored plan still holds the `{run_id}`
+    placeholders (in `result_uri`, for one), so fill them in for this run."""
+    submission = (run.plan or {}).get("job", {}).get("submission", {})
+    return fill_placeholders(submission, run.run_id, str(run.run_dir))
 
 
 def _client(address: str):
