@@ -73,8 +73,7 @@ def run(ctx: RunContext, config: LocalConfig, model_ref: ResolvedModel) -> RunRe
 
     if prompts:
         evaluation["tuned"] = evaluate_model(ctx, config, result.model, tokenizer, prompts, device, "tuned")
-        evaluation = summarise_evaluation(evaluation, job.evaluation.metrics)
-        log(format_comparison(evaluation))
+        evaluation = summarise_evaluation(evaluation, job.evaluation.metrics)  # the CLI prints base vs tuned
     if not config.keep_checkpoints_after_success:
         shutil.rmtree(run_path / "checkpoints", ignore_errors=True)
 
@@ -237,23 +236,6 @@ def summarise_evaluation(evaluation: dict[str, Any], metrics: list[str]) -> dict
     evaluation["metrics"] = list(metrics)
     evaluation["outputs"] = {k: f"{EVALUATION_DIR}/{k}.json" for k in ("base", "tuned") if k in evaluation}
     return evaluation
-
-
-def format_comparison(evaluation: dict[str, Any]) -> str:
-    """One line per metric, base -> tuned, and the verdict on the first metric."""
-    base, tuned = evaluation.get("base"), evaluation["tuned"]
-    lines = [f"evaluation on {tuned['examples']} validation examples (base -> tuned):"]
-    for m in evaluation["metrics"]:
-        lines.append(f"  {m:<18} {_num(base.get(m) if base else None)} -> {_num(tuned[m])}")
-    if base and evaluation["metrics"]:
-        first = evaluation["metrics"][0]
-        won = tuned[first] > base[first]
-        lines.append(f"  {'tuning beat prompting' if won else 'tuning did NOT beat prompting'} on {first}")
-    return "\n".join(lines)
-
-
-def _num(v: float | None) -> str:
-    return "-" if v is None else f"{v:.3f}"
 
 
 def _tokenizer(folder: Path, chat_template: str | None, ctx: RunContext) -> ChatTokenizer:

@@ -81,7 +81,6 @@ def run_attached(ctx: RunContext, job: dict[str, Any], local_spec: Any) -> RunRe
         tuned = _load_tuned(folder, run_path, train_config.method, device)
         evaluation["tuned"] = local_run.evaluate_model(local_ctx, local_config, tuned, tokenizer, prompts, device, "tuned")
         evaluation = local_run.summarise_evaluation(evaluation, spec.job.evaluation.metrics)
-        log(local_run.format_comparison(evaluation))
     metrics = {
         **summary,
         "train_examples": len(data.train),

@@ -213,15 +213,22 @@ def _print_outcome(o: Any, progress: Progress) -> None:
 
 
 def _print_evaluation(evaluation: dict[str, Any]) -> None:
-    base, tuned = evaluation.get("base"), evaluation.get("tuned")
+    """Base vs tuned on the validation set, and whether tuning beat prompting (the first
+    metric decides), for any backend whose result carries `evaluation.base/tuned`."""
+    base, tuned = evaluation.get("base") or {}, evaluation.get("tuned")
     if not isinstance(tuned, dict):
         return
-    metrics = sorted(k for k, v in tuned.items() if isinstance(v, (int, float)))
+    metrics = evaluation.get("metrics") or sorted(k for k, v in tuned.items() if isinstance(v, float))
+    examples = f" ({tuned['examples']} validation examples)" if "examples" in tuned else ""
     render.table(
-        "  evaluation (validation set)",
+        f"  evaluation{examples}",
         ["metric", "base model", "tuned model"],
-        ([m, _fmt((base or {}).get(m)), _fmt(tuned.get(m))] for m in metrics),
+        ([m, _fmt(base.get(m)), _fmt(tuned.get(m))] for m in metrics),
     )
+    first = metrics[0] if metrics else None
+    if first is not None and isinstance(base.get(first), (int, float)) and isinstance(tuned.get(first), (int, float)):
+        verdict = "[green]tuning beat prompting[/green]" if tuned[first] > base[first] else "[red]tuning did NOT beat prompting[/red]"
+        render.out.print(f"  {verdict} on {first}")
 
 
 def _fmt(value: Any) -> str:
