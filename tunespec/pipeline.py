@@ -20,7 +20,7 @@ import yaml
 from tunespec.artifacts import MANIFEST_FILE, Manifest, RunDirectory, environment_versions
 from tunespec.backend import Backend, Plan, RunContext, RunResult
 from tunespec.diagnostics import Diagnostic, DiagnosticError, Diagnostics, Location
-from tunespec.plugins.host import PluginHost
+from tunespec.plugins.host import PluginHost, missing_requirements
 from tunespec.progress import Progress
 from tunespec.spec.loader import load_documents
 from tunespec.spec.resolve import ResolvedSpec
@@ -247,7 +247,7 @@ def apply_checked(
     """Start (or resume, or skip) the run for one checked spec, and finish it if it ends."""
     spec, backend, plan = checked.spec, checked.backend, checked.plan
     assert plan is not None
-    missing = [m for m in backend.requires if not _importable(m)]
+    missing = missing_requirements(backend)
     if missing:
         hint = backend.install_hint or f"install {', '.join(missing)}"
         return Outcome(spec.name, "error", diagnostics=[
@@ -309,12 +309,6 @@ def apply_checked(
         return Outcome(spec.name, "submitted", run=run, result=result)
     run = finish_run(state.get_run(run.run_id), result, state, backend)  # type: ignore[arg-type]
     return Outcome(spec.name, action, run=run, result=result, run_dir=run.run_dir)
-
-
-def _importable(module: str) -> bool:
-    from tunespec.plugins.host import _importable as importable
-
-    return importable(module)
 
 
 def _data_json(report: Any) -> dict[str, Any]:

@@ -90,7 +90,7 @@ class PluginHost:
             return
         info.registers = self._registrations(name)
         for backend in self._call(name, "tunespec_backends"):
-            missing = [m for m in backend.requires if not _importable(m)]
+            missing = missing_requirements(backend)
             if missing:
                 info.status = "unavailable"
                 info.missing.extend(missing)
@@ -138,8 +138,10 @@ class PluginHost:
     def model_resolvers(self) -> list[Any]:
         return self._collect("tunespec_model_resolvers")
 
-    def missing_requirements(self, backend: "Backend") -> list[str]:
-        return [m for m in backend.requires if not _importable(m)]
+
+def missing_requirements(backend: "Backend") -> list[str]:
+    """The modules in `backend.requires` that are not installed (checked without importing)."""
+    return [m for m in backend.requires if not _importable(m)]
 
 
 def _importable(module: str) -> bool:
