@@ -42,10 +42,7 @@ class ResolvedSpec:
     def redact(self, value: Any) -> Any:
         """`value` (JSON-like) with every interpolated value replaced by its `${env:...}`
         reference: apply this to anything stored, printed or written to artifacts."""
-        secrets = sorted(((v, ref) for ref, v in self.interpolations if len(v) >= MIN_SECRET_LENGTH), key=lambda p: -len(p[0]))
-        if not secrets:
-            return value
-        return _redact(value, secrets)
+        return redact(value, self.interpolations)
 
     @property
     def name(self) -> str:
@@ -94,6 +91,13 @@ class ResolvedSpec:
 
 
 MIN_SECRET_LENGTH = 4  # shorter values (a port, a flag) would redact unrelated text
+
+
+def redact(value: Any, interpolations: list[tuple[str, str]]) -> Any:
+    """`value` (a string or JSON-like data) with each interpolated value replaced by its
+    `${env:...}` reference, longest first so a value inside another is not half-replaced."""
+    secrets = sorted(((v, ref) for ref, v in interpolations if len(v) >= MIN_SECRET_LENGTH), key=lambda p: -len(p[0]))
+    return _redact(value, secrets) if secrets else value
 
 
 def _redact(value: Any, secrets: list[tuple[str, str]]) -> Any:

@@ -22,7 +22,7 @@ from tunespec.diagnostics import Diagnostic, Location
 from tunespec.plugins.host import PluginHost
 from tunespec.spec.loader import LoadedDocument
 from tunespec.spec.model import API_VERSION, TuningJob
-from tunespec.spec.resolve import ResolvedSpec
+from tunespec.spec.resolve import ResolvedSpec, redact
 
 RANGE_ERRORS = {
     "greater_than", "greater_than_equal", "less_than", "less_than_equal", "too_short", "too_long",
@@ -226,10 +226,7 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
 
 def _without_secrets(d: Diagnostic, doc: LoadedDocument) -> Diagnostic:
     """Messages quote the offending value; an interpolated one is shown as its reference."""
-    message = d.message
-    for ref, value in sorted(doc.interpolations, key=lambda p: -len(p[1])):
-        if len(value) >= 4:
-            message = message.replace(value, ref)
+    message = redact(d.message, doc.interpolations)
     return Diagnostic(d.code, message, d.location, d.hint, d.severity) if message != d.message else d
 
 
