@@ -21,6 +21,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from tunespec import secrets
 from tunespec.diagnostics import Diagnostic, Diagnostics, Location
 
 Path_ = tuple  # a field path like ("data", "train", 0, "path")
@@ -180,6 +181,7 @@ class _Builder:
             name, default = ref.group(1), ref.group(2)
             if name in self.env:
                 resolved = self.env[name]
+                secrets.remember(whole, resolved)  # from here on, redacted wherever it would leave the process
             elif default is not None:
                 resolved = default
             else:

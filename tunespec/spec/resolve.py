@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel
 
+from tunespec import secrets
 from tunespec.diagnostics import Location
 from tunespec.spec.model import TuningJob
 
@@ -90,26 +91,11 @@ class ResolvedSpec:
         return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-MIN_SECRET_LENGTH = 4  # shorter values (a port, a flag) would redact unrelated text
-
-
 def redact(value: Any, interpolations: list[tuple[str, str]]) -> Any:
     """`value` (a string or JSON-like data) with each interpolated value replaced by its
-    `${env:...}` reference, longest first so a value inside another is not half-replaced."""
-    secrets = sorted(((v, ref) for ref, v in interpolations if len(v) >= MIN_SECRET_LENGTH), key=lambda p: -len(p[0]))
-    return _redact(value, secrets) if secrets else value
-
-
-def _redact(value: Any, secrets: list[tuple[str, str]]) -> Any:
-    if isinstance(value, str):
-        for secret, ref in secrets:
-            value = value.replace(secret, ref)
-        return value
-    if isinstance(value, dict):
-        return {k: _redact(v, secrets) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_redact(v, secrets) for v in value]
-    return value
+    `${env:...}` reference (see `tunespec.secrets`)."""
+    pairs = {v: ref for ref, v in interpolations if len(v) >= secrets.MIN_SECRET_LENGTH}
+    return secrets.redact(value, pairs) if pairs else value
 
 
 def _split_path(path: str) -> tuple:
