@@ -6,8 +6,8 @@ rename) after `Backend.apply` returns.
 """
 
 from tunespec.artifacts.manifest import MANIFEST_FILE, Manifest, OutputFile, environment_versions
-from tunespec.artifacts.rundir import MetricsLog, RunDirectory, hash_tree, sha256_file
-from tunespec.artifacts.verify import verify_run
+from tunespec.artifacts.rundir import MetricsLog, RunDirectory, hash_tree, output_root_problem, sha256_file
+from tunespec.artifacts.verify import is_published, verify_run
 
 __all__ = [
     "MANIFEST_FILE",
@@ -17,6 +17,8 @@ __all__ = [
     "RunDirectory",
     "environment_versions",
     "hash_tree",
+    "is_published",
+    "output_root_problem",
     "sha256_file",
     "verify_run",
 ]

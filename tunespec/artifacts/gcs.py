@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tunespec.artifacts.manifest import MANIFEST_FILE, Manifest
-from tunespec.artifacts.verify import StoredFile, check_run
+from tunespec.artifacts.check import StoredFile, check_run
 from tunespec.diagnostics import Diagnostic, DiagnosticError, Diagnostics, Location
 
 CHUNK = 1 << 20
@@ -89,6 +89,18 @@ def verify_gcs_run(uri: str, client: Any = None) -> tuple[Manifest | None, Diagn
     return check_run(uri, manifest_bytes, files, missing_manifest_hint=hint)
 
 
+def manifest_exists(uri: str, client: Any = None) -> bool:
+    """True if the run at `uri` has its manifest.json (uploaded last: the run is complete)."""
+    bucket_name, prefix = split_uri(uri)
+    name = f"{prefix}/{MANIFEST_FILE}" if prefix else MANIFEST_FILE
+    try:
+        return _client(client).bucket(bucket_name).blob(name).exists(retry=_retry())
+    except DiagnosticError:
+        raise
+    except Exception as exc:
+        raise DiagnosticError(Diagnostic("TS308", f"cannot read {uri}: {type(exc).__name__}: {exc}", Location(f"{uri.rstrip('/')}/{MANIFEST_FILE}"))) from None
+
+
 def sha256_blob(blob: Any) -> str:
     """sha256 of an object's bytes, streamed (Cloud Storage keeps md5/crc32c, not sha256)."""
     digest = hashlib.sha256()
@@ -104,4 +116,4 @@ def _retry() -> Any:
     return DEFAULT_RETRY
 
 
-__all__ = ["sha256_blob", "split_uri", "upload_run", "verify_gcs_run"]
+__all__ = ["manifest_exists", "sha256_blob", "split_uri", "upload_run", "verify_gcs_run"]

@@ -5,6 +5,11 @@ A run is written into a hidden staging folder beside its final place,
 written there let an interrupted run resume. `finalize` writes `spec.yaml`, then
 `manifest.json` listing every file with size and sha256, then renames the folder to
 ``<root>/<spec>/<run_id>/``: readers either see a complete run or none.
+
+Before the manifest is written, every text file of the run is scrubbed of interpolated
+`${env:...}` values (`tunespec.secrets`): libraries write files tunespec does not control
+(peft's `adapter_config.json` and `README.md` record the base model's resolved path), and
+none of them may carry a secret into a published run.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any, Iterator
 
 import orjson
 
+from tunespec import secrets
 from tunespec.artifacts.manifest import MANIFEST_FILE, Manifest, OutputFile
 
 CHUNK = 1 << 20
@@ -41,12 +47,59 @@ class RunDirectory:
     def finalize(self, manifest: Manifest, spec_yaml: str) -> Path:
         """Write spec.yaml and manifest.json and publish the run with one rename."""
         _write_atomic(self.path / "spec.yaml", spec_yaml.encode())
+        scrub_secrets(self.path)
         manifest = manifest.model_copy(update={"files": list(hash_tree(self.path))})
         _write_atomic(self.path / MANIFEST_FILE, manifest_bytes(manifest))
         if self.final_path.exists():  # a previous finalize of this same run crashed after renaming? keep the new one
             shutil.rmtree(self.final_path)
         os.replace(self.path, self.final_path)
         return self.final_path
+
+
+# Files larger than this are weights or data, not text a library wrote a path into.
+SCRUB_MAX_BYTES = 16 << 20
+
+
+def scrub_secrets(folder: Path) -> None:
+    """Replace interpolated values by their references in every text file under `folder`
+    (UTF-8 files up to SCRUB_MAX_BYTES; binary files are left as they are)."""
+    if not secrets.known():
+        return
+    for file in folder.rglob("*"):
+        if not file.is_file() or file.is_symlink() or file.stat().st_size > SCRUB_MAX_BYTES:
+            continue
+        data = file.read_bytes()
+        if b"\0" in data[:8192]:
+            continue
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        clean = secrets.redact_bytes(data)
+        if clean != data:
+            _write_atomic(file, clean)
+
+
+def output_root_problem(root: str) -> str | None:
+    """Why runs cannot be written under the local folder `root`, or None. Looks only
+    (creates nothing): the nearest existing folder on the way must be a writable folder
+    on a writable file system. Remote roots (`gs://`) are checked when written."""
+    if "://" in root:
+        return None
+    probe = Path(root)
+    while not probe.exists():
+        if probe.is_symlink():
+            return f"{probe} is a broken symbolic link"
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        return "it is a file, not a folder" if probe == Path(root) else f"{probe} is a file, not a folder"
+    if os.statvfs(probe).f_flag & os.ST_RDONLY:
+        return f"{probe} is on a read-only file system"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"{probe} is not writable by this user"
+    return None
 
 
 def manifest_bytes(manifest: Manifest) -> bytes:

@@ -1,31 +1,18 @@
-"""`tunespec verify RUN`: prove a run directory is complete and intact.
+"""`tunespec verify RUN`: prove a run directory is complete and intact, and `is_published`:
+does a run's folder still hold its manifest.
 
-One check, whatever the storage: the manifest parses, every file it lists exists with its
-size and sha256, and nothing unlisted is present. A storage kind (local folder, `gs://`)
-only says which files it holds and how to hash one (`StoredFile`).
+Local folders are read here; `gs://` runs through `tunespec.artifacts.gcs` (imported only
+for them). Both go through the same `check_run`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-import orjson
-from pydantic import ValidationError
-
+from tunespec.artifacts.check import StoredFile, check_run
 from tunespec.artifacts.manifest import MANIFEST_FILE, Manifest
 from tunespec.artifacts.rundir import sha256_file
-from tunespec.diagnostics import Diagnostics, Location
-
-
-@dataclass
-class StoredFile:
-    """A file as a storage holds it: its size, and how to hash it (only done when the size
-    matches, since hashing reads every byte)."""
-
-    size: int
-    sha256: Callable[[], str]
+from tunespec.diagnostics import Diagnostics
 
 
 def verify_run(run: str | Path) -> tuple[Manifest | None, Diagnostics]:
@@ -47,31 +34,10 @@ def verify_run(run: str | Path) -> tuple[Manifest | None, Diagnostics]:
     return check_run(str(folder), manifest_bytes, files, missing_manifest_hint=hint)
 
 
-def check_run(
-    root: str, manifest_bytes: bytes | None, files: dict[str, StoredFile], missing_manifest_hint: str | None = None
-) -> tuple[Manifest | None, Diagnostics]:
-    """Check `files` (relative path -> StoredFile, the manifest included or not) against the
-    manifest read from `manifest_bytes` (None: there is none)."""
-    diags = Diagnostics(max_per_code=50)
-    where = Location(f"{root.rstrip('/')}/{MANIFEST_FILE}")
-    if manifest_bytes is None:
-        diags.error("TS500", f"no {MANIFEST_FILE} in {root}", where, missing_manifest_hint)
-        return None, diags
-    try:
-        manifest = Manifest.model_validate(orjson.loads(manifest_bytes))
-    except (orjson.JSONDecodeError, ValidationError) as exc:
-        diags.error("TS500", f"{MANIFEST_FILE} is not a valid manifest: {exc}".splitlines()[0], where)
-        return None, diags
-    for entry in manifest.files:
-        stored = files.get(entry.path)
-        loc = Location(f"{root.rstrip('/')}/{entry.path}", path=f"files[{entry.path}]")
-        if stored is None:
-            diags.error("TS502", f"listed file is missing: {entry.path}", loc, "the run is incomplete; re-run apply")
-        elif stored.size != entry.size:
-            diags.error("TS501", f"size of {entry.path} is {stored.size}, manifest says {entry.size}", loc)
-        elif stored.sha256() != entry.sha256:
-            diags.error("TS501", f"sha256 of {entry.path} does not match the manifest", loc, "the file was modified or corrupted")
-    listed = {entry.path for entry in manifest.files}
-    for rel in sorted(set(files) - listed - {MANIFEST_FILE}):
-        diags.error("TS503", f"file not listed in the manifest: {rel}", Location(f"{root.rstrip('/')}/{rel}"))
-    return manifest, diags
+def is_published(run: str | Path) -> bool:
+    """True if the run folder (local or `gs://`) holds its manifest.json."""
+    if str(run).startswith("gs://"):
+        from tunespec.artifacts.gcs import manifest_exists
+
+        return manifest_exists(str(run))
+    return (Path(run) / MANIFEST_FILE).is_file()
