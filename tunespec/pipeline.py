@@ -9,6 +9,7 @@ Nothing here imports torch, ray or google.*: backends do, inside `apply`/`status
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from typing import Any, Callable, Iterable, Literal
 
 import yaml
 
-from tunespec.artifacts import MANIFEST_FILE, Manifest, RunDirectory, environment_versions
+from tunespec.artifacts import MANIFEST_FILE, Manifest, RunDirectory, environment_versions, is_published, output_root_problem
 from tunespec.backend import Backend, Plan, RunContext, RunResult
 from tunespec.diagnostics import Diagnostic, DiagnosticError, Diagnostics, Location
 from tunespec.plugins.host import PluginHost, missing_requirements
@@ -118,12 +119,14 @@ class Checked:
 
 
 def check_spec(spec: ResolvedSpec, host: PluginHost, state: StateStore | None, progress: Progress) -> Checked:
-    """Validate data and backend rules, then compile the plan. Collects every problem found."""
+    """Validate data and backend rules, then compile the plan. Collects every problem found.
+    `state` (None: there is no state database yet) only caches data hashes."""
     from tunespec.data import validate_data  # light: the data layer imports no heavy libraries
 
     backend = host.backends()[spec.job.backend.name]
     diagnostics = Diagnostics(max_per_code=spec.job.data.max_reported_problems)
     checked = Checked(spec, backend, diagnostics)
+    diagnostics.extend(_output_problems(spec))
     try:
         checked.data = validate_data(
             spec,
@@ -140,6 +143,16 @@ def check_spec(spec: ResolvedSpec, host: PluginHost, state: StateStore | None, p
     except DiagnosticError as exc:
         diagnostics.extend(exc.diagnostics)
     return checked
+
+
+def _output_problems(spec: ResolvedSpec) -> list[Diagnostic]:
+    """`output.path` must be a folder tunespec can write, checked before any run is claimed
+    (never by creating anything: validate and plan are read-only)."""
+    problem = output_root_problem(spec.output_root)
+    if problem is None:
+        return []
+    return [Diagnostic("TS120", f"output.path {spec.job.output.path!r} cannot hold runs: {problem}", spec.locate("output.path"),
+                       "point `output.path` at a folder you can write (relative paths are relative to the spec file)")]
 
 
 def _plan_warnings(plan: Plan) -> list[Diagnostic]:
@@ -182,14 +195,18 @@ def _keep_references(resolved: Any, raw: Any) -> Any:
     return resolved
 
 
-def diff(checked: Checked, state: StateStore) -> Change:
+def diff(checked: Checked, state: StateStore | None) -> Change:
     spec = checked.spec
-    previous = state.latest_run(spec.name)
+    previous = state.latest_run(spec.name) if state is not None else None
     if previous is None:
         return Change("create")
     if previous.fingerprint == spec.fingerprint:
         if previous.status == "succeeded":
+            if not run_published(previous):
+                return Change("replace", previous, [f"previous run is missing: {previous.run_dir} has no {MANIFEST_FILE}"])
             return Change("no-op", previous)
+        if previous.status == "cancelling" and previous.owner_alive:
+            return Change("in-flight", previous)
         if previous.status in ("pending", "running", "interrupted"):
             alive = previous.owner_alive or (previous.remote_id and previous.status != "interrupted")
             return Change("in-flight" if alive else "resume", previous)
@@ -273,13 +290,21 @@ def apply_checked(
         plan=spec.redact(plan.model_dump(mode="json")),
         data=spec.redact(_data_json(checked.data)),
         force=force,
+        published=run_published,
     )
     if claim.action == "noop":
         return Outcome(spec.name, "no-op", run=claim.run, run_dir=claim.run.run_dir)
     if claim.action == "in_flight":
         return Outcome(spec.name, "in-flight", run=claim.run)
     run = claim.run
-    run_dir = layout(run.run_id).create()
+    try:
+        run_dir = layout(run.run_id).create()
+    except OSError as exc:
+        result = RunResult(status="failed", message=f"cannot create the run folder: {exc}")
+        state.update_run(run.run_id, status="failed", message=result.message, owner_pid=None)
+        return Outcome(spec.name, "error", run=state.get_run(run.run_id), result=result, diagnostics=[
+            Diagnostic("TS120", f"cannot create the run folder {layout(run.run_id).path}: {exc.strerror}", spec.locate("output.path"),
+                       "point `output.path` at a folder you can write")])
     ctx = RunContext(
         run_id=run.run_id,
         spec=spec,
@@ -294,13 +319,19 @@ def apply_checked(
     try:
         result = backend.apply(ctx)
     except KeyboardInterrupt:
+        # `tunespec cancel` stops a local run by interrupting its process (this one), after
+        # recording that it asked to: then the run ends here, published as cancelled.
+        current = state.get_run(run.run_id)
+        if current is not None and current.status == "cancelling":
+            result = RunResult(status="cancelled", message="cancelled by `tunespec cancel`")
+            run = finish_run(current, result, state, backend)
+            return Outcome(spec.name, "cancelled", run=run, result=result, run_dir=run.run_dir)
         state.update_run(run.run_id, status="interrupted", message="interrupted; `tunespec apply` resumes it")
         raise
     except DiagnosticError as exc:
         result = RunResult(status="failed", message=exc.diagnostics[0].message, error={"diagnostics": [d.to_json() for d in exc.diagnostics]})
-        outcome = Outcome(spec.name, action, diagnostics=exc.diagnostics)
-        outcome.run, outcome.result, outcome.run_dir = finish_run(state.get_run(run.run_id), result, state, backend), result, str(run_dir.final_path)  # type: ignore[arg-type]
-        return outcome
+        run = finish_run(state.get_run(run.run_id), result, state, backend)  # type: ignore[arg-type]
+        return Outcome(spec.name, action, run=run, result=result, run_dir=run.run_dir, diagnostics=exc.diagnostics)
     # One rule for everything stored: an interpolated value is kept as its ${env:...}
     # reference, even inside a resource name the service returned.
     result = RunResult.model_validate(spec.redact(result.model_dump(mode="json")))
@@ -333,7 +364,9 @@ def output_layout(spec_or_root: ResolvedSpec | str, state: StateStore, spec_name
 
 def finish_run(run: RunRecord, result: RunResult, state: StateStore, backend: Backend) -> RunRecord:
     """Write spec.yaml + manifest.json, publish the run directory atomically (uploading it
-    for a gs:// root), and record the final status."""
+    for a gs:// root), and record the final status. Failed and cancelled runs are
+    published the same way, so every finished run in the state has its folder."""
+    run.require_resolved()
     status = result.status if result.status in ("succeeded", "failed", "cancelled") else "failed"
     spec = run.spec or {}
     run_dir = output_layout(run.output_root, state, run.spec_name)(run.run_id).create()
@@ -366,13 +399,29 @@ def finish_run(run: RunRecord, result: RunResult, state: StateStore, backend: Ba
     return state.update_run(run.run_id, status=status, run_dir=location, message=result.message, owner_pid=None)
 
 
+def run_published(run: RunRecord) -> bool:
+    """True while a finished run's folder still holds its manifest (someone may have
+    deleted it). A path whose ${env:...} is unset now cannot be looked at: assumed there."""
+    return bool(run.unresolved) or is_published(run.run_dir)
+
+
 def refresh_status(run: RunRecord, host: PluginHost, state: StateStore) -> tuple[RunRecord, RunResult | None]:
-    """Ask the backend about a run in flight; finish it when it has ended."""
+    """Ask the backend about a run in flight; finish it when it has ended. A finished run
+    whose folder was deleted shows as `missing` (the record keeps its real status)."""
+    if run.finished:
+        if not run_published(run):
+            run = dataclasses.replace(run, status="missing", message=f"{run.run_dir} has no {MANIFEST_FILE}: the run's folder was deleted or moved")
+        return run, None
     backend = host.backends().get(run.backend)
-    if backend is None or run.status not in ("pending", "running"):
+    if backend is None:
         return run, None
     if not backend.remote and not run.remote_id:
         if run.owner_alive:
+            return run, None
+        if run.status == "cancelling":  # its process ended before it could publish the run
+            result = RunResult(status="cancelled", message="cancelled by `tunespec cancel`")
+            return finish_run(run, result, state, backend), result
+        if run.status == "interrupted":
             return run, None
         return state.update_run(run.run_id, status="interrupted", message="its process ended; `tunespec apply` resumes it"), None
     result = backend.status(run)
@@ -383,16 +432,101 @@ def refresh_status(run: RunRecord, host: PluginHost, state: StateStore) -> tuple
     return run, result
 
 
-def state_for(paths: Iterable[str | Path], override: str | None = None) -> StateStore:
-    """The state store for the given spec paths (or the current directory)."""
+@dataclass
+class Cancelled:
+    """What `cancel_run` did: the run as it is now, and whether it has stopped."""
+
+    run: RunRecord
+    stopped: bool
+    message: str
+
+
+def cancel_run(run: RunRecord, host: PluginHost, state: StateStore, wait_s: float = 120.0) -> Cancelled:
+    """Stop a run in flight and publish it as cancelled.
+
+    - a remote run (or one with a remote job id): the backend cancels the job;
+    - a local run driven by a live `apply` on this host: record the request, interrupt
+      that process (SIGTERM, which the CLI takes as Ctrl-C) and wait for it to publish
+      the run as cancelled;
+    - a local run driven from another host: refused, naming the host and process;
+    - a local run whose process is gone (interrupted): published as cancelled here.
+    """
+    backend = host.backends().get(run.backend)
+    if backend is None:
+        raise DiagnosticError(Diagnostic("TS300", f"run {run.run_id} ran on backend {run.backend!r}, which is not installed", Location(run.spec_file)))
+    run.require_resolved()
+    if backend.remote or run.remote_id:
+        result = backend.cancel(run)
+        if result.status in ("succeeded", "failed", "cancelled"):
+            run = finish_run(run, result, state, backend)
+            return Cancelled(run, True, result.message or "cancelled")
+        run = state.update_run(run.run_id, status=result.status, message=result.message or "cancel requested")
+        return Cancelled(run, False, run.message or "cancel requested")
+    if run.owner_alive:
+        return _interrupt_owner(run, state, wait_s)
+    if run.local_owner is False and run.owner_pid is not None and run.status != "interrupted":
+        raise DiagnosticError(Diagnostic(
+            "TS400", f"run {run.run_id} is being run by process {run.owner_pid} on host {run.owner_host}; it can only be cancelled there",
+            Location(run.spec_file), f"run `tunespec cancel {run.run_id}` on {run.owner_host}, or stop that process",
+        ))
+    result = RunResult(status="cancelled", message="cancelled by `tunespec cancel` (its process had ended)")
+    state.take_over(run.run_id)
+    run = finish_run(run, result, state, backend)
+    return Cancelled(run, True, result.message)  # type: ignore[arg-type]
+
+
+def _interrupt_owner(run: RunRecord, state: StateStore, wait_s: float) -> Cancelled:
+    import signal
+    import time
+
+    state.update_run(run.run_id, status="cancelling", message="cancel requested")
+    # SIGTERM, not SIGINT: a process started in the background by a shell ignores SIGINT.
+    # tunespec's CLI turns SIGTERM into the same interrupt as Ctrl-C.
+    os.kill(run.owner_pid, signal.SIGTERM)  # type: ignore[arg-type]
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        current = state.get_run(run.run_id)
+        if current is None or current.finished:
+            return Cancelled(current or run, True, "cancelled")
+        if not current.owner_alive:  # it ended without publishing: publish it here
+            result = RunResult(status="cancelled", message="cancelled by `tunespec cancel`")
+            return Cancelled(finish_run(current, result, state, _backend_of(current)), True, "cancelled")
+        time.sleep(0.2)
+    current = state.get_run(run.run_id) or run
+    return Cancelled(current, False, f"process {run.owner_pid} was asked to stop and has not yet; `tunespec status` shows when it has")
+
+
+def _backend_of(run: RunRecord) -> Backend:
+    from tunespec.plugins.host import plugin_host
+
+    return plugin_host().backends()[run.backend]
+
+
+# Where the state database is --------------------------------------------------------------
+
+
+def state_path_for(paths: Iterable[str | Path], override: str | None = None) -> Path:
+    """The state database for the given spec paths: `--state`, else $TUNESPEC_STATE, else
+    the project's (see `tunespec.state.find_state_path`), found from the first path's
+    folder (or the current directory)."""
     if override:
-        return StateStore(override)
+        return Path(override)
     if os.environ.get("TUNESPEC_STATE"):
-        return StateStore(os.environ["TUNESPEC_STATE"])
+        return Path(os.environ["TUNESPEC_STATE"])
     first = next(iter(paths), None)
     start = Path(first) if first else Path.cwd()
     start = start if start.is_dir() else start.parent
-    return StateStore(find_state_path(start))
+    return find_state_path(start)
+
+
+def state_for(paths: Iterable[str | Path], override: str | None = None, *, create: bool = True) -> StateStore | None:
+    """The state store for the given spec paths. `create=False` (every read-only command)
+    opens an existing database or returns None: it never creates a file or a folder."""
+    path = state_path_for(paths, override)
+    try:
+        return StateStore(path, create=create)
+    except FileNotFoundError:
+        return None
 
 
 def interactive() -> bool:

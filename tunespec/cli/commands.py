@@ -20,13 +20,14 @@ def _progress(args: argparse.Namespace) -> Progress:
     return Progress(enabled=args.output == "human" and sys.stderr.isatty(), quiet=args.output == "json")
 
 
-def _check_all(args: argparse.Namespace) -> tuple[list[Any], list[Diagnostic], Any]:
-    """Load every spec under args.paths and run every check on each."""
+def _check_all(args: argparse.Namespace, *, create_state: bool = False) -> tuple[list[Any], list[Diagnostic], Any]:
+    """Load every spec under args.paths and run every check on each. The state database is
+    opened if it exists (it caches data hashes); only `apply` (`create_state`) makes one."""
     from tunespec.pipeline import check_spec, load_specs, state_for
 
     host = plugin_host()
     specs, problems = load_specs(args.paths, host)
-    state = state_for(args.paths, args.state)
+    state = state_for(args.paths, args.state, create=create_state)
     with _progress(args) as progress:
         checked = [check_spec(spec, host, state, progress) for spec in specs]
     return checked, problems, state
@@ -140,7 +141,7 @@ def _print_plan(c: Any, change: Any) -> None:
 def apply(args: argparse.Namespace) -> int:
     from tunespec.pipeline import apply_checked, interactive
 
-    checked, problems, state = _check_all(args)
+    checked, problems, state = _check_all(args, create_state=True)
     errors = _report_problems(args, problems, checked)
     if errors:
         if args.output == "json":
@@ -158,6 +159,9 @@ def apply(args: argparse.Namespace) -> int:
 
         return Confirm.ask(f"Start billable {c.backend.name} job for [bold]{c.spec.name}[/bold]?", console=render.err)
 
+    if state is None:  # only when the state database's path came from --state / TUNESPEC_STATE and is missing
+        raise DiagnosticError(Diagnostic("TS405", "no state database to record runs in", Location(), "pass --state FILE"))
+    state.backup()  # the copy a damaged database is restored from (TS402 says how)
     outcomes = []
     failed = False
     with _progress(args) as progress:
@@ -204,6 +208,8 @@ def _print_outcome(o: Any, progress: Progress) -> None:
         render.out.print(f"[cyan]submitted[/cyan] {o.spec_name}: run {run_id}{remote}; follow it with `tunespec status`")
     elif o.action == "declined":
         render.out.print(f"[dim]skipped[/dim] {o.spec_name}")
+    elif o.action == "cancelled":
+        render.out.print(f"[yellow]cancelled[/yellow] {o.spec_name}: run {run_id} → {o.run_dir}")
     elif o.result is not None:
         style = "green" if o.result.status == "succeeded" else "red"
         render.out.print(f"[{style}]{o.result.status}[/{style}] {o.spec_name}: run {run_id} → {o.run_dir}")
@@ -264,10 +270,23 @@ def _spec_names(paths: list[str]) -> list[str] | None:
     return names
 
 
+def _no_state(args: argparse.Namespace, paths: list[str]) -> int:
+    from tunespec.pipeline import state_path_for
+
+    where = state_path_for(paths, args.state)
+    if args.output == "json":
+        render.print_json({"runs": [], "state": None})
+    else:
+        render.out.print(f"no runs recorded yet (no state database at {where}); `tunespec apply` starts one")
+    return EXIT_OK
+
+
 def status(args: argparse.Namespace) -> int:
     from tunespec.pipeline import refresh_status, state_for
 
-    state = state_for(args.paths, args.state)
+    state = state_for(args.paths, args.state, create=False)
+    if state is None:
+        return _no_state(args, args.paths)
     names = _spec_names(args.paths)
     latest = [state.latest_run(n) for n in names] if names is not None else _latest_per_spec(state)
     host = plugin_host()
@@ -280,13 +299,16 @@ def status(args: argparse.Namespace) -> int:
             failed = True
             if args.output == "human":
                 render.diagnostics(exc.diagnostics)
-        failed |= run.status in ("failed", "cancelled")
+        failed |= run.status in ("failed", "cancelled", "missing")
         rows.append(run)
     if args.output == "json":
         render.print_json({"runs": [r.to_json() for r in rows]})
     elif rows:
         render.table("latest runs", ["spec", "run", "backend", "status", "remote", "updated", "where"],
-                     ([r.spec_name, r.run_id, r.backend, r.status, r.remote_id, r.updated_at, r.run_dir] for r in rows))
+                     ([r.spec_name, r.run_id, r.backend, r.status, r.remote_id, r.updated_at, r.where] for r in rows))
+        for r in rows:
+            if r.status == "missing":
+                render.out.print(f"[yellow]missing[/yellow] {r.spec_name}: {r.message}; `tunespec apply` runs it again")
     else:
         render.out.print("no runs recorded yet; `tunespec apply` starts one")
     return EXIT_ERROR if failed else EXIT_OK
@@ -302,41 +324,39 @@ def _latest_per_spec(state: Any) -> list[Any]:
 def runs(args: argparse.Namespace) -> int:
     from tunespec.pipeline import state_for
 
-    state = state_for([], args.state)
+    state = state_for([], args.state, create=False)
+    if state is None:
+        return _no_state(args, [])
     records = state.runs(args.spec_name)
     if args.output == "json":
         render.print_json({"runs": [r.to_json() for r in records]})
     elif records:
         render.table("runs", ["spec", "run", "backend", "status", "created", "fingerprint", "where"],
-                     ([r.spec_name, r.run_id, r.backend, r.status, r.created_at, r.fingerprint[:12], r.run_dir] for r in records))
+                     ([r.spec_name, r.run_id, r.backend, r.status, r.created_at, r.fingerprint[:12], r.where] for r in records))
     else:
         render.out.print("no runs recorded")
     return EXIT_OK
 
 
 def cancel(args: argparse.Namespace) -> int:
-    from tunespec.pipeline import state_for
+    from tunespec.pipeline import cancel_run, state_for, state_path_for
 
-    state = state_for([], args.state)
-    run = state.get_run(args.target) or state.latest_run(args.target)
-    if run is None or run.status not in ("pending", "running", "interrupted"):
-        what = f"no run in flight for {args.target!r}" if run else f"no run or spec named {args.target!r}"
-        render.diagnostic(Diagnostic("TS401", what, Location(), "see `tunespec runs`"))
-        return EXIT_ERROR
-    backend = plugin_host().backends().get(run.backend)
-    if backend is not None and (backend.remote or run.remote_id):
-        try:
-            result = backend.cancel(run)
-        except DiagnosticError as exc:
-            render.diagnostics(exc.diagnostics)
-            return EXIT_ERROR
-        run = state.update_run(run.run_id, status=result.status, message=result.message or "cancel requested")
-    else:
-        run = state.update_run(run.run_id, status="cancelled", message="cancelled")
+    state = state_for([], args.state, create=False)
+    run = (state.get_run(args.target) or state.latest_run(args.target)) if state is not None else None
+    if run is None or run.finished:
+        if state is None:
+            what, hint = f"no run or spec named {args.target!r}: there is no state database at {state_path_for([], args.state)}", "run from your project (or pass --state FILE)"
+        else:
+            what = f"no run in flight for {args.target!r}" if run else f"no run or spec named {args.target!r}"
+            hint = "see `tunespec runs`"
+        raise DiagnosticError(Diagnostic("TS401", what, Location(), hint))
+    outcome = cancel_run(run, plugin_host(), state)  # type: ignore[arg-type]
     if args.output == "json":
-        render.print_json({"run": run.to_json()})
+        render.print_json({"run": outcome.run.to_json(), "stopped": outcome.stopped, "message": outcome.message})
+    elif outcome.stopped:
+        render.out.print(f"{outcome.run.spec_name}: run {outcome.run.run_id} is {outcome.run.status} → {outcome.run.where}")
     else:
-        render.out.print(f"{run.spec_name}: run {run.run_id} is {run.status}")
+        render.out.print(f"{outcome.run.spec_name}: run {outcome.run.run_id} is {outcome.run.status}: {outcome.message}")
     return EXIT_OK
 
 
@@ -346,9 +366,15 @@ def cancel(args: argparse.Namespace) -> int:
 def verify(args: argparse.Namespace) -> int:
     from tunespec.artifacts import verify_run
 
+    from tunespec import secrets
+
     results = []
     errors = 0
     for run in args.runs:
+        # A run folder as tunespec prints it may hold ${env:...} references: resolve them.
+        run, missing = secrets.expand(run)
+        if missing:
+            raise DiagnosticError(Diagnostic("TS106", f"environment variable {missing[0]} is not set", Location(run), f"export {missing[0]}=... to verify {run}"))
         manifest, problems = verify_run(run)
         errors += problems.error_count
         results.append({"run": run, "ok": not problems.has_errors, "status": manifest.status if manifest else None, **problems.to_json()})

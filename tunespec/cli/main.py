@@ -1,9 +1,14 @@
 """`tunespec`: validate, plan and apply tuning specs.
 
 Exit codes: 0 success or nothing to do; 1 errors (bad spec, bad data, failed run);
-2 `plan` found changes (like `terraform plan -detailed-exitcode`); 130 interrupted.
-Every user error is a rendered diagnostic; an unexpected exception is reported as TS004
-with the traceback saved to a file, never dumped on the user.
+2 `plan` found changes (like `terraform plan -detailed-exitcode`); 64 usage error (a bad
+command line, as sysexits' EX_USAGE, so it is never mistaken for "changes"); 130
+interrupted. Every user error is a rendered diagnostic; an unexpected exception is
+reported as TS004 with the traceback saved to a file, never dumped on the user. With
+`--output json` every outcome, errors and interrupts included, is one JSON document.
+
+Everything the command prints goes through `tunespec.secrets.RedactingStream`: no
+`${env:...}` value reaches stdout or stderr, whoever prints it.
 """
 
 from __future__ import annotations
@@ -18,13 +23,26 @@ from typing import Any, Callable
 
 from tunespec import __version__
 
-EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 64, 130
+
+
+class UsageError(Exception):
+    """A bad command line (argparse's complaint), reported with exit code 64."""
+
+    def __init__(self, message: str, usage: str):
+        super().__init__(message)
+        self.usage = usage
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse would print and exit 2, the code `plan` uses for changes
+        raise UsageError(message, self.format_usage())
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tunespec", description="Compile fine-tuning specs into local, Ray and Vertex AI jobs.")
+    parser = _Parser(prog="tunespec", description="Compile fine-tuning specs into local, Ray and Vertex AI jobs.")
     parser.add_argument("--version", action="version", version=f"tunespec {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     def command(name: str, help_: str, func: Callable[[argparse.Namespace], int], specs: bool = False) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_)
@@ -62,36 +80,126 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    from tunespec import secrets
+
+    secrets.forget_all()  # one command per process: only this command's values are secrets
+    stdout, stderr = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = secrets.RedactingStream(stdout), secrets.RedactingStream(stderr)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout, sys.stderr = stdout, stderr
+
+
+def _main(argv: list[str]) -> int:
+    json_output = _wants_json(argv)
+    _terminate_like_ctrl_c()
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as exc:
+        return _usage_error(exc, json_output)
+    except KeyboardInterrupt:
+        return _interrupted(json_output)
+    from tunespec.diagnostics import DiagnosticError
+
     try:
         return args.func(args)
     except KeyboardInterrupt:
-        from tunespec.cli import render
-
-        render.err.print("[yellow]interrupted[/yellow]: the run is recorded as interrupted; `tunespec apply` resumes it")
-        return EXIT_INTERRUPTED
+        return _interrupted(json_output)
+    except DiagnosticError as exc:  # a step that could not go on (a damaged state database, ...)
+        return _failed(exc, json_output)
     except Exception:  # a bug, not a user error: keep the traceback, show a short message
-        return _internal_error(args)
+        return _internal_error(json_output)
 
 
-def _internal_error(args: Any) -> int:
+def _terminate_like_ctrl_c() -> None:
+    """SIGTERM (a CI job's time-out, `tunespec cancel` of a run this process drives) stops
+    the command as Ctrl-C does: checkpoints are kept and the run is recorded, never lost.
+    Only in the main thread of the main interpreter, where Python delivers signals."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _wants_json(argv: list[str]) -> bool:
+    """`--output json` anywhere on the command line, read before parsing it, so even a
+    command line argparse refuses gets its answer as JSON."""
+    for i, arg in enumerate(argv):
+        if arg in ("--output=json", "-ojson") or (arg in ("--output", "-o") and argv[i + 1 : i + 2] == ["json"]):
+            return True
+    return False
+
+
+def _report(diagnostic: Any, json_output: bool, **extra: Any) -> None:
     from tunespec.cli import render
+
+    if json_output:
+        render.print_json({**extra, "diagnostics": [diagnostic.to_json()], "errors": 1})
+    else:
+        render.diagnostic(diagnostic)
+
+
+def _failed(exc: Any, json_output: bool) -> int:
+    from tunespec.cli import render
+
+    if json_output:
+        render.print_json({"diagnostics": [d.to_json() for d in exc.diagnostics], "errors": len(exc.diagnostics)})
+    else:
+        render.diagnostics(exc.diagnostics)
+    return EXIT_ERROR
+
+
+def _usage_error(exc: UsageError, json_output: bool) -> int:
+    from tunespec.diagnostics import Diagnostic
+
+    if not json_output:
+        sys.stderr.write(exc.usage)
+    _report(Diagnostic("TS005", f"usage: {exc}", hint="see `tunespec --help` (or `tunespec COMMAND --help`)"), json_output)
+    return EXIT_USAGE
+
+
+def _interrupted(json_output: bool) -> int:
+    from tunespec.diagnostics import Diagnostic, Severity
+
+    _report(Diagnostic("TS006", "interrupted: a run that was in progress is recorded as interrupted",
+                       hint="`tunespec apply` resumes it", severity=Severity.WARNING), json_output, interrupted=True)
+    return EXIT_INTERRUPTED
+
+
+def _internal_error(json_output: bool) -> int:
     from tunespec.diagnostics import Diagnostic
 
     fd, log = tempfile.mkstemp(prefix="tunespec-error-", suffix=".log")
     with os.fdopen(fd, "w") as f:
-        traceback.print_exc(file=f)
+        f.write(_redacted_traceback())
     if os.environ.get("TUNESPEC_DEBUG"):
-        traceback.print_exc()
+        sys.stderr.write(_redacted_traceback())
     last = traceback.format_exc().strip().splitlines()[-1]
-    render.diagnostic(
-        Diagnostic("TS004", f"internal error: {last}", hint=f"this is a bug in tunespec or a plugin; the traceback is in {log}")
-    )
+    _report(Diagnostic("TS004", f"internal error: {last}", hint=f"this is a bug in tunespec or a plugin; the traceback is in {log}"), json_output)
     return EXIT_ERROR
 
 
-def run() -> None:  # console-script entry point
-    sys.exit(main())
+def _redacted_traceback() -> str:
+    from tunespec import secrets
+
+    return secrets.redact(traceback.format_exc())
+
+
+def run() -> None:
+    """The console script. Ctrl-C at any point, start-up included, ends with exit code 130
+    and a message, never a traceback."""
+    try:
+        code = main()
+    except KeyboardInterrupt:  # before main's own handler was in place
+        code = EXIT_INTERRUPTED
+    sys.exit(code)
 
 
 if __name__ == "__main__":

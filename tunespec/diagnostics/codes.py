@@ -11,6 +11,8 @@ CODES: dict[str, str] = {
     "TS002": "no spec files found",
     "TS003": "confirmation required (no TTY and no --yes)",
     "TS004": "internal error (a bug in tunespec or a plugin)",
+    "TS005": "usage error: the command line is not understood (exit code 64)",
+    "TS006": "interrupted (Ctrl-C or a signal; exit code 130)",
     # Spec: loading
     "TS100": "file cannot be read or is not valid UTF-8",
     "TS101": "YAML syntax error",
@@ -32,6 +34,7 @@ CODES: dict[str, str] = {
     "TS117": "unsupported apiVersion or kind",
     "TS118": "duplicate spec name",
     "TS119": "unknown backend",
+    "TS120": "output path cannot hold runs (a file, read-only, or not writable)",
     # Data
     "TS200": "data source not found or unreadable",
     "TS201": "malformed JSON",
@@ -75,9 +78,10 @@ CODES: dict[str, str] = {
     # State and runs
     "TS400": "run already in flight",
     "TS401": "run not found",
-    "TS402": "state store unreadable",
+    "TS402": "state database damaged or unreadable (truncated, not SQLite, not tunespec's, newer schema)",
     "TS403": "run failed",
     "TS404": "run cancelled",
+    "TS405": "state database cannot be created or written",
     # Artifacts
     "TS500": "manifest missing or invalid",
     "TS501": "checksum mismatch",
