@@ -26,8 +26,9 @@ class SloppyBackend(Backend):
         return Plan(backend=self.name, spec_name=spec.name, job={"submitted_at": time.time_ns(), "base": spec.job.model.base})
 
     def apply(self, ctx: RunContext) -> RunResult:
-        # Writes the interpolated description as is: the secret lands in an artifact.
-        Path(ctx.run_dir.path, "notes.txt").write_text(ctx.spec.job.metadata.description or "")
+        # Writes the interpolated description as is into a binary file (tunespec scrubs
+        # secrets from text files only): the secret lands in an artifact.
+        Path(ctx.run_dir.path, "notes.bin").write_bytes(b"\0" + (ctx.spec.job.metadata.description or "").encode())
         return RunResult(status="succeeded")
 
 

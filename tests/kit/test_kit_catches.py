@@ -35,7 +35,7 @@ def test_the_kit_fails_a_backend_that_breaks_the_contract(tmp_path):
         "test_conformance_backend_rejects_bad_specs",  # validate lets full fine-tuning through
         "test_conformance_validate_and_plan_import_nothing_heavy",
         "test_conformance_compile_is_deterministic",  # a timestamp in the job
-        "test_conformance_secrets_never_reach_artifacts_state_or_output",  # notes.txt
+        "test_conformance_secrets_never_reach_artifacts_state_or_output",  # notes.bin
     }, output[-6000:]
-    assert "notes.txt" in output and "xml.dom.minidom" in output and "Field(description" in output
+    assert "notes.bin" in output and "xml.dom.minidom" in output and "Field(description" in output
     assert outcomes["test_conformance_apply_produces_a_verified_run"] == "passed"

@@ -108,3 +108,39 @@ def test_ctrl_c_checkpoints_the_last_step_and_apply_finishes(project, cli, tmp_p
     [run] = project.runs()
     assert json.loads((run / "manifest.json").read_text())["metrics"]["resumed_from_step"] == interrupted_at
     assert [r["step"] for r in metrics(run)] == list(range(1, STEPS + 1))
+
+
+class _RunsCodeWhenUnpickled:
+    """What a tampered checkpoint would hold: unpickling it creates `marker`."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_a_tampered_checkpoint_is_refused_without_running_its_code(project, cli, tmp_path):
+    import torch
+
+    spec = project.spec(steps=STEPS, checkpoint_every=10)
+    proc = start_apply(spec, tmp_path)
+    try:
+        wait_for(lambda: list((project.root / "runs" / "tiny-job").glob(".*.partial/checkpoints/step-*/state.pt")), proc)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    marker = tmp_path / "code-ran"
+    for state in (staging(project) / "checkpoints").glob("step-*/state.pt"):
+        torch.save({"step": 10, "model": _RunsCodeWhenUnpickled(marker)}, state)
+
+    code, output = cli("apply", spec, "--yes")
+    assert not marker.exists(), "resuming unpickled the checkpoint and ran its code"
+    assert code == 1
+    assert "TS311" in output and "cannot be loaded safely" in output and "state.pt" in output
+    [run] = project.runs()
+    assert json.loads((run / "manifest.json").read_text())["status"] == "failed"  # published, with why
+    # and applying again starts a clean run instead of the tampered one
+    code, output = cli("apply", spec, "--yes")
+    assert code == 0, output
+    assert not marker.exists()

@@ -10,9 +10,16 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tunespec import secrets
 from tunespec_vertex.labels import RUN_LABEL
 
 pytestmark = pytest.mark.slow  # starts emulators; a few seconds in all
+
+
+def resolved(stored: str) -> Path:
+    """A run folder as the CLI prints it (an interpolated output root stays a ${env:...}
+    reference in every output) made a path again, as a script would with its environment."""
+    return Path(secrets.expand(stored)[0])
 
 
 @pytest.fixture
@@ -49,7 +56,7 @@ def test_text_spec_stages_data_creates_one_job_and_writes_a_verifiable_run(cli, 
     assert [c["role"] for c in lines[0]["contents"]] == ["user", "model"]
     assert len(_staged_lines(env, body["supervisedTuningSpec"]["validationDatasetUri"])) == 2
 
-    run_dir = Path(run["run_dir"])
+    run_dir = resolved(run["run_dir"])
     manifest = orjson.loads((run_dir / "manifest.json").read_bytes())
     outputs = manifest["outputs"]
     job_name = outputs["tuning_job"]
@@ -73,7 +80,7 @@ def test_image_media_are_uploaded_once_in_parallel_and_referenced_as_gs_uris(cli
     red = (env.project.root / "data" / "images" / "red.png").read_bytes()
     assert env.gcs.read(uris[0].removeprefix(f"gs://{env.gcs.bucket}/")) == red
     assert len(env.gcs.names("tunespec/media/")) == 3
-    manifest = orjson.loads((Path(result.json["runs"][0]["run_dir"]) / "manifest.json").read_bytes())
+    manifest = orjson.loads((resolved(result.json["runs"][0]["run_dir"]) / "manifest.json").read_bytes())
     assert manifest["outputs"]["staging"] == {"uploaded": 4, "already_staged": 0}  # 3 images + the dataset
     # the bucket came from ${env:TUNESPEC_VERTEX_BUCKET}: artifacts keep the reference, not the value
     staged_name = body["supervisedTuningSpec"]["trainingDatasetUri"].rsplit("/", 1)[1]
@@ -88,7 +95,7 @@ def test_image_media_are_uploaded_once_in_parallel_and_referenced_as_gs_uris(cli
     again = _apply(cli, env, spec)
     assert again.code == 0
     assert {b.name: b.generation for b in bucket.list_blobs(prefix="tunespec/")} == before
-    manifest = orjson.loads((Path(again.json["runs"][0]["run_dir"]) / "manifest.json").read_bytes())
+    manifest = orjson.loads((resolved(again.json["runs"][0]["run_dir"]) / "manifest.json").read_bytes())
     assert manifest["outputs"]["staging"] == {"uploaded": 0, "already_staged": 4}
 
 
@@ -156,7 +163,7 @@ def test_an_unchanged_dataset_is_not_uploaded_twice(cli, env):
     assert result.code == 0
     after = {b.name: b.generation for b in bucket.list_blobs(prefix="tunespec/datasets/")}
     assert after == before
-    manifest = orjson.loads((Path(result.json["runs"][0]["run_dir"]) / "manifest.json").read_bytes())
+    manifest = orjson.loads((resolved(result.json["runs"][0]["run_dir"]) / "manifest.json").read_bytes())
     assert manifest["outputs"]["staging"] == {"uploaded": 0, "already_staged": 2}
     first, second = (c.body["supervisedTuningSpec"] for c in env.tuning.creates())
     assert first["trainingDatasetUri"] == second["trainingDatasetUri"]
@@ -201,7 +208,7 @@ def test_a_request_the_service_refuses_fails_the_run_with_a_diagnostic(cli, env)
     assert result.code == 1
     assert "TS308" in result.out and "adapter size is not supported" in result.out
     run = result.json["runs"][0]
-    manifest = orjson.loads((Path(run["run_dir"]) / "manifest.json").read_bytes())
+    manifest = orjson.loads((resolved(run["run_dir"]) / "manifest.json").read_bytes())
     assert manifest["status"] == "failed"
     assert "adapter size is not supported" in json.dumps(manifest["error"])
     assert len(env.tuning.creates()) == 1  # permanent: not retried
@@ -230,7 +237,7 @@ def test_a_failed_job_exits_1_with_its_error_in_the_manifest(cli, env):
     assert result.code == 1
     run = result.json["runs"][0]
     assert run["result"]["status"] == "failed"
-    manifest = orjson.loads((Path(run["run_dir"]) / "manifest.json").read_bytes())
+    manifest = orjson.loads((resolved(run["run_dir"]) / "manifest.json").read_bytes())
     assert manifest["status"] == "failed"
     assert manifest["error"]["message"] == env.tuning.failure.message
     assert manifest["error"]["state"] == "JOB_STATE_FAILED"
@@ -291,7 +298,7 @@ def test_examples_the_service_truncated_or_dropped_become_warnings(cli, env):
     env.tuning.dropped["vertex-text-capitals"] = ["Example 4 has an unsupported role: function"]
     result = _apply(cli, env, env.project.example("text"))
     assert result.code == 0
-    manifest = orjson.loads((Path(result.json["runs"][0]["run_dir"]) / "manifest.json").read_bytes())
+    manifest = orjson.loads((resolved(result.json["runs"][0]["run_dir"]) / "manifest.json").read_bytes())
     truncated, dropped = manifest["outputs"]["warnings"]
     assert truncated["code"] == "TS215" and "truncated 1" in truncated["message"] and "[3]" in truncated["message"]
     assert dropped["code"] == "TS203" and "dropped 1" in dropped["message"] and "unsupported role" in dropped["message"]
@@ -314,7 +321,7 @@ def test_run_with_a_gs_output_root_is_uploaded_and_verifies(cli, env, monkeypatc
     monkeypatch.setenv("TUNESPEC_VERTEX_OUTPUT", f"gs://{env.gcs.bucket}/runs")
     result = _apply(cli, env, env.project.example("image"))
     assert result.code == 0, result.out + result.err
-    location = result.json["runs"][0]["run_dir"]
+    location = secrets.expand(result.json["runs"][0]["run_dir"])[0]
     assert location.startswith(f"gs://{env.gcs.bucket}/runs/vertex-image-colours/")
     names = env.gcs.names("runs/")
     assert any(n.endswith("/manifest.json") for n in names) and any(n.endswith("/request.json") for n in names)

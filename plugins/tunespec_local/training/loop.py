@@ -37,6 +37,10 @@ STATE_FILE = "state.pt"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja", "chat_template.json")
 
 
+class UnsafeCheckpoint(ValueError):
+    """A checkpoint that would need arbitrary unpickling (tampered) or is damaged."""
+
+
 @dataclass
 class TrainResult:
     steps: int
@@ -346,9 +350,21 @@ def _restore(folder: Path | None, model: Any, optimizer: Any, scheduler: Any) ->
     and the tokens trained up to it."""
     if folder is None:
         return 0, 0
+    import pickle
+
     import torch
 
-    state = torch.load(Path(folder) / STATE_FILE, map_location="cpu", weights_only=False)
+    path = Path(folder) / STATE_FILE
+    try:
+        # weights_only: tensors and plain containers only. A checkpoint is a file in a run
+        # folder anyone with write access could replace; unpickling arbitrary objects from
+        # it would run their code.
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
+        raise UnsafeCheckpoint(
+            f"checkpoint {path} cannot be loaded safely ({str(exc).splitlines()[0][:200]}): it holds something other than "
+            "tensors and plain values, or it is damaged. Nothing in it was run. `tunespec apply` again starts a new run"
+        ) from None
     missing = set(_trainable_state(model)) - set(state["model"])
     if missing:
         raise ValueError(f"checkpoint {folder} does not match the model (missing {sorted(missing)[:3]}...)")
