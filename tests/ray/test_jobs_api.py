@@ -192,4 +192,9 @@ def test_a_detached_run_is_submitted_followed_published_and_cancelled(head_node,
     assert after["status"] == "cancelled" and after["remote_id"] == resubmitted["remote_id"], after
     # ...and the job really stopped on the cluster (it would otherwise hold its workers).
     assert _ray_job_end(head_node, resubmitted["remote_id"]) == "STOPPED"
-    assert only_run(spec, "ray-jobs") == published  # nothing half-written was published
+    # The cancelled run is published too, as a complete record with its status (so `runs`
+    # never points at a folder that does not exist).
+    cancelled_dir = Path(after["run_dir"])
+    assert cancelled_dir != published and cancelled_dir.parent == published.parent
+    assert json.loads((cancelled_dir / "manifest.json").read_text())["status"] == "cancelled"
+    assert run_cli("verify", cancelled_dir).code == 0

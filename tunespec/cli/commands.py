@@ -20,14 +20,14 @@ def _progress(args: argparse.Namespace) -> Progress:
     return Progress(enabled=args.output == "human" and sys.stderr.isatty(), quiet=args.output == "json")
 
 
-def _check_all(args: argparse.Namespace, *, create_state: bool = False) -> tuple[list[Any], list[Diagnostic], Any]:
+def _check_all(args: argparse.Namespace) -> tuple[list[Any], list[Diagnostic], Any]:
     """Load every spec under args.paths and run every check on each. The state database is
-    opened if it exists (it caches data hashes); only `apply` (`create_state`) makes one."""
+    opened if it exists (it caches data hashes), never created here."""
     from tunespec.pipeline import check_spec, load_specs, state_for
 
     host = plugin_host()
     specs, problems = load_specs(args.paths, host)
-    state = state_for(args.paths, args.state, create=create_state)
+    state = state_for(args.paths, args.state, create=False)
     with _progress(args) as progress:
         checked = [check_spec(spec, host, state, progress) for spec in specs]
     return checked, problems, state
@@ -141,7 +141,9 @@ def _print_plan(c: Any, change: Any) -> None:
 def apply(args: argparse.Namespace) -> int:
     from tunespec.pipeline import apply_checked, interactive
 
-    checked, problems, state = _check_all(args, create_state=True)
+    from tunespec.pipeline import state_for
+
+    checked, problems, state = _check_all(args)
     errors = _report_problems(args, problems, checked)
     if errors:
         if args.output == "json":
@@ -159,21 +161,22 @@ def apply(args: argparse.Namespace) -> int:
 
         return Confirm.ask(f"Start billable {c.backend.name} job for [bold]{c.spec.name}[/bold]?", console=render.err)
 
-    if state is None:  # only when the state database's path came from --state / TUNESPEC_STATE and is missing
-        raise DiagnosticError(Diagnostic("TS405", "no state database to record runs in", Location(), "pass --state FILE"))
-    state.backup()  # the copy a damaged database is restored from (TS402 says how)
+    state = state or state_for(args.paths, args.state, create=True)  # the first apply of a project makes it
     outcomes = []
     failed = False
-    with _progress(args) as progress:
-        for c in checked:
-            try:
-                outcome = apply_checked(c, state, progress, force=args.force, confirm=confirm)
-            except _NeedsConfirmation:
-                outcome = _confirmation_error(c)
-            outcomes.append(outcome)
-            failed |= outcome.failed
-            if args.output == "human":
-                _print_outcome(outcome, progress)
+    try:
+        with _progress(args) as progress:
+            for c in checked:
+                try:
+                    outcome = apply_checked(c, state, progress, force=args.force, confirm=confirm)
+                except _NeedsConfirmation:
+                    outcome = _confirmation_error(c)
+                outcomes.append(outcome)
+                failed |= outcome.failed
+                if args.output == "human":
+                    _print_outcome(outcome, progress)
+    finally:
+        state.backup()  # the copy a damaged database is restored from (TS402 says how)
     if args.output == "json":
         render.print_json({"runs": [_outcome_json(o) for o in outcomes], "errors": sum(o.failed for o in outcomes)})
     return EXIT_ERROR if failed else EXIT_OK
@@ -256,13 +259,17 @@ def _outcome_json(o: Any) -> dict[str, Any]:
 
 
 def _spec_names(paths: list[str]) -> list[str] | None:
-    """Names of the specs under `paths` (read leniently: schema errors do not matter here)."""
+    """Names of the specs under `paths` (read leniently: schema errors do not matter here).
+    A path that does not exist is an error (TS001)."""
     from tunespec.pipeline import find_spec_files
     from tunespec.spec.loader import load_documents
 
     if paths == ["."]:
         return None
-    files, _ = find_spec_files(paths)
+    files, problems = find_spec_files(paths)
+    missing = [d for d in problems if d.code == "TS001"]
+    if missing:
+        raise DiagnosticError(missing)
     names = []
     for file in files:
         docs, _ = load_documents(file)
@@ -392,11 +399,26 @@ def schema(args: argparse.Namespace) -> int:
 
     text = json.dumps(spec_json_schema(plugin_host()), indent=2)
     if args.write:
-        Path(args.write).write_text(text + "\n")
-        render.err.print(f"wrote {args.write}")
+        _write_new_file(Path(args.write), text + "\n", overwrite=True)
+        if args.output == "json":
+            render.print_json({"wrote": args.write})
+        else:
+            render.err.print(f"wrote {args.write}")
     else:
         print(text)
     return EXIT_OK
+
+
+def _write_new_file(path: Path, text: str, overwrite: bool = False) -> None:
+    """Write a file the user asked for; refusing to overwrite, or failing to write, is a
+    diagnostic (the command exits 1), never a traceback."""
+    if path.exists() and not overwrite:
+        raise DiagnosticError(Diagnostic("TS007", f"{path} already exists; not overwriting it", Location(str(path)), "choose another path"))
+    try:
+        path.write_text(text)
+    except OSError as exc:
+        raise DiagnosticError(Diagnostic("TS007", f"cannot write {path}: {exc.strerror}", Location(str(path)),
+                                         "choose a path in a folder that exists and that you can write")) from None
 
 
 def plugins(args: argparse.Namespace) -> int:
@@ -429,9 +451,9 @@ def init(args: argparse.Namespace) -> int:
     from tunespec.spec.starter import starter_spec
 
     path = Path(args.path)
-    if path.exists():
-        render.diagnostic(Diagnostic("TS001", f"{path} already exists; not overwriting it", Location(str(path)), "choose another path"))
-        return EXIT_ERROR
-    path.write_text(starter_spec(args.backend))
-    render.out.print(f"wrote {path}: edit it, then `tunespec plan {path}`")
+    _write_new_file(path, starter_spec(args.backend))
+    if args.output == "json":
+        render.print_json({"wrote": str(path)})
+    else:
+        render.out.print(f"wrote {path}: edit it, then `tunespec plan {path}`")
     return EXIT_OK

@@ -90,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         return _main(argv)
     finally:
         sys.stdout, sys.stderr = stdout, stderr
+        if "tunespec.state.store" in sys.modules:
+            sys.modules["tunespec.state.store"].StateStore.close_all()
 
 
 def _main(argv: list[str]) -> int:
@@ -166,7 +168,14 @@ def _usage_error(exc: UsageError, json_output: bool) -> int:
 
 
 def _interrupted(json_output: bool) -> int:
+    import signal
+
     from tunespec.diagnostics import Diagnostic, Severity
+
+    # Handled: from here on the process only reports and exits with 130. A second Ctrl-C
+    # (or the first one still pending while the interpreter shuts down) must not turn
+    # that into a death by SIGINT.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     _report(Diagnostic("TS006", "interrupted: a run that was in progress is recorded as interrupted",
                        hint="`tunespec apply` resumes it", severity=Severity.WARNING), json_output, interrupted=True)
@@ -199,6 +208,16 @@ def run() -> None:
         code = main()
     except KeyboardInterrupt:  # before main's own handler was in place
         code = EXIT_INTERRUPTED
+    if code == EXIT_INTERRUPTED:
+        # An interrupt that landed inside an import can leave CPython's "unhandled Ctrl-C"
+        # mark set though it was handled; at exit CPython would then kill this process with
+        # SIGINT instead of exiting 130. The report is written: leave now, with the code.
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
     sys.exit(code)
 
 

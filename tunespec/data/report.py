@@ -9,6 +9,8 @@ from collections import Counter
 
 from pydantic import BaseModel, Field
 
+from tunespec import secrets
+
 
 class SplitStats(BaseModel):
     examples: int = Field(0, description="Examples that parsed (including ones with rule problems).")
@@ -70,7 +72,10 @@ class DataReport(BaseModel):
 
 
 def _display(path: str) -> str:
-    """A local path relative to the working directory when under it (shorter to read)."""
+    """A local path relative to the working directory when under it (shorter to read).
+    A path made from an interpolated value is shown with its reference (a relative form
+    would show part of the value)."""
+    path = secrets.redact(path)
     if "://" in path or not os.path.isabs(path):
         return path
     rel = os.path.relpath(path)

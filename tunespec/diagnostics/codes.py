@@ -13,6 +13,7 @@ CODES: dict[str, str] = {
     "TS004": "internal error (a bug in tunespec or a plugin)",
     "TS005": "usage error: the command line is not understood (exit code 64)",
     "TS006": "interrupted (Ctrl-C or a signal; exit code 130)",
+    "TS007": "a file the command was asked to write exists already or cannot be written",
     # Spec: loading
     "TS100": "file cannot be read or is not valid UTF-8",
     "TS101": "YAML syntax error",

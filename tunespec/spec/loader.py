@@ -46,7 +46,8 @@ class LoadedDocument:
     key_positions: dict[Path_, tuple[int, int]] = field(default_factory=dict)
     secret_digest: str = ""
     interpolations: list[tuple[str, str]] = field(default_factory=list, repr=False)
-    """(reference as written, value) for every `${env:...}` that was interpolated."""
+    """(reference as written, value) for every `${env:...}` whose value came from the
+    environment (a default that was used is the spec's own text, not a secret)."""
 
     def location(self, path: Path_, *, key: bool = False) -> Location:
         """Location of `path` (the key itself when `key`), or of its nearest existing parent."""
@@ -182,7 +183,8 @@ class _Builder:
             if name in self.env:
                 resolved = self.env[name]
                 secrets.remember(whole, resolved)  # from here on, redacted wherever it would leave the process
-            elif default is not None:
+                self.doc.interpolations.append((whole, resolved))
+            elif default is not None:  # text of the spec itself, not a secret
                 resolved = default
             else:
                 self.error(
@@ -195,7 +197,6 @@ class _Builder:
                 )
                 return ""
             self.secrets.update(f"{name}\0{resolved}\0".encode())
-            self.doc.interpolations.append((whole, resolved))
             return resolved
 
         return INTERPOLATION.sub(replace, text)

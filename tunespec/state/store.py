@@ -26,6 +26,7 @@ import socket
 import sqlite3
 import time
 import uuid
+import weakref
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -251,8 +252,8 @@ def find_state_path(start: Path) -> Path:
 def _corrupt(path: Path, problem: str) -> DiagnosticError:
     backup = path.with_name(path.name + BACKUP_SUFFIX)
     if backup.is_file():
-        hint = (f"restore the copy tunespec kept of the last good database (`mv {backup} {path}`), or move {path} "
-                "aside to start a new one; published runs keep their manifest.json either way")
+        hint = (f"restore the copy the last `tunespec apply` kept: `rm -f {path}-wal {path}-shm && mv {backup} {path}`; "
+                f"or move {path} aside to start a new one (published runs keep their manifest.json either way)")
     else:
         hint = f"move {path} aside to start a new one (published runs keep their manifest.json), or restore it from a backup"
     return DiagnosticError(Diagnostic("TS402", f"the state database {path} is damaged: {problem}", Location(str(path)), hint))
@@ -261,6 +262,15 @@ def _corrupt(path: Path, problem: str) -> DiagnosticError:
 class StateStore:
     """The state database at `path`. `create=False` (read-only commands) opens an existing
     database only: a missing one raises FileNotFoundError, and nothing is created."""
+
+    _open: "weakref.WeakSet[StateStore]"
+
+    @classmethod
+    def close_all(cls) -> None:
+        """Close every store this process opened (the CLI does at the end of a command, so
+        nothing holds the database between commands run in one process)."""
+        for store in list(cls._open):
+            store.close()
 
     def __init__(self, path: str | Path, create: bool = True):
         self.path = Path(path)
@@ -282,6 +292,7 @@ class StateStore:
         except sqlite3.Error as exc:
             raise self._error(exc) from None
         self.db.row_factory = sqlite3.Row
+        StateStore._open.add(self)
         with self._errors():
             if existed:
                 self._check_contents()
@@ -366,6 +377,15 @@ class StateStore:
 
     def close(self) -> None:
         self.db.close()
+        StateStore._open.discard(self)
+
+    def __del__(self) -> None:
+        # sqlite3 connections sit in a reference cycle with their statement cache: without
+        # this, a dropped store's connection (and its lock on the WAL) lives until the
+        # next garbage collection.
+        db = getattr(self, "db", None)
+        if db is not None:
+            db.close()
 
     # Errors: every SQLite failure is a diagnostic -----------------------------------------
 
@@ -500,6 +520,9 @@ class StateStore:
                 )
         except DiagnosticError:
             pass
+
+
+StateStore._open = weakref.WeakSet()
 
 
 class _SQLiteErrors:

@@ -1,0 +1,102 @@
+"""Every outcome of every command is one JSON document with `--output json` (errors,
+internal errors and interrupts included), and each kind of outcome has its own exit code:
+0 ok, 1 error, 2 `plan` found changes, 64 usage error, 130 interrupted."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "TUNESPEC_PLUGINS": "tests.core.echo_plugin", "PYTHONPATH": str(REPO)}
+
+
+@pytest.mark.parametrize("argv", [
+    ("plan", "--no-such-flag"),
+    ("frobnicate",),
+    (),
+    ("runs", "a", "b"),
+    ("plan", "--output", "yaml"),
+])
+def test_a_usage_error_exits_64_never_2(cli, argv):
+    result = cli(*argv)
+    assert result.code == 64, result.text
+    assert "TS005" in result.err and "usage:" in result.err
+
+
+def test_a_usage_error_with_output_json_is_json(cli):
+    result = cli("plan", "--output", "json", "--no-such-flag")
+    assert result.code == 64
+    [problem] = result.json["diagnostics"]
+    assert problem["code"] == "TS005" and "--no-such-flag" in problem["message"]
+
+
+def test_every_command_answers_json_on_failure(cli, project, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    missing = tmp_path / "nowhere" / "spec.yaml"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: tunespec.dev/v1\nkind: TuningJob\nmetadata: {name: x}\n")
+    for argv in (
+        ("validate", missing), ("plan", missing), ("apply", missing), ("validate", bad), ("plan", bad), ("apply", bad),
+        ("status", missing), ("runs",), ("cancel", "no-such-spec"), ("verify", tmp_path / "no-run"),
+        ("init", bad), ("schema", "--write", tmp_path / "no" / "such" / "dir" / "schema.json"),
+    ):
+        result = cli(*argv, "--output", "json")
+        assert result.code in (0, 1), (argv, result.text)
+        document = json.loads(result.out)  # one JSON document, nothing else on stdout
+        assert isinstance(document, dict), argv
+        if result.code:
+            assert document.get("errors"), (argv, document)
+
+
+def test_an_internal_error_is_json_too(cli, project, monkeypatch):
+    monkeypatch.setenv("TUNESPEC_PLUGINS", "tests.core.echo_plugin,tests.core.crashing_plugin")
+    from tunespec.plugins.host import reset_plugin_host
+
+    reset_plugin_host()
+    spec = project.spec()
+    spec.write_text(spec.read_text().replace("name: echo", "name: crashing"))
+    result = cli("plan", spec, "--output", "json", allow_internal_error=True)
+    assert result.code == 1
+    [problem] = result.json["diagnostics"]
+    assert problem["code"] == "TS004" and "tunespec-error-" in problem["hint"]
+    assert "Traceback" not in result.text
+
+
+def test_an_interrupted_apply_answers_json_and_exits_130(project):
+    spec = project.spec(backend_extra="  steps: 400\n  step_seconds: 0.05\n")
+    proc = subprocess.Popen([sys.executable, "-m", "tunespec.cli.main", "apply", str(spec), "--output", "json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=project.root)
+    deadline = time.monotonic() + 30
+    while not list((project.root / "runs" / "echo-job").glob(".*.partial/steps.txt")):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    document = json.loads(out)
+    assert document["interrupted"] is True and document["diagnostics"][0]["code"] == "TS006"
+    assert "Traceback" not in out + err
+
+
+@pytest.mark.parametrize("delay", [0.15, 0.25, 0.35, 0.5, 0.7])
+def test_ctrl_c_during_start_up_is_exit_130_without_a_traceback(project, delay):
+    """Ctrl-C while tunespec is still importing and loading plugins."""
+    spec = project.spec()
+    proc = subprocess.Popen([sys.executable, "-m", "tunespec.cli.main", "validate", str(spec)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=project.root)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert "Traceback" not in out + err
+    assert proc.returncode in (130, 0), (proc.returncode, err)  # 0: it had finished already
