@@ -38,15 +38,17 @@ class LocalBackend(Backend):
     def token_counter(self, spec: ResolvedSpec):
         """Exact counts once the model's folder exists locally (a HF folder, or a GGUF file
         converted by an earlier run); None otherwise, and tunespec estimates."""
-        from tunespec_local.encode import ChatTokenCounter, ChatTokenizer
+        from tunespec_local.encode import ChatTokenCounter
 
         try:
             folder = cached_folder(resolve_model(spec), cache_root(_config(spec).cache_dir))
             if folder is None:
                 return None
-            tokenizer = ChatTokenizer.from_folder(folder, spec.job.model.chat_template)
-            tokenizer.name = f"{spec.job.model.base} tokenizer + chat template"  # the cache folder's name is a hash
-            return ChatTokenCounter(tokenizer)
+            if not (folder / "tokenizer.json").is_file() or not (spec.job.model.chat_template or _has_chat_template(folder)):
+                return None  # validate() says what is missing
+            # The tokenizer loads when something is counted (not at all when every count is
+            # cached). The cache folder's name is a hash: name the model as the spec does.
+            return ChatTokenCounter(folder, spec.job.model.chat_template, f"{spec.job.model.base} tokenizer + chat template")
         except Exception:  # counting is a nicety: validate() reports model problems with their diagnostics
             return None
 

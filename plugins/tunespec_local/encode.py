@@ -170,17 +170,53 @@ class ChatTokenizer:
         return spans
 
 
+_LOADED: dict[tuple, ChatTokenizer] = {}
+
+
+def load_tokenizer(folder: str | Path, chat_template: str | None = None) -> ChatTokenizer:
+    """`ChatTokenizer.from_folder`, once per process for each folder, template and version
+    of tokenizer.json (validating 500 specs of one model loads it once, not 500 times)."""
+    key = (*tokenizer_identity(folder), chat_template)
+    if key not in _LOADED:
+        _LOADED[key] = ChatTokenizer.from_folder(folder, chat_template)
+    return _LOADED[key]
+
+
+def tokenizer_identity(folder: str | Path) -> tuple:
+    """What names one version of a folder's tokenizer files, from their stat (no reading)."""
+    folder = Path(folder).resolve()
+    stats = []
+    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+        try:
+            st = (folder / name).stat()
+            stats.append((name, st.st_size, st.st_mtime_ns))
+        except OSError:
+            stats.append((name, None, None))
+    return (str(folder), tuple(stats))
+
+
 class ChatTokenCounter:
-    """`tunespec.data.TokenCounter` with the model's own tokenizer and chat template."""
+    """`tunespec.data.TokenCounter` with the model's own tokenizer and chat template.
+
+    The tokenizer loads on the first `count`: when every data file's counts are already in
+    the state database (`cache_key` names them), validation never loads it."""
 
     exact = True
 
-    def __init__(self, tokenizer: ChatTokenizer):
-        self._tokenizer = tokenizer
-        self.name = tokenizer.name or "model tokenizer"
+    def __init__(self, folder: str | Path, chat_template: str | None, name: str):
+        self.folder = Path(folder)
+        self.chat_template = chat_template
+        self.name = name
+
+    @property
+    def cache_key(self) -> str:
+        import hashlib
+
+        identity = repr((tokenizer_identity(self.folder)[1], self.chat_template)).encode()
+        return "chat-tokenizer:" + hashlib.sha256(identity).hexdigest()[:32]
 
     def count(self, conversations: list[Any]) -> list[int]:
-        return self._tokenizer.count(conversations)
+        return load_tokenizer(self.folder, self.chat_template).count(conversations)
 
 
 def to_messages(conversation: Any) -> list[dict[str, str]]:

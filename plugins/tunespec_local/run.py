@@ -25,7 +25,7 @@ from typing import Any
 from tunespec import Diagnostic, DiagnosticError, ResolvedModel, RunContext, RunResult
 
 from tunespec_local.config import LocalConfig
-from tunespec_local.encode import ChatTokenizer, Encoded, Prompt
+from tunespec_local.encode import ChatTokenizer, Encoded, Prompt, load_tokenizer
 from tunespec_local.models.cache import cache_root, materialize
 from tunespec_local.training import LocalEnv, TrainConfig, TrainData, default_device, train
 
@@ -240,7 +240,7 @@ def summarise_evaluation(evaluation: dict[str, Any], metrics: list[str]) -> dict
 
 def _tokenizer(folder: Path, chat_template: str | None, ctx: RunContext) -> ChatTokenizer:
     try:
-        return ChatTokenizer.from_folder(folder, chat_template)
+        return load_tokenizer(folder, chat_template)
     except (OSError, ValueError) as exc:
         raise DiagnosticError(Diagnostic("TS301", f"cannot load the tokenizer of {folder}: {exc}", ctx.spec.locate("model.base"),
                                          "the model folder needs tokenizer.json and a chat template (or set `model.chat_template`)")) from exc

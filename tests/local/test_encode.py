@@ -76,8 +76,8 @@ def test_token_counter_is_exact_and_imports_no_torch(tiny_model):
     code = f"""
 import sys
 from tunespec.data import Conversation, Part, Turn
-from tunespec_local.encode import ChatTokenizer, ChatTokenCounter
-counter = ChatTokenCounter(ChatTokenizer.from_folder({str(tiny_model)!r}))
+from tunespec_local.encode import ChatTokenCounter
+counter = ChatTokenCounter({str(tiny_model)!r}, None, "tiny")
 conv = Conversation(turns=[Turn("user", [Part.of_text("hello")]), Turn("model", [Part.of_text("hi")])])
 print(counter.exact, counter.count([conv])[0])
 assert not {{"torch", "transformers", "peft"}} & set(sys.modules), "heavy import"

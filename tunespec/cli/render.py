@@ -71,12 +71,16 @@ def summary(errors: int, warnings: int) -> None:
 
 
 def rows(title: str, items: Iterable[tuple[str, Any]]) -> None:
-    table = Table(title=title, title_justify="left", show_header=False, box=None, pad_edge=False)
-    table.add_column(style="dim")
-    table.add_column()
-    for key, value in items:
-        table.add_row(escape(str(key)), escape(value if isinstance(value, str) else json.dumps(value, default=str)))
-    out.print(table)
+    """A titled block of `key  value` lines, keys aligned and dimmed. Printed as one piece
+    of text (a rich Table per block made `validate` of many specs spend most of its time
+    laying out tables)."""
+    pairs = [(str(key), value if isinstance(value, str) else json.dumps(value, default=str)) for key, value in items]
+    if not pairs:
+        return
+    width = max(len(key) for key, _ in pairs)
+    lines = [f"[italic]{escape(title)}[/italic]"] if title else []
+    lines += [f"[dim]{escape(key.ljust(width))}[/dim]  {escape(value)}" for key, value in pairs]
+    out.print("\n".join(lines))
 
 
 def table(title: str, columns: list[str], body: Iterable[Iterable[Any]]) -> None:
