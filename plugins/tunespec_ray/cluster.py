@@ -56,16 +56,36 @@ def connected(cluster: dict[str, Any], where: Location | None = None) -> Iterato
         return
     init = dict(cluster["init"])
     init["logging_level"] = getattr(logging, init.get("logging_level", "ERROR"))
-    try:
-        ray.init(**init)
-    except (ConnectionError, TimeoutError, RuntimeError, ValueError) as exc:
-        address = None if cluster["mode"] == "embedded" else init.get("address")
-        raise DiagnosticError(unreachable(address, exc, where)) from None
+    with python_signal_handlers_kept():
+        try:
+            ray.init(**init)
+        except (ConnectionError, TimeoutError, RuntimeError, ValueError) as exc:
+            address = None if cluster["mode"] == "embedded" else init.get("address")
+            raise DiagnosticError(unreachable(address, exc, where)) from None
     quiet_loggers(verbose)
     try:
         yield
     finally:
         ray.shutdown()
+
+
+@contextmanager
+def python_signal_handlers_kept() -> Iterator[None]:
+    """ray.init installs Ray's C++ handler for SIGTERM, which aborts the process. The CLI's
+    own (SIGTERM stops a run as Ctrl-C does, so `tunespec cancel` and CI time-outs end in a
+    recorded, published run) is put back afterwards."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        yield
+    finally:
+        if callable(previous):
+            signal.signal(signal.SIGTERM, previous)
 
 
 def unreachable(address: str | None, exc: BaseException, where: Location | None = None) -> Diagnostic:
