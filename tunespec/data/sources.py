@@ -33,14 +33,20 @@ DATA_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz", ".json", ".json
 class FileStat:
     """What a source knows about a file without reading it.
 
-    digest: a content hash the store already keeps (e.g. ``md5:...`` of a Cloud Storage
-            object), used instead of hashing the bytes; None for local files.
+    digest:   a content hash the store already keeps (e.g. ``md5:...`` of a Cloud Storage
+              object), used instead of hashing the bytes; None for local files.
+    inode:    the file's inode number (local files; None for remote sources)
+    ctime_ns: the inode's change time (local files; None for remote sources). Unlike the
+              mtime, no user can set it back, so with the inode it tells a file changed in
+              place from an unchanged one (the content hash cache keys on both).
     """
 
     path: str
     size: int
     mtime_ns: int | None = None
     digest: str | None = None
+    inode: int | None = None
+    ctime_ns: int | None = None
 
 
 @runtime_checkable
@@ -92,7 +98,9 @@ class LocalSource:
             st = self._path(path).stat()
         except OSError:
             return None
-        return FileStat(path, st.st_size, st.st_mtime_ns) if not _is_dir_mode(st.st_mode) else None
+        if _is_dir_mode(st.st_mode):
+            return None
+        return FileStat(path, st.st_size, st.st_mtime_ns, inode=st.st_ino, ctime_ns=st.st_ctime_ns)
 
     def open(self, path: str) -> BinaryIO:
         return open(self._path(path), "rb", buffering=0)

@@ -2,7 +2,7 @@
 
 `validate_data` streams each source of each split exactly once. While reading it hashes
 the raw bytes (the hash feeds the spec fingerprint, and a `HashCache` skips it for files
-whose size and mtime did not change), parses each record with orjson, converts it to a
+whose inode, size, mtime and ctime did not change), parses each record with orjson, converts it to a
 `Conversation` through its format, applies the conversation and modality rules, counts
 tokens, and accumulates statistics in constant memory (`scan.ExampleScan`). Problems go
 to the `Diagnostics` collector with file:line and the JSON path inside the record.
@@ -45,12 +45,18 @@ HASH_CHUNK = 1 << 20
 
 
 class HashCache(Protocol):
-    """Remembers content hashes by (path, size, mtime) so unchanged files are not re-hashed
-    (the state store implements it)."""
+    """Remembers content hashes by what a source's stat says of a file, so unchanged files
+    are not re-hashed (the state store implements it).
 
-    def lookup(self, path: str, size: int, mtime_ns: int) -> str | None: ...
+    An entry is valid only for the same path, size, mtime, inode and ctime: a file changed
+    in place with its size and mtime set back (``os.utime``) still gets a new ctime, which
+    no user can set, so its old hash is never reused. Sources that know no mtime (and
+    files that carry their own digest, like Cloud Storage objects) are not cached.
+    """
 
-    def store(self, path: str, size: int, mtime_ns: int, digest: str) -> None: ...
+    def lookup(self, stat: FileStat) -> str | None: ...
+
+    def store(self, stat: FileStat, digest: str) -> None: ...
 
 
 @dataclass
@@ -320,7 +326,7 @@ class _Validation:
                 if hasher is not None:  # waits for the hashing thread, and stops it on errors too
                     digest = "sha256:" + hasher.hexdigest()
         if hasher is not None and self.hash_cache is not None and stat.mtime_ns is not None:
-            self.hash_cache.store(ref.path, stat.size, stat.mtime_ns, digest)  # type: ignore[arg-type]
+            self.hash_cache.store(stat, digest)  # type: ignore[arg-type]
         if examples == 0 and not self._file_had_errors(ref.path):
             self.diagnostics.error("TS205", "data file holds no examples", Location(ref.path), "remove the file from the spec or fill it")
         self.examples[ref.split] += examples
@@ -413,7 +419,7 @@ class _Validation:
     def _cached_digest(self, stat: FileStat) -> str | None:
         if self.hash_cache is None or stat.mtime_ns is None:
             return None
-        return self.hash_cache.lookup(stat.path, stat.size, stat.mtime_ns)
+        return self.hash_cache.lookup(stat)
 
     def _hash_file(self, ref: DataFileRef, stat: FileStat) -> str:
         """Hash a file that its reader does not stream front to back (Parquet)."""
@@ -423,7 +429,7 @@ class _Validation:
                 hasher.update(chunk)
         digest = "sha256:" + hasher.hexdigest()
         if self.hash_cache is not None and stat.mtime_ns is not None:
-            self.hash_cache.store(ref.path, stat.size, stat.mtime_ns, digest)
+            self.hash_cache.store(stat, digest)
         return digest
 
     # Report ----------------------------------------------------------------------------

@@ -44,10 +44,13 @@ CREATE TABLE IF NOT EXISTS runs (
     data        TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_spec ON runs (spec_name, created_at);
-CREATE TABLE IF NOT EXISTS file_hashes (
+-- v2: keyed on inode and ctime too (a table of the old shape, if any, is left unused).
+CREATE TABLE IF NOT EXISTS file_hashes_v2 (
     path     TEXT PRIMARY KEY,
     size     INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
+    inode    INTEGER,
+    ctime_ns INTEGER,
     sha256   TEXT NOT NULL
 );
 """
@@ -227,17 +230,22 @@ class StateStore:
 
     # Data hashes (the cache data validation uses so unchanged files are not re-hashed) --
 
-    def lookup(self, path: str, size: int, mtime_ns: int) -> str | None:
+    # An entry holds only while path, size, mtime, inode and ctime all match: a file
+    # rewritten in place with its mtime set back still has a new ctime. (`IS` compares
+    # NULLs too, for sources that know no inode or ctime.)
+
+    def lookup(self, stat: Any) -> str | None:
         row = self.db.execute(
-            "SELECT sha256 FROM file_hashes WHERE path = ? AND size = ? AND mtime_ns = ?", (path, size, mtime_ns)
+            "SELECT sha256 FROM file_hashes_v2 WHERE path = ? AND size = ? AND mtime_ns = ? AND inode IS ? AND ctime_ns IS ?",
+            (stat.path, stat.size, stat.mtime_ns, stat.inode, stat.ctime_ns),
         ).fetchone()
         return row[0] if row else None
 
-    def store(self, path: str, size: int, mtime_ns: int, digest: str) -> None:
+    def store(self, stat: Any, digest: str) -> None:
         with self._write():
             self.db.execute(
-                "INSERT OR REPLACE INTO file_hashes (path, size, mtime_ns, sha256) VALUES (?, ?, ?, ?)",
-                (path, size, mtime_ns, digest),
+                "INSERT OR REPLACE INTO file_hashes_v2 (path, size, mtime_ns, inode, ctime_ns, sha256) VALUES (?, ?, ?, ?, ?, ?)",
+                (stat.path, stat.size, stat.mtime_ns, stat.inode, stat.ctime_ns, digest),
             )
 
 
