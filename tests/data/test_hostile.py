@@ -4,13 +4,29 @@ internal error), in bounded time and memory, and never echoes a file that is not
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import os
+import re
+import socket
+import sqlite3
+import struct
+import subprocess
+import sys
+import zipfile
+import zlib
+from pathlib import Path
+
+import orjson
+import pytest
 
 from tunespec.data import validate_data
 from tunespec.data.sources import LocalSource
 from tunespec.diagnostics import Diagnostics
+from tunespec.plugins.host import reset_plugin_host
 from tunespec.state.store import StateStore
+from tunespec.testing import run_cli
 
 from .conftest import gemini, make_spec, write_jsonl
 
@@ -44,3 +60,245 @@ def test_file_changed_in_place_with_size_and_mtime_restored_is_hashed_again(tmp_
     assert now.inode == st.st_ino and now.ctime_ns is not None
     assert store.lookup(now) == second.data_hashes["t.jsonl"]
     store.close()
+
+
+# Files that are not data ---------------------------------------------------------------
+
+SPEC = """\
+apiVersion: tunespec.dev/v1
+kind: TuningJob
+metadata:
+  name: hostile
+model:
+  base: tiny-model
+data:
+  train: {train}
+  modality: {modality}
+backend:
+  name: echo
+"""
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def echo_backend(monkeypatch):
+    """The CLI with the core tests' echo backend (it trains nothing, validates data for real)."""
+    monkeypatch.setenv("TUNESPEC_PLUGINS", "tests.core.echo_plugin")
+    reset_plugin_host()
+    yield
+    reset_plugin_host()
+
+
+def _spec(tmp_path: Path, train: str, modality: str = "text") -> Path:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC.format(train=train, modality=modality))
+    return spec
+
+
+def _validate(tmp_path: Path, spec: Path, *args: str):
+    return run_cli("validate", spec, "--state", tmp_path / "state" / "state.db", *args)
+
+
+def _problems(diagnostics) -> list[tuple[str, int | None]]:
+    return [(d.code, d.location.line) for d in diagnostics]
+
+
+def _run(tmp_path, content: bytes, name: str = "train.jsonl", **data):
+    (tmp_path / name).write_bytes(content)
+    diagnostics = Diagnostics(max_per_code=50)
+    report = validate_data(make_spec(tmp_path, name, **data), None, None, diagnostics)
+    return report, list(diagnostics)
+
+
+def _png() -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00")) + chunk(b"IEND", b"")
+
+
+def _zip() -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        zf.writestr("train.jsonl", b'{"prompt": "a", "completion": "b"}\n')
+    return out.getvalue()
+
+
+def _sqlite(tmp_path: Path) -> bytes:
+    db = tmp_path / "x.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (x)")
+    conn.close()
+    return db.read_bytes()
+
+
+GOOD = orjson.dumps(gemini(("user", "hi"), ("model", "hello"))) + b"\n"
+SECRET = b"API_KEY=sk-very-secret-value"
+
+
+ELF = b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 56
+
+
+@pytest.mark.parametrize(
+    "name, content, looks",
+    [
+        ("train.jsonl", lambda tmp: ELF + SECRET, "an ELF executable"),
+        ("train.jsonl", lambda tmp: b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n" + SECRET, "a PDF document"),
+        ("train.jsonl", lambda tmp: _png() + SECRET, "a PNG image"),
+        ("train.jsonl", lambda tmp: b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + SECRET, "a JPEG image"),
+        ("train.jsonl", lambda tmp: _zip() + SECRET, "a ZIP archive"),
+        ("train.jsonl", lambda tmp: _sqlite(tmp) + SECRET, "an SQLite database"),
+        ("train.jsonl", lambda tmp: gzip.compress(GOOD + SECRET), "gzip-compressed data"),
+        ("train.jsonl", lambda tmp: SECRET + b"\x00OTHER=1\x00", "binary data with NUL bytes"),
+        ("train.jsonl", lambda tmp: SECRET + b"\n", "text that is not JSON Lines (starts with a letter)"),
+        ("train.jsonl", lambda tmp: b"prompt,completion\n" + SECRET + b",x\n", "text that is not JSON Lines (starts with a letter)"),
+        ("train.json", lambda tmp: b"  \n" + SECRET, "text that is not JSON (starts with a letter)"),
+        ("train.jsonl", lambda tmp: b"<!DOCTYPE html><p>" + SECRET, "markup such as HTML or XML"),
+        ("train.jsonl", lambda tmp: (GOOD + SECRET).decode().encode("utf-16"), "UTF-16 text"),
+        ("train.jsonl", lambda tmp: b"PAR1" + SECRET, "a Parquet file"),
+        ("train.jsonl.gz", lambda tmp: gzip.compress(ELF + SECRET), "an ELF executable"),
+        ("train.jsonl.gz", lambda tmp: gzip.compress(gzip.compress(GOOD + SECRET)), "gzip-compressed data"),
+    ],
+)
+def test_a_file_that_is_not_data_gets_one_diagnostic_that_names_what_it_is(tmp_path, name, content, looks):
+    report, problems = _run(tmp_path, content(tmp_path), name)
+    [d] = problems
+    assert (d.code, d.location.file, d.location.line) == ("TS224", str(tmp_path / name), None)
+    assert d.message.startswith("not a data file: it looks like " + looks)
+    assert "secret" not in d.message + (d.hint or "") and "API_KEY" not in d.message
+    assert report.splits["train"].examples == 0 and report.errors == 1
+
+
+def test_a_file_named_gz_that_is_not_gzip(tmp_path):
+    _, problems = _run(tmp_path, SECRET + b"\n", "train.jsonl.gz")
+    [d] = problems
+    assert d.code == "TS224" and d.message == "not a data file: is named .gz but is not gzip-compressed; it looks like text that is not JSON Lines (starts with a letter)"
+    assert "API_KEY" not in d.message  # gzip's own error quotes the first bytes
+
+
+def test_a_file_named_parquet_that_is_not_parquet(tmp_path):
+    _, problems = _run(tmp_path, GOOD, "train.parquet")
+    [d] = problems
+    assert d.code == "TS224" and "named .parquet but is not a Parquet file" in d.message
+
+
+def test_data_that_starts_like_data_is_read_as_before(tmp_path):
+    """The sniff passes blank starts, a BOM, arrays, and leaves bad lines to the parser."""
+    report, problems = _run(tmp_path, b"\xef\xbb\xbf\n\n" + GOOD + b"{oops\n" + GOOD)
+    assert _problems(problems) == [("TS219", 1), ("TS201", 4)]
+    assert report.splits["train"].examples == 2
+    report, problems = _run(tmp_path, b"\n  \n", "blank.jsonl")
+    assert _problems(problems) == [("TS205", None)]
+
+
+def test_proc_self_environ_is_refused_without_echoing_the_environment(tmp_path, echo_backend, monkeypatch):
+    """In-process: the environment this process started with is in /proc/self/environ."""
+    monkeypatch.setenv("TUNESPEC_TEST_MARKER", "marker-5f2b9c-in-process")
+    started_with = [v for v in Path("/proc/self/environ").read_bytes().split(b"\0") if len(v) > 12]
+    spec = _spec(tmp_path, "/proc/self/environ")
+    for output in ("human", "json"):
+        result = _validate(tmp_path, spec, "--output", output)
+        assert result.code == 1
+        assert "TS224" in result.text and "binary data with NUL bytes" in result.text
+        assert "marker-5f2b9c" not in result.text
+        assert not [v for v in started_with if v.decode(errors="replace") in result.text]
+
+
+def test_proc_self_environ_of_the_cli_process_is_never_printed(tmp_path):
+    """A real `tunespec validate` process, started with a marker in its environment."""
+    marker = "marker-8d41e7-subprocess"
+    spec = _spec(tmp_path, "/proc/self/environ")
+    env = {
+        **os.environ,
+        "TUNESPEC_TEST_MARKER": marker,
+        "TUNESPEC_PLUGINS": "tests.core.echo_plugin",
+        "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "plugins"), os.environ.get("PYTHONPATH", "")]),
+    }
+    for output in ("human", "json"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "tunespec.cli.main", "validate", str(spec), "--state", str(tmp_path / "state.db"), "--output", output],
+            capture_output=True, text=True, env=env, cwd=REPO, timeout=120,
+        )
+        assert proc.returncode == 1, proc.stderr
+        assert "TS224" in proc.stdout + proc.stderr
+        assert marker not in proc.stdout + proc.stderr
+        assert "TUNESPEC_TEST_MARKER" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("make", ["dev_zero", "fifo", "socket"])
+def test_a_data_source_that_is_not_a_regular_file_is_refused_before_reading(tmp_path, echo_backend, make):
+    if make == "dev_zero":
+        path = "/dev/zero"
+    elif make == "fifo":
+        path = str(tmp_path / "train.jsonl")
+        os.mkfifo(path)  # nobody ever writes: opening it for reading would block forever
+    else:
+        path = str(tmp_path / "train.jsonl")
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(path)
+    result = _validate(tmp_path, _spec(tmp_path, path), "--output", "json")
+    assert result.code == 1
+    [d] = [d for spec in result.json["specs"] for d in spec["diagnostics"]] if "specs" in result.json else result.json["diagnostics"]
+    assert d["code"] == "TS200" and "not a regular file" in d["message"]
+    assert d["location"]["file"] == str(tmp_path / "spec.yaml") and d["location"]["line"] == 8
+
+
+def test_a_folder_skips_what_is_not_a_regular_file(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.jsonl").write_bytes(GOOD)
+    os.mkfifo(tmp_path / "data" / "b.jsonl")
+    diagnostics = Diagnostics()
+    report = validate_data(make_spec(tmp_path, "data"), None, None, diagnostics)
+    assert list(diagnostics) == [] and report.splits["train"].examples == 1
+
+
+# Damaged compressed files ---------------------------------------------------------------
+
+
+def _gz_lines(n: int = 4000) -> bytes:
+    return b"".join(orjson.dumps(gemini(("user", f"question {i} " * 3), ("model", f"answer {i}"))) + b"\n" for i in range(n))
+
+
+def test_a_gzip_stream_with_bytes_flipped_in_the_middle_is_a_diagnostic_with_the_lines_read(tmp_path):
+    packed = bytearray(gzip.compress(_gz_lines(), 9))
+    middle = len(packed) // 2
+    packed[middle : middle + 16] = bytes(b ^ 0x5A for b in packed[middle : middle + 16])
+    report, problems = _run(tmp_path, bytes(packed), "train.jsonl.gz")
+    [d] = [d for d in problems if d.code in ("TS200", "TS220")]
+    assert d.location.file == str(tmp_path / "train.jsonl.gz") and d.location.line is None
+    assert re.search(r"after line [\d,]+", d.message)
+    assert 0 < report.splits["train"].examples < 4000
+
+
+def test_a_zlib_error_in_the_middle_of_a_gzip_stream_is_a_diagnostic(tmp_path):
+    """zlib.error (not an OSError) used to escape as an internal error."""
+    lines = _gz_lines()
+    half = lines.index(b"\n", len(lines) // 2) + 1
+    gz = zlib.compressobj(6, zlib.DEFLATED, 31)
+    first = gz.compress(lines[:half]) + gz.flush(zlib.Z_SYNC_FLUSH)
+    assert first.endswith(b"\x00\x00\xff\xff")  # an empty stored block: LEN 0, NLEN 0xffff
+    packed = first[:-2] + b"\x00\x00" + gz.compress(lines[half:]) + gz.flush()  # NLEN no longer ~LEN
+    with pytest.raises(zlib.error):
+        gzip.decompress(packed)
+    report, problems = _run(tmp_path, packed, "train.jsonl.gz")
+    [d] = problems
+    examples = report.splits["train"].examples
+    assert 0 < examples <= lines[:half].count(b"\n")
+    assert d.code == "TS200" and d.location.line is None
+    assert d.message == f"cannot decompress after line {examples:,}: the compressed data is damaged (invalid stored block lengths); the {examples:,} lines before were read"
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda p: p[:-8] + bytes(b ^ 0xFF for b in p[-8:-4]) + p[-4:], "checksum does not match"),
+        (lambda p: p + b"trailing garbage that is not gzip", "data that is not gzip follows"),
+        (lambda p: p[: len(p) // 3], "compressed file ends early"),
+        (lambda p: p[:10] + bytes([0x07]) + p[11:], "damaged"),
+    ],
+)
+def test_every_decompression_error_is_a_diagnostic(tmp_path, damage, message):
+    report, problems = _run(tmp_path, damage(gzip.compress(_gz_lines(), 6)), "train.jsonl.gz")
+    read_errors = [d for d in problems if d.code in ("TS200", "TS220")]
+    assert len(read_errors) == 1 and message in read_errors[0].message
+    assert "garbage" not in read_errors[0].message

@@ -13,6 +13,16 @@ Three layouts, chosen by file name:
 - Parquet (``.parquet``): rows read in batches through pyarrow (imported lazily); the
   "line" of a row is its 1-based row number.
 
+Data files are untrusted (they arrive in pull requests), so reading is bounded in time and
+memory whatever the bytes are:
+
+- The first bytes of every file (decompressed for ``.gz``) are sniffed before anything
+  is parsed: a file that is not data (binary, NUL bytes, an executable, an archive, text
+  that is not JSON) gets one TS224 diagnostic that says what it looks like and never
+  quotes it, and is not parsed (`tunespec.data.sniff`).
+- Decompression errors of any kind (a cut-off stream, damaged blocks, a bad checksum)
+  are diagnostics at the file that say after how many lines they happened.
+
 Readers yield ``(line, record)`` tuples, or a `Diagnostic` for a line that cannot be
 parsed, and call ``on_bytes(chunk)`` with every raw (still compressed) chunk they read
 so the caller hashes and shows progress while reading: the file is read once.
@@ -22,10 +32,12 @@ from __future__ import annotations
 
 import gzip
 import re
+import zlib
 from typing import Any, BinaryIO, Callable, Iterator
 
 import orjson
 
+from tunespec.data.sniff import SNIFF_BYTES, describe_non_data
 from tunespec.diagnostics import Diagnostic, Location, Severity
 
 CHUNK = 1 << 20
@@ -35,15 +47,19 @@ GZ_CHUNK = 64 << 10
 BOM = b"\xef\xbb\xbf"
 
 class _Tap:
-    """A read-only stream wrapper that shows every raw chunk to a callback (hash, progress)."""
+    """A read-only stream wrapper that shows every raw chunk to a callback (hash, progress)
+    and keeps the file's first bytes (to say what a file that fails to decompress is)."""
 
     def __init__(self, raw: BinaryIO, on_bytes: Callable[[bytes], None]):
         self.raw = raw
         self.on_bytes = on_bytes
+        self.head = b""
 
     def read(self, n: int = -1) -> bytes:
         data = self.raw.read(n)
         if data:
+            if len(self.head) < SNIFF_BYTES:
+                self.head += data[: SNIFF_BYTES - len(self.head)]
             self.on_bytes(data)
         return data
 
@@ -71,25 +87,56 @@ def reads_all_bytes(path: str) -> bool:
     return layout_of(path) != "parquet"
 
 
-def read_records(stream: BinaryIO, path: str, on_bytes: Callable[[bytes], None], max_line_bytes: int) -> Iterator[Any]:
-    """Records of one file: ``(line, record)`` tuples and `Diagnostic`s, in file order."""
+def read_records(stream: BinaryIO, path: str, on_bytes: Callable[[bytes], None], max_line_bytes: int, sniff: bool = True) -> Iterator[Any]:
+    """Records of one file: ``(line, record)`` tuples and `Diagnostic`s, in file order.
+
+    sniff: look at the first bytes first and refuse a file that is not data (TS224) with
+    one diagnostic, without parsing it. False only for a byte range in the middle of a
+    file whose start was already sniffed (parallel validation)."""
     layout = layout_of(path)
     if layout == "parquet":
-        yield from _parquet_records(stream, path)
+        yield from _parquet_records(stream, path, sniff)
         return
-    data: Any = _Tap(stream, on_bytes)
+    tap = _Tap(stream, on_bytes)
+    data: Any = tap
     size = CHUNK
-    if path.lower().endswith(".gz"):
-        data = gzip.GzipFile(fileobj=data, mode="rb")  # type: ignore[arg-type]
+    gz = path.lower().endswith(".gz")
+    if gz:
+        data = gzip.GzipFile(fileobj=tap, mode="rb")  # type: ignore[arg-type]
         size = GZ_CHUNK
-    head = _read(data, path, size)
+    head = _read(data, path, size, 0)
     if isinstance(head, Diagnostic):
+        if gz and not tap.head.startswith(b"\x1f\x8b"):
+            looks = describe_non_data(tap.head, layout)
+            head = _not_data(path, "is named .gz but is not gzip-compressed" + (f"; it looks like {looks}" if looks else ""), "rename the file without .gz, or compress it with gzip")
         yield head
         return
+    if sniff:
+        looks = describe_non_data(head[:SNIFF_BYTES], layout)
+        if looks is not None:
+            hint = None
+            if looks.startswith("gzip"):
+                hint = "the data is gzip-compressed: name the file with .gz at the end (e.g. train.jsonl.gz)" if not gz else "the data was compressed twice; decompress it once"
+            elif looks.startswith("UTF-"):
+                hint = "save the file as UTF-8 (e.g. `iconv -f utf-16 -t utf-8`)"
+            elif looks == "a Parquet file":
+                hint = "name the file .parquet"
+            yield _not_data(path, f"it looks like {looks}", hint)
+            return
     if layout == "json" and head.lstrip(b" \t\r\n" + BOM)[:1] == b"[":
-        yield from _array_records(head, data, path, on_bytes)
+        yield from _array_records(head, data, path, size)
     else:
         yield from _jsonl_records(head, data, path, max_line_bytes, size)
+
+
+def _not_data(path: str, why: str, hint: str | None = None) -> Diagnostic:
+    """TS224 for a whole file. Never quotes the file, and has no line: nothing of it is shown."""
+    return Diagnostic(
+        "TS224",
+        f"not a data file: {why}",
+        Location(path),
+        hint or "a data file holds JSON Lines (one JSON object per line), one JSON array of objects, or Parquet; check the path in the spec",
+    )
 
 
 def _jsonl_records(head: bytes, stream: Any, path: str, max_line_bytes: int, size: int) -> Iterator[Any]:
@@ -106,7 +153,7 @@ def _jsonl_records(head: bytes, stream: Any, path: str, max_line_bytes: int, siz
             cut = chunk.find(b"\n")
             if cut < 0:
                 skipping += len(chunk)
-                chunk = _read(stream, path, size)
+                chunk = _read(stream, path, size, line_no)
                 if isinstance(chunk, Diagnostic):
                     yield chunk
                     return
@@ -132,7 +179,7 @@ def _jsonl_records(head: bytes, stream: Any, path: str, max_line_bytes: int, siz
                     yield problem
         if len(pending) > max_line_bytes:
             skipping, pending = len(pending), b""
-        chunk = _read(stream, path, size)
+        chunk = _read(stream, path, size, line_no)
         if isinstance(chunk, Diagnostic):
             yield chunk
             return
@@ -148,14 +195,35 @@ def _jsonl_records(head: bytes, stream: Any, path: str, max_line_bytes: int, siz
                 yield problem
 
 
-def _read(stream: Any, path: str, size: int = CHUNK) -> bytes | Diagnostic:
+def _read(stream: Any, path: str, size: int, lines: int) -> bytes | Diagnostic:
+    """The next chunk, or a Diagnostic saying why it cannot be read (and after how many
+    lines). Messages never quote the file: gzip's own errors may hold some of its bytes."""
+    after = f" after line {lines:,}" if lines else " at its start"
+    before = f"; the {lines:,} lines before were read" if lines else ""
     try:
         return stream.read(size)
-    except EOFError as exc:
+    except EOFError:
         # A .gz cut short loses its tail: say so instead of dropping it silently.
-        return Diagnostic("TS220", f"compressed file ends early: {exc}", Location(path), "the file is truncated; copy or compress it again")
-    except (OSError, gzip.BadGzipFile) as exc:
-        return Diagnostic("TS200", f"cannot read: {exc}", Location(path), "check the file is complete and, for .gz, really gzip-compressed")
+        return Diagnostic("TS220", f"compressed file ends early{after}{before}", Location(path), "the file is truncated; copy or compress it again")
+    except gzip.BadGzipFile as exc:
+        text = str(exc)
+        if "CRC" in text or "length" in text:
+            why = "its checksum does not match the data (the data is damaged)"
+        elif "Not a gzipped file" in text:
+            why = "data that is not gzip follows the compressed stream"
+        else:
+            why = "a gzip header is damaged"
+        return Diagnostic("TS200", f"cannot decompress{after}: {why}{before}", Location(path), _GZ_HINT)
+    except zlib.error as exc:
+        reason = str(exc).rpartition("data: ")[2] or "invalid data"
+        return Diagnostic("TS200", f"cannot decompress{after}: the compressed data is damaged ({reason}){before}", Location(path), _GZ_HINT)
+    except OSError as exc:
+        return Diagnostic("TS200", f"cannot read{after}: {exc.strerror or type(exc).__name__}{before}", Location(path), "check the file is complete and readable")
+    except Exception as exc:  # a remote stream's own errors (network, service)
+        return Diagnostic("TS200", f"cannot read{after}: {type(exc).__name__}{before}", Location(path), "check the file is complete and readable, and try again")
+
+
+_GZ_HINT = "the .gz file is damaged: compress the data again (`gzip -t FILE` tests a file)"
 
 
 def _parse_problem(line: bytes, exc: orjson.JSONDecodeError, path: str, line_no: int, last: bool) -> Diagnostic | None:
@@ -205,10 +273,10 @@ _STRUCT = re.compile(rb'[\[\]{}",]')
 _STRING_END = re.compile(rb'["\\]')
 
 
-def _array_records(head: bytes, stream: Any, path: str, on_bytes: Callable[[bytes], None]) -> Iterator[Any]:
+def _array_records(head: bytes, stream: Any, path: str, size: int) -> Iterator[Any]:
     chunks = [head]
     while True:
-        chunk = _read(stream, path)
+        chunk = _read(stream, path, size, 0)
         if isinstance(chunk, Diagnostic):
             yield chunk
             return
@@ -276,7 +344,22 @@ def _string_end(text: bytes, pos: int) -> int:
         return m.start() + 1
 
 
-def _parquet_records(stream: BinaryIO, path: str) -> Iterator[Any]:
+def _parquet_records(stream: BinaryIO, path: str, sniff: bool = True) -> Iterator[Any]:
+    if sniff:
+        try:
+            head = stream.read(SNIFF_BYTES)
+            stream.seek(0)
+        except Exception as exc:  # OSError, or a stream that cannot seek
+            yield Diagnostic("TS200", f"cannot read Parquet file: {type(exc).__name__}", Location(path), "check the file is a complete Parquet file")
+            return
+        if head and not head.startswith(b"PAR1"):
+            looks = describe_non_data(head)
+            yield _not_data(
+                path,
+                "is named .parquet but is not a Parquet file" + (f"; it looks like {looks}" if looks else "; it looks like JSON"),
+                "give the file the extension of its format (.jsonl, .json, .parquet)",
+            )
+            return
     try:
         import pyarrow.parquet as pq  # imported only when a Parquet file is read
     except ImportError:

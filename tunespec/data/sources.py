@@ -18,6 +18,7 @@ Sources only move bytes. Decompression (``.gz``) and parsing happen in
 from __future__ import annotations
 
 import os
+import stat as _stat
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,11 @@ class FileStat:
     digest: str | None = None
     inode: int | None = None
     ctime_ns: int | None = None
+
+
+class NotARegularFile(OSError):
+    """A local data path that exists but is not a regular file (a device, a FIFO, a
+    socket): never opened, as reading it could block or never end."""
 
 
 @runtime_checkable
@@ -91,6 +97,8 @@ class LocalSource:
             return files
         if p.is_file():
             return [str(p)]
+        if p.exists():
+            raise NotARegularFile(f"{p} is {_kind(p)}, not a regular file")
         raise FileNotFoundError(f"{p} does not exist")
 
     def stat(self, path: str) -> FileStat | None:
@@ -103,7 +111,19 @@ class LocalSource:
         return FileStat(path, st.st_size, st.st_mtime_ns, inode=st.st_ino, ctime_ns=st.st_ctime_ns)
 
     def open(self, path: str) -> BinaryIO:
-        return open(self._path(path), "rb", buffering=0)
+        """The file's bytes; refuses anything but a regular file (checked on the open file,
+        which is opened without blocking, so a path swapped for a FIFO cannot hang it)."""
+        fd = os.open(self._path(path), os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+        try:
+            st = os.fstat(fd)
+            if not _stat.S_ISREG(st.st_mode):
+                raise NotARegularFile(f"{path} is not a regular file")
+            if hasattr(os, "O_NONBLOCK"):
+                os.set_blocking(fd, True)
+            return os.fdopen(fd, "rb", buffering=0)
+        except BaseException:
+            os.close(fd)
+            raise
 
 
 def _hidden(f: Path, root: Path) -> bool:
@@ -111,9 +131,16 @@ def _hidden(f: Path, root: Path) -> bool:
 
 
 def _is_dir_mode(mode: int) -> bool:
-    import stat
+    return _stat.S_ISDIR(mode)
 
-    return stat.S_ISDIR(mode)
+
+def _kind(p: Path) -> str:
+    from tunespec.data.sniff import non_regular_kind
+
+    try:
+        return non_regular_kind(p.stat().st_mode) or "a regular file"
+    except OSError:
+        return "not readable"
 
 
 class GCSSource:

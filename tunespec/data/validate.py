@@ -18,6 +18,7 @@ reading path, without the checks, raising on the first bad record.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
 import hashlib
 from contextlib import contextmanager
@@ -33,7 +34,7 @@ from tunespec.data.registry import data_formats, data_sources, format_named, sou
 from tunespec.data.report import DataFile, DataReport, TokenStats
 from tunespec.data.rules import DataRules, rules_for
 from tunespec.data.scan import ExampleScan, located
-from tunespec.data.sources import DataSource, FileStat
+from tunespec.data.sources import DataSource, FileStat, NotARegularFile
 from tunespec.data.tokens import EstimatedTokenCounter, TokenCounter
 from tunespec.diagnostics import Diagnostic, DiagnosticError, Diagnostics, Location, Severity
 from tunespec.progress import Progress
@@ -42,6 +43,8 @@ from tunespec.spec.resolve import ResolvedSpec
 
 Split = Literal["train", "validation"]
 HASH_CHUNK = 1 << 20
+# Codes that say a file (or its lines) could not be read: no need to add "holds no examples".
+_FILE_PROBLEMS = frozenset({"TS200", "TS201", "TS202", "TS204", "TS220", "TS221", "TS224", "TS228", "TS229"})
 
 
 class HashCache(Protocol):
@@ -81,6 +84,15 @@ def data_files(spec: ResolvedSpec, split: Split, sources: list[DataSource], form
         source = source_for(path, sources, where)
         try:
             files = source.list(path)
+        except NotARegularFile as exc:
+            raise DiagnosticError(
+                Diagnostic(
+                    "TS200",
+                    f"{split} data {entry.path!r} is not a regular file: {exc}",
+                    where,
+                    "data sources are files or folders of files; a device, FIFO or socket is never read",
+                )
+            ) from None
         except FileNotFoundError as exc:
             raise DiagnosticError(
                 Diagnostic("TS200", f"{split} data {entry.path!r} not found: {exc}", where, "check the path; local paths are relative to the spec file")
@@ -102,18 +114,23 @@ def file_conversations(
     on_bytes: Callable[[bytes], None] = lambda b: None,
     chosen: list[DataFormat | None] | None = None,
     quick: Callable[[DataFormat, str], Callable[[Any, int], bool] | None] | None = None,
+    sniff: bool = True,
 ) -> Iterator[Conversation]:
     """The conversations of one file, in order. Problems go to `report` located at
     file:line [JSON path]; a record with problems is skipped. `chosen` (a one-item list)
     receives the format used, detected from the first record when the spec says auto.
     `quick(format, file)` may give a handler that takes records off this path
     (validation's quick check for plain examples, see `tunespec.data.quick`): its
-    ``handler(record, line)`` returning True means handled."""
+    ``handler(record, line)`` returning True means handled. `sniff`: see
+    `tunespec.data.readers.read_records` (False only for byte ranges past a file's start).
+
+    Every byte of the file goes through `on_bytes`, also when reading stops early (a
+    file that is not data, an unknown format): the content hash always covers the file."""
     fmt = ref.format
     path = ref.path
     handler = quick(fmt, path) if quick is not None and fmt is not None else None
     with ref.source.open(path) as stream:
-        for item in read_records(stream, path, on_bytes, max_record_bytes):
+        for item in read_records(stream, path, on_bytes, max_record_bytes, sniff):
             if type(item) is not tuple:
                 report(item)
                 continue
@@ -143,6 +160,8 @@ def file_conversations(
             if conv.format is None:
                 conv.format = fmt.name
             yield conv
+        if reads_all_bytes(path):
+            _drain(stream, on_bytes)
     if chosen is not None and chosen[0] is None:
         chosen[0] = fmt
 
@@ -168,9 +187,13 @@ def _format_crashed(fmt: DataFormat, exc: Exception, path: str, line: int) -> Di
 
 
 def _drain(stream: Any, on_bytes: Callable[[bytes], None]) -> None:
-    """Read the rest of a file we stopped parsing, so its hash still covers every byte."""
-    while chunk := stream.read(HASH_CHUNK):
-        on_bytes(chunk)
+    """Read the rest of a file we stopped parsing, so its hash still covers every byte
+    (raw bytes: a .gz is not decompressed for this)."""
+    try:
+        while chunk := stream.read(HASH_CHUNK):
+            on_bytes(chunk)
+    except Exception:  # the reader already reported why the file cannot be read
+        pass
 
 
 def iter_conversations(spec: ResolvedSpec, split: Split) -> Iterator[Conversation]:
@@ -351,12 +374,15 @@ class _Validation:
         the in-process path then reports why)."""
         if not parallel.can_parallelize(stat, ref.source, ref.path, self.counter.exact):
             return None
-        if ref.format is not None:
-            return ref.format
+        # Read up to the first record even when the format is fixed: this sniffs the
+        # file's start (the workers' ranges are not sniffed), and a file that is not data
+        # is left to the in-process path, which reports it.
         with ref.source.open(ref.path) as stream:
             for item in read_records(stream, ref.path, lambda b: None, self.rules.max_record_bytes):
                 if type(item) is tuple:
-                    return detect_format(item[1], self.formats, self.data.fields)
+                    return ref.format or detect_format(item[1], self.formats, self.data.fields)
+                if item.code == "TS224":
+                    return None
         return None
 
     def _scan_parallel(self, ref: DataFileRef, hasher: Any, on_bytes: Callable[[bytes], None], task: Any) -> int:
@@ -364,7 +390,7 @@ class _Validation:
             ref=ref,
             ranges=parallel.split_ranges(ref.path, ref.source.stat(ref.path).size),  # type: ignore[union-attr]
             make_scan=lambda add: self._scan(ref.split, add),
-            conversations=file_conversations,
+            conversations=functools.partial(file_conversations, sniff=False),  # _parallel_format sniffed the start
             fields=self.data.fields,
             max_record_bytes=self.rules.max_record_bytes,
             max_per_code=self.diagnostics.max_per_code,
@@ -414,7 +440,7 @@ class _Validation:
 
     def _file_had_errors(self, path: str) -> bool:
         """True if a problem was already reported for this file (no need to add 'empty')."""
-        return any(d.location.file == path and d.code in ("TS201", "TS202", "TS204", "TS220", "TS221", "TS200") for d in self.diagnostics)
+        return any(d.location.file == path and d.code in _FILE_PROBLEMS for d in self.diagnostics)
 
     def _cached_digest(self, stat: FileStat) -> str | None:
         if self.hash_cache is None or stat.mtime_ns is None:

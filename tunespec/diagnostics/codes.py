@@ -57,6 +57,7 @@ CODES: dict[str, str] = {
     "TS221": "line too long",
     "TS222": "inline data not accepted by this backend",
     "TS223": "file reference location (URI scheme) not accepted",
+    "TS224": "file is not a data file (binary, an executable, an archive, or text that is not JSON)",
     # Backend
     "TS300": "backend not available (dependencies missing)",
     "TS301": "base model not supported by this backend",
