@@ -4,6 +4,7 @@ internal error), in bounded time and memory, and never echoes a file that is not
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import io
@@ -21,7 +22,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tunespec.data import validate_data
+from tunespec.data import readers, validate_data
 from tunespec.data.sources import LocalSource
 from tunespec.diagnostics import Diagnostics
 from tunespec.plugins.host import reset_plugin_host
@@ -302,3 +303,85 @@ def test_every_decompression_error_is_a_diagnostic(tmp_path, damage, message):
     read_errors = [d for d in problems if d.code in ("TS200", "TS220")]
     assert len(read_errors) == 1 and message in read_errors[0].message
     assert "garbage" not in read_errors[0].message
+
+
+# Bounded time and memory -----------------------------------------------------------------
+
+
+def test_a_gzip_of_blank_lines_is_read_without_work_per_line(tmp_path):
+    """50 MiB of newlines in 52 KB took 205 s; blank lines now cost no Python work (the
+    timing is in bench/hostile_data.py). Here: the line numbers after them are right."""
+    blank = 5 << 20
+    packed = gzip.compress(b"\n" * blank + GOOD + b" \r\n\t\n" * 1000 + GOOD + b"{oops\n", 9)
+    report, problems = _run(tmp_path, packed, "train.jsonl.gz")
+    assert report.splits["train"].examples == 2
+    assert _problems(problems) == [("TS201", blank + 1 + 2000 + 2)]
+
+
+@pytest.mark.parametrize("chunk", [7, 64, 1000, 1 << 20])
+@pytest.mark.parametrize("walk", ["split", "sparse", "either"])
+def test_lines_are_numbered_the_same_whatever_the_chunks_and_the_blank_lines(monkeypatch, chunk, walk):
+    """The sparse walk (chunks of mostly short lines) and the plain split agree with a
+    line-by-line reading on records, blank lines, bad lines, CRLF and a last line."""
+    import random
+
+    monkeypatch.setattr(readers, "SPARSE_LINE_BYTES", {"split": 1, "sparse": 1 << 40, "either": readers.SPARSE_LINE_BYTES}[walk])
+    rnd = random.Random(chunk)
+    pieces = [GOOD.rstrip(b"\n"), b"", b" ", b"\r", b" \t ", b"{bad", b"[1]", b'"x"', b"{}"]
+    lines = [rnd.choice(pieces) if rnd.random() < 0.5 else b"" for _ in range(3000)]
+    content = b"{}\n" + b"\n".join(lines) + b"\n" + GOOD.rstrip(b"\n")
+    expected = []
+    for n, line in enumerate(content.split(b"\n"), 1):
+        try:
+            expected.append((n, orjson.loads(line)))
+        except orjson.JSONDecodeError:
+            if line.strip():
+                expected.append((n, "TS220" if n == content.count(b"\n") + 1 else "TS201"))
+    monkeypatch.setattr(readers, "CHUNK", chunk)
+    got = [item if type(item) is tuple else (item.location.line, item.code) for item in readers.read_records(io.BytesIO(content), "t.jsonl", lambda b: None, 1 << 20)]
+    assert got == expected
+
+
+def test_a_record_of_millions_of_tiny_values_is_refused_before_it_is_parsed(tmp_path):
+    """A 30 MB line of `[],` took ~5 GB to parse; over 1 MiB, values are counted first."""
+    line = b'{"messages": [' + b"[]," * 1_200_000 + b"[]]}\n"
+    report, problems = _run(tmp_path, GOOD + line + GOOD)
+    assert _problems(problems) == [("TS228", 2)]
+    [d] = problems
+    assert d.message == "record holds 1,200,003 JSON values, over the limit of 1,000,000; skipped"
+    assert report.splits["train"].examples == 2
+
+
+def test_large_records_of_few_values_are_still_read(tmp_path):
+    """A long base64 string (inline media), or a long text full of commas, is one value."""
+    inline = {"inlineData": {"mimeType": "image/png", "data": base64.b64encode(_png() + bytes(3 << 20)).decode()}}
+    media = {"contents": [{"role": "user", "parts": [inline, {"text": "what?"}]}, {"role": "model", "parts": [{"text": "a dot"}]}]}
+    text = gemini(("user", "a, [b], {c}, " * 400_000), ("model", "ok"))
+    report, problems = _run(tmp_path, orjson.dumps(media) + b"\n" + orjson.dumps(text) + b"\n", modality="image")
+    assert [d.code for d in problems if d.is_error] == []
+    assert report.splits["train"].examples == 2
+
+
+def test_a_json_array_file_is_bounded_like_a_record(tmp_path, monkeypatch):
+    report, problems = _run(tmp_path, b"[" + b"[]," * 1_200_000 + b"[]]", "values.json")
+    [d] = problems
+    assert (d.code, d.location.line) == ("TS228", None) and "JSON array holds 1,200,002 JSON values" in d.message
+    assert "JSON Lines" in d.hint
+
+    monkeypatch.setattr(readers, "MAX_ARRAY_BYTES", 1 << 20)
+    records = b"[" + b",\n".join([GOOD.rstrip(b"\n")] * 30_000) + b"]"
+    assert len(records) > 1 << 20
+    report, problems = _run(tmp_path, records, "big.json")
+    [d] = problems
+    assert (d.code, d.location.line) == ("TS229", None) and d.message == "JSON array file is over 1 MiB: too large to parse at once; not read"
+    assert "jq -c" in d.hint
+    report, problems = _run(tmp_path, records[: 1 << 19].rsplit(b",\n", 1)[0] + b"]", "small.json")
+    assert problems == [] and report.splits["train"].examples > 1000
+
+
+def test_a_gzip_bomb_of_one_repeated_record_streams(tmp_path):
+    """Memory stays flat whatever the size (measured in bench/hostile_data.py)."""
+    packed = gzip.compress(GOOD * 200_000, 9)
+    assert len(packed) < len(GOOD) * 200_000 // 100
+    report, problems = _run(tmp_path, packed, "train.jsonl.gz")
+    assert problems == [] and report.splits["train"].examples == 200_000

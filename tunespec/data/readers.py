@@ -8,8 +8,9 @@ Three layouts, chosen by file name:
   longer than the record limit is skipped (never buffered) and reported; a last line
   without ``\\n`` is accepted if it parses and reported as truncated if not.
 - JSON array (``.json`` starting with ``[``): one array of records. The file is parsed
-  whole (JSON arrays cannot be streamed by orjson), so prefer JSONL for large data. A
-  ``.json`` file that does not start with ``[`` is read as JSON Lines.
+  whole (JSON arrays cannot be streamed by orjson), so it is bounded like one record
+  (`MAX_ARRAY_BYTES`, `MAX_RECORD_VALUES`); prefer JSONL for large data. A ``.json``
+  file that does not start with ``[`` is read as JSON Lines.
 - Parquet (``.parquet``): rows read in batches through pyarrow (imported lazily); the
   "line" of a row is its 1-based row number.
 
@@ -22,6 +23,12 @@ memory whatever the bytes are:
   quotes it, and is not parsed (`tunespec.data.sniff`).
 - Decompression errors of any kind (a cut-off stream, damaged blocks, a bad checksum)
   are diagnostics at the file that say after how many lines they happened.
+- Blank lines cost no Python work: a chunk made mostly of short lines is walked by its
+  non-blank lines, found in C, so a small .gz of gigabytes of newlines reads at
+  decompression speed.
+- A line over 1 MiB has its JSON values counted (in C) before it is parsed, and a record
+  of more than `MAX_RECORD_VALUES` values is refused (TS228): parsed, millions of tiny
+  values would take gigabytes.
 
 Readers yield ``(line, record)`` tuples, or a `Diagnostic` for a line that cannot be
 parsed, and call ``on_bytes(chunk)`` with every raw (still compressed) chunk they read
@@ -45,6 +52,24 @@ CHUNK = 1 << 20
 # truncated .gz loses at most this much before the cut.
 GZ_CHUNK = 64 << 10
 BOM = b"\xef\xbb\xbf"
+
+MAX_RECORD_VALUES = 1_000_000
+"""Most JSON values one record (or one whole JSON array file) may hold. Parsed, each value
+is a Python object of up to ~200 bytes, so a 30 MB line of ``[],[],...`` would take
+gigabytes; such records are refused before they are parsed (TS228). Values are counted
+in C (`count_values`); only lines over `VALUES_CHECK_BYTES` are counted (a shorter line
+cannot hold enough values to matter)."""
+VALUES_CHECK_BYTES = 1 << 20
+
+MAX_ARRAY_BYTES = 64 << 20
+"""Largest JSON array file (``.json`` starting with ``[``, decompressed) read: it is
+parsed whole, so it is bounded like one record (TS229); JSON Lines has no such limit."""
+
+# A chunk whose lines average fewer bytes than this is walked by its non-blank lines
+# (found in C), so a file of millions of blank lines costs no Python work per line.
+SPARSE_LINE_BYTES = 32
+_NON_BLANK = re.compile(rb"[^ \t\r\n]")
+
 
 class _Tap:
     """A read-only stream wrapper that shows every raw chunk to a callback (hash, progress)
@@ -141,6 +166,7 @@ def _not_data(path: str, why: str, hint: str | None = None) -> Diagnostic:
 
 def _jsonl_records(head: bytes, stream: Any, path: str, max_line_bytes: int, size: int) -> Iterator[Any]:
     loads = orjson.loads
+    big = min(max_line_bytes, VALUES_CHECK_BYTES)
     line_no = 0
     pending = b""
     skipping = 0  # >0 while discarding an over-long line: bytes discarded so far
@@ -166,17 +192,24 @@ def _jsonl_records(head: bytes, stream: Any, path: str, max_line_bytes: int, siz
         if pending:
             lines[0] = pending + lines[0]
         pending = lines.pop()
-        for line in lines:
-            line_no += 1
-            if len(line) > max_line_bytes:
-                yield _too_long(path, line_no, len(line), max_line_bytes)
-                continue
-            try:
-                yield line_no, loads(line)
-            except orjson.JSONDecodeError as exc:
-                problem = _parse_problem(line, exc, path, line_no, last=False)
-                if problem is not None:
-                    yield problem
+        if len(lines) > (len(chunk) // SPARSE_LINE_BYTES) + 1:
+            # Many short lines (blank lines, or tiny records): visit only the non-blank ones.
+            yield from _sparse_lines(chunk, lines[0], line_no, path, max_line_bytes)
+            line_no += len(lines)
+        else:
+            for line in lines:
+                line_no += 1
+                if len(line) > big:
+                    problem = _big_line_problem(line, path, line_no, max_line_bytes)
+                    if problem is not None:
+                        yield problem
+                        continue
+                try:
+                    yield line_no, loads(line)
+                except orjson.JSONDecodeError as exc:
+                    problem = _parse_problem(line, exc, path, line_no, last=False)
+                    if problem is not None:
+                        yield problem
         if len(pending) > max_line_bytes:
             skipping, pending = len(pending), b""
         chunk = _read(stream, path, size, line_no)
@@ -187,12 +220,98 @@ def _jsonl_records(head: bytes, stream: Any, path: str, max_line_bytes: int, siz
         yield _too_long(path, line_no + 1, skipping, max_line_bytes)
     elif pending:
         line_no += 1
+        problem = _big_line_problem(pending, path, line_no, max_line_bytes) if len(pending) > big else None
+        if problem is not None:
+            yield problem
+            return
         try:
             yield line_no, loads(pending)
         except orjson.JSONDecodeError as exc:
             problem = _parse_problem(pending, exc, path, line_no, last=True)
             if problem is not None:
                 yield problem
+
+
+def _sparse_lines(chunk: bytes, first: bytes, line_no: int, path: str, max_line_bytes: int) -> Iterator[Any]:
+    """The complete lines of `chunk` (the first of which, `first`, may begin in the chunk
+    before), skipping blank lines in C: only non-blank lines cost Python work."""
+    item = _one_line(first, line_no + 1, path, max_line_bytes)
+    if item is not None:
+        yield item
+    pos = chunk.find(b"\n") + 1  # start of the chunk's second line
+    end = chunk.rfind(b"\n")  # the newline that ends its last complete line
+    n = line_no + 2  # the line number of the line starting at pos
+    search, count, find, rfind = _NON_BLANK.search, chunk.count, chunk.find, chunk.rfind
+    while pos <= end:
+        m = search(chunk, pos, end)
+        if m is None:
+            break
+        at = m.start()
+        start = rfind(b"\n", pos, at) + 1 or pos
+        n += count(b"\n", pos, start)
+        stop = find(b"\n", at, end + 1)
+        item = _one_line(chunk[start:stop], n, path, max_line_bytes)
+        if item is not None:
+            yield item
+        n += 1
+        pos = stop + 1
+
+
+def _one_line(line: bytes, line_no: int, path: str, max_line_bytes: int) -> Any:
+    """One complete line: ``(line, record)``, a Diagnostic, or None (blank)."""
+    if len(line) > min(max_line_bytes, VALUES_CHECK_BYTES):
+        problem = _big_line_problem(line, path, line_no, max_line_bytes)
+        if problem is not None:
+            return problem
+    try:
+        return line_no, orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        return _parse_problem(line, exc, path, line_no, last=False)
+
+
+def _big_line_problem(line: bytes, path: str, line_no: int, max_line_bytes: int) -> Diagnostic | None:
+    """A line too long to read, or holding too many JSON values to parse; None if fine."""
+    if len(line) > max_line_bytes:
+        return _too_long(path, line_no, len(line), max_line_bytes)
+    n = count_values(line)
+    if n > MAX_RECORD_VALUES:
+        return Diagnostic(
+            "TS228",
+            f"record holds {n:,} JSON values, over the limit of {MAX_RECORD_VALUES:,}; skipped",
+            Location(path, line_no),
+            "split the record; large media belongs in a file referenced with fileData/fileUri, or in one base64 string",
+        )
+    return None
+
+
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+
+
+def count_values(text: bytes) -> int:
+    """How many JSON values `text` holds, counted in C without parsing it.
+
+    Every value but the outermost is an element of an array or object, and a container
+    of k elements has k-1 commas, so values = 1 + commas + non-empty containers (counted
+    as ``{`` and ``[`` less ``{}`` and ``[]``). Counted first over all bytes, strings
+    included: an upper bound, exact when no string holds those characters. Only when that
+    is over `MAX_RECORD_VALUES` are the characters inside strings taken off, string by
+    string (a long text full of commas is still one value); a text with more strings
+    than the limit holds too many values either way and is not walked.
+    """
+    n = _structure(text, 0, len(text))
+    if n <= MAX_RECORD_VALUES or text.count(b'"') // 2 > MAX_RECORD_VALUES:
+        return n
+    for m in _JSON_STRING.finditer(text):
+        start, end = m.span()
+        if end - start > 2:
+            n -= _structure(text, start, end) - 1
+    return n
+
+
+def _structure(text: bytes, start: int, end: int) -> int:
+    containers = text.count(b"{", start, end) + text.count(b"[", start, end)
+    empty = text.count(b"{}", start, end) + text.count(b"[]", start, end)
+    return 1 + text.count(b",", start, end) + containers - empty
 
 
 def _read(stream: Any, path: str, size: int, lines: int) -> bytes | Diagnostic:
@@ -274,7 +393,10 @@ _STRING_END = re.compile(rb'["\\]')
 
 
 def _array_records(head: bytes, stream: Any, path: str, size: int) -> Iterator[Any]:
+    """The elements of a JSON array file. It is parsed whole, so it is bounded like one
+    record: at most `MAX_ARRAY_BYTES` (decompressed) and `MAX_RECORD_VALUES` values."""
     chunks = [head]
+    total = len(head)
     while True:
         chunk = _read(stream, path, size, 0)
         if isinstance(chunk, Diagnostic):
@@ -282,12 +404,30 @@ def _array_records(head: bytes, stream: Any, path: str, size: int) -> Iterator[A
             return
         if not chunk:
             break
+        total += len(chunk)
+        if total > MAX_ARRAY_BYTES:
+            yield Diagnostic(
+                "TS229",
+                f"JSON array file is over {MAX_ARRAY_BYTES >> 20} MiB: too large to parse at once; not read",
+                Location(path),
+                "write the records as JSON Lines, one object per line (`jq -c '.[]' data.json > data.jsonl`), which streams at any size",
+            )
+            return
         chunks.append(chunk)
     text = b"".join(chunks)
     del chunks
     if text.startswith(BOM):
         yield _bom_warning(path)
         text = text[3:]
+    n = count_values(text)
+    if n > MAX_RECORD_VALUES:
+        yield Diagnostic(
+            "TS228",
+            f"JSON array holds {n:,} JSON values, over the limit of {MAX_RECORD_VALUES:,} for a file parsed at once; not read",
+            Location(path),
+            "write the records as JSON Lines, one object per line (`jq -c '.[]' data.json > data.jsonl`), which streams at any size",
+        )
+        return
     try:
         records = orjson.loads(text)
     except orjson.JSONDecodeError as exc:

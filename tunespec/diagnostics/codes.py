@@ -58,6 +58,8 @@ CODES: dict[str, str] = {
     "TS222": "inline data not accepted by this backend",
     "TS223": "file reference location (URI scheme) not accepted",
     "TS224": "file is not a data file (binary, an executable, an archive, or text that is not JSON)",
+    "TS228": "record (or JSON array file) holds too many JSON values to parse",
+    "TS229": "JSON array file too large to parse at once",
     # Backend
     "TS300": "backend not available (dependencies missing)",
     "TS301": "base model not supported by this backend",
