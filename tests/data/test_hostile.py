@@ -12,7 +12,6 @@ import os
 import re
 import socket
 import sqlite3
-import struct
 import subprocess
 import sys
 import zipfile
@@ -29,6 +28,7 @@ from tunespec.plugins.host import reset_plugin_host
 from tunespec.state.store import StateStore
 from tunespec.testing import run_cli
 
+from . import media
 from .conftest import gemini, make_spec, write_jsonl
 
 RECORDS = [gemini(("user", f"q{i}"), ("model", f"a{i}")) for i in range(5)]
@@ -111,13 +111,6 @@ def _run(tmp_path, content: bytes, name: str = "train.jsonl", **data):
     return report, list(diagnostics)
 
 
-def _png() -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00")) + chunk(b"IEND", b"")
-
-
 def _zip() -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as zf:
@@ -145,7 +138,7 @@ ELF = b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 56
     [
         ("train.jsonl", lambda tmp: ELF + SECRET, "an ELF executable"),
         ("train.jsonl", lambda tmp: b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n" + SECRET, "a PDF document"),
-        ("train.jsonl", lambda tmp: _png() + SECRET, "a PNG image"),
+        ("train.jsonl", lambda tmp: media.png() + SECRET, "a PNG image"),
         ("train.jsonl", lambda tmp: b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + SECRET, "a JPEG image"),
         ("train.jsonl", lambda tmp: _zip() + SECRET, "a ZIP archive"),
         ("train.jsonl", lambda tmp: _sqlite(tmp) + SECRET, "an SQLite database"),
@@ -354,10 +347,10 @@ def test_a_record_of_millions_of_tiny_values_is_refused_before_it_is_parsed(tmp_
 
 def test_large_records_of_few_values_are_still_read(tmp_path):
     """A long base64 string (inline media), or a long text full of commas, is one value."""
-    inline = {"inlineData": {"mimeType": "image/png", "data": base64.b64encode(_png() + bytes(3 << 20)).decode()}}
-    media = {"contents": [{"role": "user", "parts": [inline, {"text": "what?"}]}, {"role": "model", "parts": [{"text": "a dot"}]}]}
+    inline = {"inlineData": {"mimeType": "image/png", "data": base64.b64encode(media.png() + bytes(3 << 20)).decode()}}
+    image = {"contents": [{"role": "user", "parts": [inline, {"text": "what?"}]}, {"role": "model", "parts": [{"text": "a dot"}]}]}
     text = gemini(("user", "a, [b], {c}, " * 400_000), ("model", "ok"))
-    report, problems = _run(tmp_path, orjson.dumps(media) + b"\n" + orjson.dumps(text) + b"\n", modality="image")
+    report, problems = _run(tmp_path, orjson.dumps(image) + b"\n" + orjson.dumps(text) + b"\n", modality="image")
     assert [d.code for d in problems if d.is_error] == []
     assert report.splits["train"].examples == 2
 
@@ -385,3 +378,190 @@ def test_a_gzip_bomb_of_one_repeated_record_streams(tmp_path):
     assert len(packed) < len(GOOD) * 200_000 // 100
     report, problems = _run(tmp_path, packed, "train.jsonl.gz")
     assert problems == [] and report.splits["train"].examples == 200_000
+
+
+# Media that is not what it claims ----------------------------------------------------------
+
+
+def _media_record(*parts: dict) -> dict:
+    return {"contents": [{"role": "user", "parts": [*parts, {"text": "what is this?"}]}, {"role": "model", "parts": [{"text": "a thing"}]}]}
+
+
+def _file(mime: str, uri: str) -> dict:
+    return {"fileData": {"mimeType": mime, "fileUri": uri}}
+
+
+def _inline(mime: str, data: str) -> dict:
+    return {"inlineData": {"mimeType": mime, "data": data}}
+
+
+def _media(tmp_path, records, modality="image", **data):
+    write_jsonl(tmp_path / "train.jsonl", records)
+    diagnostics = Diagnostics(max_per_code=50)
+    report = validate_data(make_spec(tmp_path, "train.jsonl", modality=modality, max_seq_length=65536, **data), None, None, diagnostics)
+    return report, [(d.code, d.severity.value, d.location.line, d.location.path, d.message) for d in diagnostics]
+
+
+def test_referenced_files_must_be_of_their_declared_type(tmp_path):
+    (tmp_path / "passwd.png").write_bytes(b"root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1::/usr/sbin:/usr/sbin/nologin\n")
+    (tmp_path / "doc.png").write_bytes(media.pdf())
+    (tmp_path / "real.png").write_bytes(media.png())
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "noise.png").write_bytes(bytes(range(256)) * 4)
+    _, problems = _media(
+        tmp_path,
+        [
+            _media_record(_file("image/png", "real.png")),
+            _media_record(_file("image/png", "passwd.png")),
+            _media_record(_file("image/png", "doc.png")),
+            _media_record(_file("image/jpeg", "real.png")),
+            _media_record(_file("image/png", "empty.png")),
+            _media_record(_file("image/png", "noise.png")),
+            _media_record(_file("image/png", "file://" + str(tmp_path / "passwd.png"))),
+        ],
+    )
+    where = "$.contents[0].parts[0]"
+    assert problems == [
+        ("TS226", "error", 2, where, "referenced file 'passwd.png' is text, not image/png"),
+        ("TS226", "error", 3, where, "referenced file 'doc.png' is a PDF document, not image/png"),
+        ("TS226", "warning", 4, where, "referenced file 'real.png' is a PNG image, declared as image/jpeg"),
+        ("TS226", "error", 5, where, "referenced file 'empty.png' is empty, not image/png"),
+        ("TS226", "error", 6, where, "referenced file 'noise.png' is not image/png: its bytes match no known image format"),
+        ("TS226", "error", 7, where, f"referenced file 'file://{tmp_path}/passwd.png' is text, not image/png"),
+    ]
+    assert "root:x" not in str(problems)
+
+
+def test_a_referenced_file_that_is_not_a_regular_file_is_refused_without_reading_it(tmp_path):
+    os.mkfifo(tmp_path / "pipe.png")  # nobody writes: a blocking open or read would hang here
+    (tmp_path / "folder.png").mkdir()
+    _, problems = _media(
+        tmp_path,
+        [
+            _media_record(_file("image/png", "/dev/zero")),
+            _media_record(_file("image/png", "pipe.png")),
+            _media_record(_file("image/png", "folder.png")),
+        ],
+    )
+    assert [(code, line, path) for code, _, line, path, _ in problems] == [("TS225", n, "$.contents[0].parts[0]") for n in (1, 2, 3)]
+    assert [message for *_, message in problems] == [
+        "referenced file '/dev/zero' is a character device, not a regular file",
+        "referenced file 'pipe.png' is a named pipe (FIFO), not a regular file",
+        "referenced file 'folder.png' is a directory, not a regular file",
+    ]
+
+
+def test_inline_data_must_be_strict_base64_of_the_declared_type(tmp_path):
+    png = media.b64(media.png())
+    report, problems = _media(
+        tmp_path,
+        [
+            _media_record(_inline("image/png", png)),
+            _media_record(_inline("image/png", png[:-2])),  # cut off
+            _media_record(_inline("image/png", png[:8] + "\n" + png[8:-1])),  # a line break
+            _media_record(_inline("image/png", png.replace("+", "-").replace("/", "_") if ("+" in png or "/" in png) else "iVBO-w0K")),
+            _media_record(_inline("image/png", "iVBORw0K!!!!")),
+            _media_record(_inline("image/png", media.b64(b"%PDF-1.4\n" + bytes(100)))),
+            _media_record(_inline("image/png", media.b64(b"just some text, not an image"))),
+            _media_record(_inline("image/png", "")),
+        ],
+    )
+    where = "$.contents[0].parts[0]"
+    assert [(code, severity, line, path) for code, severity, line, path, _ in problems] == [
+        ("TS227", "error", n, where) for n in (2, 3, 4, 5)
+    ] + [("TS226", "error", n, where) for n in (6, 7, 8)]
+    messages = [m for *_, m in problems]
+    assert messages[0] == "inline image data is not valid base64: base64 length 96 is not a multiple of 4 (cut off, or padding `=` missing)".replace("96", f"{len(png) - 2:,}")
+    assert "line break" in messages[1] and "URL-safe" in messages[2] and "outside the base64 alphabet" in messages[3]
+    assert messages[4:] == [
+        "inline image data is a PDF document, not image/png",
+        "inline image data is text, not image/png",
+        "inline image data is empty, not image/png",
+    ]
+    assert report.splits["train"].examples == 8
+
+
+def test_openai_data_urls_and_input_audio_are_checked_too(tmp_path):
+    wav = media.b64(media.wav())
+
+    def chat(item: dict) -> dict:
+        return {"messages": [{"role": "user", "content": [{"type": "text", "text": "hear this"}, item]}, {"role": "assistant", "content": "ok"}]}
+
+    _, problems = _media(
+        tmp_path,
+        [
+            chat({"type": "input_audio", "input_audio": {"data": wav, "format": "wav"}}),
+            chat({"type": "input_audio", "input_audio": {"data": wav[:-1], "format": "wav"}}),
+            chat({"type": "input_audio", "input_audio": {"data": wav, "format": "mp3"}}),
+            chat({"type": "input_audio", "input_audio": {"data": media.b64(media.png()), "format": "wav"}}),
+        ],
+        modality="audio",
+    )
+    where = "$.messages[0].content[1]"
+    assert [(code, severity, line, path) for code, severity, line, path, _ in problems] == [
+        ("TS227", "error", 2, where),
+        ("TS226", "warning", 3, where),
+        ("TS226", "error", 4, where),
+    ]
+    assert problems[1][4] == "inline audio data is a WAV audio file, declared as audio/mp3"
+    assert problems[2][4] == "inline audio data is a PNG image, not audio/wav"
+
+    _, problems = _media(
+        tmp_path,
+        [
+            chat({"type": "image_url", "image_url": {"url": "data:image/png;base64," + media.b64(media.png())}}),
+            chat({"type": "image_url", "image_url": {"url": "data:image/png;base64,%3Csvg%3E"}}),
+            chat({"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}),  # not fetched
+        ],
+    )
+    assert [(code, line) for code, _, line, _, _ in problems] == [("TS227", 2)]
+
+
+def test_documents_text_plain_must_be_utf8_text(tmp_path):
+    (tmp_path / "notes.txt").write_text("Invoice 1001 – total 120.50 €\n")
+    (tmp_path / "latin1.txt").write_bytes("total 120.50 €".encode("cp1252"))
+    (tmp_path / "nul.txt").write_bytes(b"abc\x00def")
+    (tmp_path / "scan.pdf").write_bytes(media.pdf())
+    _, problems = _media(
+        tmp_path,
+        [
+            _media_record(_file("text/plain", "notes.txt")),
+            _media_record(_file("application/pdf", "scan.pdf")),
+            _media_record(_file("text/plain", "latin1.txt")),
+            _media_record(_file("text/plain", "nul.txt")),
+            _media_record(_file("application/pdf", "notes.txt")),
+            _media_record(_inline("text/plain", media.b64(media.png()))),
+        ],
+        modality="document",
+    )
+    assert [(code, line, m) for code, _, line, _, m in problems] == [
+        ("TS226", 3, "referenced file 'latin1.txt' is not valid UTF-8 text"),
+        ("TS226", 4, "referenced file 'nul.txt' is binary data with NUL bytes, not text/plain"),
+        ("TS226", 5, "referenced file 'notes.txt' is not application/pdf: its bytes match no known document format"),
+        ("TS226", 6, "inline document data is a PNG image, not text/plain"),
+    ]
+
+
+def test_a_bad_media_reference_fails_validate_through_the_cli(tmp_path, echo_backend):
+    (tmp_path / "passwd.png").write_bytes(b"root:x:0:0:root:/root:/bin/bash\n")
+    write_jsonl(tmp_path / "train.jsonl", [_media_record(_file("image/png", "passwd.png"))])
+    result = _validate(tmp_path, _spec(tmp_path, "train.jsonl", modality="image"), "--output", "json")
+    assert result.code == 1
+    [d] = [d for spec in result.json["specs"] for d in spec["diagnostics"]] if "specs" in result.json else result.json["diagnostics"]
+    assert d["code"] == "TS226" and d["location"] == {"file": str(tmp_path / "train.jsonl"), "line": 1, "column": None, "path": "$.contents[0].parts[0]"}
+    human = _validate(tmp_path, _spec(tmp_path, "train.jsonl", modality="image"))
+    assert human.code == 1 and "TS226" in human.text and "root:x" not in human.text
+
+
+def test_validating_text_data_does_not_import_the_signature_library(tmp_path):
+    write_jsonl(tmp_path / "t.jsonl", RECORDS)
+    code = (
+        "import sys; from pathlib import Path; sys.path.insert(0, '.');"
+        "from tests.data.conftest import make_spec;"
+        "from tunespec.plugins.host import PluginHost, reset_plugin_host; reset_plugin_host(PluginHost(entry_points_=[]));"
+        "from tunespec.data import validate_data; from tunespec.diagnostics import Diagnostics;"
+        f"validate_data(make_spec(Path({str(tmp_path)!r}), 't.jsonl'), None, None, Diagnostics());"
+        "print('filetype' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.strip() == "False"

@@ -15,6 +15,7 @@ import pytest
 from tunespec.data import iter_conversations, validate_data
 from tunespec.diagnostics import Diagnostics
 
+from . import media
 from .conftest import gemini, make_spec, openai, write_jsonl
 
 RECORDS = [gemini(("user", f"q{i}"), ("model", f"a{i}")) for i in range(5)]
@@ -185,7 +186,7 @@ def test_gcs_object_and_prefix(tmp_path, diagnostics, bucket):
 
 
 def test_gcs_missing_object_and_referenced_files(tmp_path, diagnostics, bucket):
-    bucket.blob("img/cat.png").upload_from_string(b"\x89PNG" + b"0" * 100)
+    bucket.blob("img/cat.png").upload_from_string(media.png())
     records = [
         {"contents": [{"role": "user", "parts": [{"fileData": {"mimeType": "image/png", "fileUri": f"gs://{bucket.name}/img/cat.png"}}]}, {"role": "model", "parts": [{"text": "cat"}]}]},
         {"contents": [{"role": "user", "parts": [{"fileData": {"mimeType": "image/png", "fileUri": f"gs://{bucket.name}/img/dog.png"}}]}, {"role": "model", "parts": [{"text": "dog"}]}]},

@@ -1,22 +1,35 @@
-"""What bytes really are: data files that are not data.
+"""What bytes really are: data files that are not data, media that is not what it claims.
 
-Data files arrive in pull requests, so nothing here trusts a file name.
-`describe_non_data(head)` answers, from the first `SNIFF_BYTES` bytes only: is this the
-start of a JSON Lines / JSON array file? If not, a short description of what it looks
-like ("an ELF executable", "binary data with NUL bytes", "text that is not JSON Lines
-(starts with a letter)"). Descriptions never quote the file's bytes: a data file may be
-anything (``/proc/self/environ``), and whatever a diagnostic says ends up in CI logs.
+Data files and the media they reference arrive in pull requests, so nothing here trusts a
+file name, a MIME type or a base64 string. Three questions, each answered from the first
+`SNIFF_BYTES` bytes (base64 is also validated to its end):
 
-File signatures come from the ``filetype`` package, imported inside the function that
-needs it (only for a file that does not start like JSON), so validating data never pays
-for it. Two gaps of its tables are filled here: ISO base media files (``ftyp`` boxes:
-MP4, QuickTime, 3GPP, HEIF/HEIC, M4A) are classified by their major brand, and MPEG
-audio frames (MP3 with or without CRC, ADTS AAC) by their sync word.
+- `describe_non_data(head)`: is this the start of a JSON Lines / JSON array file? If not,
+  a short description of what it looks like ("an ELF executable", "binary data with NUL
+  bytes", "text that is not JSON Lines (starts with a letter)"). Descriptions never quote
+  the file's bytes: a data file may be anything (``/proc/self/environ``), and whatever a
+  diagnostic says ends up in CI logs.
+- `media_problem(head, mime)`: do the bytes of a media part match its declared MIME type?
+  A different family (an "image" that is a PDF, text, or nothing known) is an error; a
+  different type within the family (PNG bytes declared ``image/jpeg``) a warning.
+- `read_local_head(path)` / `decode_base64(data)`: the first bytes of a referenced local
+  file (refusing anything that is not a regular file, without blocking on a FIFO) or of
+  inline base64 data (validated strictly over its whole length).
+
+File signatures come from the ``filetype`` package, imported inside the functions that
+need it, so validating text-only data never pays for it. Two gaps of its tables are
+filled here: ISO base media files (``ftyp`` boxes: MP4, QuickTime, 3GPP, HEIF/HEIC, M4A)
+are classified by their major brand, and MPEG audio frames (MP3 with or without CRC,
+ADTS AAC) by their sync word.
 """
 
 from __future__ import annotations
 
+import binascii
+import os
+import re
 import stat as stat_module
+import sys
 
 SNIFF_BYTES = 8192
 """Bytes looked at to tell what a file is (``filetype`` looks at no more than this)."""
@@ -80,6 +93,26 @@ _NAMES = {
     "video/x-msvideo": "an AVI video",
 }
 
+# Names of one format: a declared type and a detected one in the same set are a match.
+# ISO base media (MP4, QuickTime, 3GPP, M4A) is one set: files mix their brands freely.
+_SAME = [
+    {"image/jpeg", "image/jpg", "image/pjpeg"},
+    {"image/heic", "image/heif", "image/heic-sequence", "image/heif-sequence"},
+    {"audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave"},
+    {"audio/mp3", "audio/mpeg", "audio/mpeg3", "audio/x-mp3", "audio/mpga"},
+    {"audio/flac", "audio/x-flac"},
+    {"audio/aiff", "audio/x-aiff"},
+    {"audio/aac", "audio/x-aac", "audio/aacp"},
+    {"audio/ogg", "application/ogg", "audio/opus", "video/ogg"},
+    {"audio/webm", "video/webm", "video/x-matroska", "audio/x-matroska"},
+    {"video/mp4", "video/quicktime", "video/3gpp", "video/3gpp2", "video/x-m4v", "audio/mp4", "audio/m4a", "audio/x-m4a"},
+    {"video/wmv", "video/x-ms-wmv", "video/x-ms-asf", "audio/x-ms-wma"},
+    {"video/x-flv", "video/flv"},
+    {"video/mpeg", "video/mpg"},
+    {"video/avi", "video/x-msvideo"},
+]
+_CANONICAL = {name: i for i, names in enumerate(_SAME) for name in names}
+
 # ISO base media files: major brand -> MIME type (anything else with an ftyp box: video/mp4).
 _FTYP_BRANDS = {
     **dict.fromkeys(["heic", "heix", "hevc", "hevx", "heim", "heis", "hevm", "hevs", "mif1", "msf1", "mif2"], "image/heif"),
@@ -89,6 +122,16 @@ _FTYP_BRANDS = {
     "M4B ": "audio/mp4",
     "qt  ": "video/quicktime",
 }
+
+
+def family(mime: str) -> str:
+    """``image``, ``audio``, ``video``, ``document`` (PDF, plain text) or ``other``."""
+    if mime in ("application/ogg",):
+        return "audio"
+    if mime in ("application/pdf", "text/plain"):
+        return "document"
+    top = mime.split("/", 1)[0]
+    return top if top in ("image", "audio", "video") else "other"
 
 
 def name_of(mime: str) -> str:
@@ -196,3 +239,129 @@ def non_regular_kind(mode: int) -> str | None:
     if stat_module.S_ISSOCK(mode):
         return "a socket"
     return "not a regular file"
+
+
+# Media --------------------------------------------------------------------------------
+
+
+def read_local_head(path: str, n: int = SNIFF_BYTES) -> tuple[bytes | None, str | None]:
+    """The first `n` bytes of a local file: ``(head, None)``; or ``(None, why)`` when it is
+    not a regular file (a directory, a device, a FIFO: never opened in blocking mode, never
+    read past `n` bytes) or cannot be read."""
+    try:
+        kind = non_regular_kind(os.stat(path).st_mode)
+        if kind is not None:
+            return None, f"is {kind}, not a regular file"
+        # O_NONBLOCK: if the path was swapped for a FIFO since the stat, opening it does
+        # not wait for a writer; fstat below then refuses it.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    except OSError as exc:
+        return None, f"cannot be read ({exc.strerror or type(exc).__name__})"
+    try:
+        kind = non_regular_kind(os.fstat(fd).st_mode)
+        if kind is not None:
+            return None, f"is {kind}, not a regular file"
+        chunks, left = [], n
+        while left > 0:
+            chunk = os.read(fd, left)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks), None
+    except OSError as exc:
+        return None, f"cannot be read ({exc.strerror or type(exc).__name__})"
+    finally:
+        os.close(fd)
+
+
+_B64_CHUNK = 4 << 20  # characters decoded at a time (a multiple of 4)
+_B64_ALPHABET = re.compile(r"[^A-Za-z0-9+/=]")
+_B64_STRICT = sys.version_info >= (3, 11)
+_B64_SHAPE = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+
+
+def decode_base64(data: str, n: int = SNIFF_BYTES) -> tuple[bytes | None, str | None]:
+    """Validate `data` as strict standard base64 (RFC 4648 alphabet, padding only at the
+    end, no whitespace) over its whole length, decoding it piece by piece; return its
+    first `n` decoded bytes, or ``(None, what is wrong)``."""
+    if len(data) % 4:
+        bad = _B64_ALPHABET.search(data)
+        if bad is None:
+            return None, f"base64 length {len(data):,} is not a multiple of 4 (cut off, or padding `=` missing)"
+        return None, _bad_character(data, bad.start())
+    head = b""
+    for start in range(0, len(data), _B64_CHUNK):
+        piece = data[start : start + _B64_CHUNK]
+        try:
+            if _B64_STRICT:
+                decoded = binascii.a2b_base64(piece, strict_mode=True)
+            else:  # Python 3.10: no strict mode; check the shape, then decode
+                if not _B64_SHAPE.fullmatch(piece) or ("=" in piece and start + len(piece) < len(data)):
+                    raise ValueError("not strict base64")
+                decoded = binascii.a2b_base64(piece)
+        except ValueError:  # binascii.Error, or non-ASCII text
+            bad = _B64_ALPHABET.search(piece)
+            if bad is not None:
+                return None, _bad_character(data, start + bad.start())
+            return None, "padding `=` inside the data (only allowed at its end)"
+        if start == 0:
+            head = decoded[:n]
+    return head, None
+
+
+def _bad_character(data: str, at: int) -> str:
+    ch = data[at]
+    if ch in "-_":
+        what = "a URL-safe base64 character (`-` or `_`); use standard base64 (`+` and `/`)"
+    elif ch.isspace():
+        what = "a line break or space; base64 data must be one unbroken string"
+    else:
+        what = "a character outside the base64 alphabet"
+    return f"invalid base64 at offset {at:,}: {what}"
+
+
+_TEXT_BYTES = b"\t\n\r\x0c" + bytes(range(32, 127)) + bytes(range(128, 256))
+
+
+def _looks_like_text(head: bytes) -> bool:
+    """True if `head` is UTF-8 text without control bytes (other than tab and line ends):
+    never the case for the first bytes of an image, audio or video file."""
+    return bool(head) and _is_utf8(head) and not head.translate(None, _TEXT_BYTES)
+
+
+def media_problem(head: bytes, mime: str, complete: bool) -> tuple[bool, str, str | None] | None:
+    """Whether the first bytes of a media part match its declared `mime`.
+
+    None if they do; else ``(is_error, what the bytes are, their MIME type if known)``:
+    an error when they are another family of file, text, empty or of no known type; a
+    warning (``is_error`` False) when they are another type of the same family.
+    `complete`: `head` is the whole file or data, not just its start.
+    """
+    if not head:
+        return True, "empty", None
+    if mime == "text/plain":
+        if b"\x00" not in head:
+            if not complete and _is_utf8(head):
+                return None
+            try:
+                head.decode("utf-8")
+                return None
+            except UnicodeDecodeError:
+                pass
+        found = guess_mime(head)
+        if found is not None:
+            return True, name_of(found), found
+        return True, ("binary data with NUL bytes" if b"\x00" in head else "not valid UTF-8 text"), None
+    want = family(mime)
+    media = want in ("image", "audio", "video")
+    if media and _looks_like_text(head):
+        # Checked first: a text file whose first letters happen to match a weak
+        # signature ("BM" is a BMP image) is still text.
+        return True, "text", None
+    found = guess_mime(head)
+    if found is None:
+        return True, f"no known {want if media else 'document'} format", None
+    if found == mime or _CANONICAL.get(found, -1) == _CANONICAL.get(mime, -2):
+        return None
+    return family(found) != want, name_of(found), found
