@@ -22,6 +22,7 @@ import orjson
 import pytest
 
 from tunespec.data import readers, validate_data
+from tunespec.data import validate as validate_module
 from tunespec.data.sources import LocalSource
 from tunespec.diagnostics import Diagnostics
 from tunespec.plugins.host import reset_plugin_host
@@ -565,3 +566,17 @@ def test_validating_text_data_does_not_import_the_signature_library(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("bad_line", [b"{x", b"{}", b"[1]"])
+def test_a_file_of_nothing_but_bad_lines_is_given_up_on(tmp_path, monkeypatch, bad_line):
+    """Millions of 3-byte bad lines fit in a small .gz; each costs microseconds to report."""
+    monkeypatch.setattr(validate_module, "MAX_FILE_ERRORS", 500)
+    report, problems = _run(tmp_path, gzip.compress(GOOD + (bad_line + b"\n") * 100_000), "train.jsonl.gz")
+    assert report.splits["train"].examples == 1
+    assert report.errors == 501 and list(report.problems.values())[0] == 500
+    assert (problems[-1].code, problems[-1].location.line) == ("TS230", None)
+    assert problems[-1].message == "stopped reading this file after 500 lines that are not valid records; the rest was not validated"
+    # below the limit, every bad line is counted as before
+    report, _ = _run(tmp_path, GOOD + (bad_line + b"\n") * 499, "few.jsonl")
+    assert report.errors == 499 and "TS230" not in report.problems

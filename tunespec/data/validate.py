@@ -43,8 +43,12 @@ from tunespec.spec.resolve import ResolvedSpec
 
 Split = Literal["train", "validation"]
 HASH_CHUNK = 1 << 20
+MAX_FILE_ERRORS = 10_000
+"""Lines or records of one file that may fail to parse or to fit the format before the
+file is given up on (TS230): a small .gz can hold millions of short bad lines, each
+costing microseconds to report, so a file of nothing else is not read to its end."""
 # Codes that say a file (or its lines) could not be read: no need to add "holds no examples".
-_FILE_PROBLEMS = frozenset({"TS200", "TS201", "TS202", "TS204", "TS220", "TS221", "TS224", "TS228", "TS229"})
+_FILE_PROBLEMS = frozenset({"TS200", "TS201", "TS202", "TS204", "TS220", "TS221", "TS224", "TS228", "TS229", "TS230"})
 
 
 class HashCache(Protocol):
@@ -129,10 +133,16 @@ def file_conversations(
     fmt = ref.format
     path = ref.path
     handler = quick(fmt, path) if quick is not None and fmt is not None else None
+    bad = 0  # lines or records refused so far: a file of nothing else is given up on
     with ref.source.open(path) as stream:
         for item in read_records(stream, path, on_bytes, max_record_bytes, sniff):
             if type(item) is not tuple:
                 report(item)
+                if item.severity is Severity.ERROR:
+                    bad += 1
+                    if bad >= MAX_FILE_ERRORS:
+                        report(_gave_up(path))
+                        break
                 continue
             line, record = item
             if fmt is None:
@@ -151,6 +161,10 @@ def file_conversations(
             except DiagnosticError as exc:
                 for d in exc.diagnostics:
                     report(located(d, path, line))
+                bad += 1
+                if bad >= MAX_FILE_ERRORS:
+                    report(_gave_up(path))
+                    break
                 continue
             except Exception as exc:  # a bug in a (plugin) format: name it, keep going
                 report(_format_crashed(fmt, exc, path, line))
@@ -164,6 +178,15 @@ def file_conversations(
             _drain(stream, on_bytes)
     if chosen is not None and chosen[0] is None:
         chosen[0] = fmt
+
+
+def _gave_up(path: str) -> Diagnostic:
+    return Diagnostic(
+        "TS230",
+        f"stopped reading this file after {MAX_FILE_ERRORS:,} lines that are not valid records; the rest was not validated",
+        Location(path),
+        "fix the problems reported above (is the file in the format you expect?) and validate again",
+    )
 
 
 def _unknown_format(record: Any, path: str, line: int, formats: list[DataFormat], fields: PromptCompletionFields) -> Diagnostic:

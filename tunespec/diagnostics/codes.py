@@ -63,6 +63,7 @@ CODES: dict[str, str] = {
     "TS227": "inline media data is not valid base64",
     "TS228": "record (or JSON array file) holds too many JSON values to parse",
     "TS229": "JSON array file too large to parse at once",
+    "TS230": "too many bad lines in one file: the rest of it was not validated",
     # Backend
     "TS300": "backend not available (dependencies missing)",
     "TS301": "base model not supported by this backend",
