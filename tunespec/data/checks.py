@@ -26,6 +26,7 @@ from tunespec.data.sources import DataSource, FileStat
 from tunespec.diagnostics import Diagnostic, DiagnosticError, Location, Severity
 
 _NO_PROBLEMS: list[Diagnostic] = []
+HEAD_CACHE = 256  # first bytes of the last files read (8 KiB each): a file used by nearby examples is read once
 
 
 class FileReferences:
@@ -50,8 +51,7 @@ class FileReferences:
     def head(self, stat: FileStat) -> tuple[bytes | None, str | None] | None:
         """The first bytes of a referenced local file, ``(head, None)``, or ``(None, why
         it cannot be read)`` (not a regular file, no permission); None for a file that is
-        not local (never fetched). Remembered like `stat`: a file used by many examples
-        is read once."""
+        not local (never fetched). The last `HEAD_CACHE` answers are remembered."""
         path = _local_path(stat.path)
         if path is None:
             return None
@@ -62,7 +62,7 @@ class FileReferences:
         from tunespec.data.sniff import read_local_head
 
         found = self._heads[key] = read_local_head(path)
-        if len(self._heads) > self.cache_size // 10:
+        if len(self._heads) > HEAD_CACHE:
             self._heads.popitem(last=False)
         return found
 
