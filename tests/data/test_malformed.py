@@ -109,7 +109,9 @@ def test_truncated_gzip_reports_the_cut(tmp_path, diagnostics):
 
 def test_not_gzip_at_all(tmp_path, diagnostics):
     _, problems, _ = _run(tmp_path, diagnostics, GOOD + b"\n", name="t.jsonl.gz")
-    assert [c for c, _, _ in problems] == ["TS200"]
+    assert problems == [("TS224", None, None)]
+    [d] = diagnostics
+    assert "named .gz but is not gzip-compressed" in d.message and "rename" in d.hint
 
 
 def test_problems_beyond_the_cap_are_counted_not_kept(tmp_path):

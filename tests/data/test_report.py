@@ -12,6 +12,7 @@ import orjson
 from tunespec.data import Conversation, DataReport, iter_conversations, validate_data, write_gemini_jsonl
 from tunespec.data.tokens import estimate_tokens
 
+from . import media
 from .conftest import gemini, make_spec, openai, write_jsonl
 
 
@@ -123,7 +124,7 @@ def test_gemini_writer_round_trips(tmp_path):
                 {"role": "assistant", "content": "ok"},
             ]
         },
-        {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}, {"role": "assistant", "content": "z"}]},
+        {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64," + media.b64(media.png())}}]}, {"role": "assistant", "content": "z"}]},
     ]
     write_jsonl(tmp_path / "t.jsonl", records)
     spec = make_spec(tmp_path, "t.jsonl", modality="image")
@@ -137,7 +138,7 @@ def test_gemini_writer_round_trips(tmp_path):
             {"role": "model", "parts": [{"text": "ok"}]},
         ],
     }
-    assert lines[1]["contents"][0]["parts"] == [{"inlineData": {"mimeType": "image/png", "data": "AAAA"}}]
+    assert lines[1]["contents"][0]["parts"] == [{"inlineData": {"mimeType": "image/png", "data": media.b64(media.png())}}]
     # what the writer produced is itself valid Gemini data
     (tmp_path / "out.jsonl").write_bytes(out.getvalue())
     again = list(iter_conversations(make_spec(tmp_path, "out.jsonl"), "train"))
@@ -163,12 +164,12 @@ def test_validating_local_jsonl_imports_nothing_heavy(tmp_path):
 def test_validation_estimate_equals_the_estimator(tmp_path, diagnostics):
     """Validation gathers the estimator's inputs during the rule pass; the figure must be
     the one `EstimatedTokenCounter` gives for the same conversations."""
-    (tmp_path / "a.png").write_bytes(b"x")
+    (tmp_path / "a.png").write_bytes(media.png())
     records = [
         {
             "systemInstruction": {"parts": [{"text": "sys  "}]},
             "contents": [
-                {"role": "user", "parts": [{"text": "look"}, {"fileData": {"mimeType": "image/png", "fileUri": "a.png"}}, {"inlineData": {"mimeType": "audio/wav", "data": "AAAA"}}]},
+                {"role": "user", "parts": [{"text": "look"}, {"fileData": {"mimeType": "image/png", "fileUri": "a.png"}}, {"inlineData": {"mimeType": "audio/wav", "data": media.b64(media.wav())}}]},
                 {"role": "model", "parts": [{"text": "   "}, {"text": "ok" * 50}]},
             ],
         },

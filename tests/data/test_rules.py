@@ -9,6 +9,7 @@ import pytest
 
 from tunespec.data import DataRules, MediaLimits, rules_for, validate_data
 
+from . import media
 from .conftest import gemini, make_spec, write_jsonl
 
 
@@ -79,7 +80,7 @@ def test_text_modality_rejects_media_with_a_hint(tmp_path, diagnostics):
 
 def test_image_modality_checks_mime_and_count(tmp_path, diagnostics, monkeypatch):
     img = tmp_path / "cat.png"
-    img.write_bytes(b"\x89PNG")
+    img.write_bytes(media.png())
     records = [
         _turns([_file("image/png", "cat.png"), {"text": "what?"}], [{"text": "a cat"}]),
         _turns([_file("image/gif", "cat.png")], [{"text": "x"}]),
@@ -99,7 +100,7 @@ def test_image_modality_checks_mime_and_count(tmp_path, diagnostics, monkeypatch
 
 def test_missing_referenced_file_relative_to_data_file(tmp_path, diagnostics):
     (tmp_path / "media").mkdir()
-    (tmp_path / "media" / "a.png").write_bytes(b"x")
+    (tmp_path / "media" / "a.png").write_bytes(media.png())
     records = [
         _turns([_file("image/png", "media/a.png")], [{"text": "ok"}]),
         _turns([_file("image/png", "media/missing.png")], [{"text": "x"}]),
@@ -112,17 +113,18 @@ def test_missing_referenced_file_relative_to_data_file(tmp_path, diagnostics):
 
 def test_referenced_file_falls_back_to_the_spec_folder(tmp_path, diagnostics):
     (tmp_path / "data").mkdir()
-    (tmp_path / "doc.pdf").write_bytes(b"%PDF")
+    (tmp_path / "doc.pdf").write_bytes(media.pdf())
     write_jsonl(tmp_path / "data" / "t.jsonl", [_turns([_file("application/pdf", "doc.pdf")], [{"text": "summary"}])])
     validate_data(make_spec(tmp_path, "data/t.jsonl", modality="document", max_seq_length=4096), None, None, diagnostics)
     assert list(diagnostics) == []
 
 
 def test_file_and_inline_size_limits(tmp_path, diagnostics):
-    (tmp_path / "big.pdf").write_bytes(b"%PDF" + b"0" * 2000)
-    (tmp_path / "small.pdf").write_bytes(b"%PDF")
+    (tmp_path / "big.pdf").write_bytes(media.pdf(pad_to=2000))
+    (tmp_path / "small.pdf").write_bytes(media.pdf())
+    assert len(media.pdf()) < 1000
     rules = DataRules(media={"document": MediaLimits(mime_types=["application/pdf"], max_bytes=1000)})
-    inline = base64.b64encode(b"z" * 1500).decode()
+    inline = base64.b64encode(media.pdf(pad_to=1500)).decode()
     records = [
         _turns([_file("application/pdf", "small.pdf")], [{"text": "ok"}]),
         _turns([_file("application/pdf", "big.pdf")], [{"text": "x"}]),
@@ -133,16 +135,16 @@ def test_file_and_inline_size_limits(tmp_path, diagnostics):
 
 
 def test_audio_allows_one_file_per_example(tmp_path, diagnostics):
-    (tmp_path / "a.wav").write_bytes(b"RIFF")
+    (tmp_path / "a.wav").write_bytes(media.wav())
     _, problems = _validate(tmp_path, diagnostics, [_turns([_file("audio/wav", "a.wav"), _file("audio/wav", "a.wav")], [{"text": "t"}])], modality="audio")
     assert problems == [("TS212", 1, "$")]
 
 
 def test_backend_table_refuses_inline_data_and_local_files(tmp_path, diagnostics):
-    (tmp_path / "a.png").write_bytes(b"x")
+    (tmp_path / "a.png").write_bytes(media.png())
     rules = DataRules(allow_inline_data=False, file_uri_schemes=["gs"], media={"image": rules_for("image").media["image"]})
     records = [
-        _turns([{"inlineData": {"mimeType": "image/png", "data": "AAAA"}}], [{"text": "x"}]),
+        _turns([{"inlineData": {"mimeType": "image/png", "data": media.b64(media.png())}}], [{"text": "x"}]),
         _turns([_file("image/png", "a.png")], [{"text": "x"}]),
     ]
     _, problems = _validate(tmp_path, diagnostics, records, modality="image", rules=rules)

@@ -15,6 +15,7 @@ import pytest
 from tunespec.data import iter_conversations, validate_data
 from tunespec.diagnostics import Diagnostics
 
+from . import media
 from .conftest import gemini, make_spec, openai, write_jsonl
 
 RECORDS = [gemini(("user", f"q{i}"), ("model", f"a{i}")) for i in range(5)]
@@ -106,18 +107,18 @@ def test_unknown_scheme_has_no_source(tmp_path, diagnostics):
 
 
 class CountingCache:
-    """The HashCache protocol, as the state store implements it, counting calls."""
+    """The HashCache protocol, keyed as the state store keys it, counting calls."""
 
     def __init__(self):
         self.entries: dict = {}
         self.stores = 0
 
-    def lookup(self, path, size, mtime_ns):
-        return self.entries.get((path, size, mtime_ns))
+    def lookup(self, stat):
+        return self.entries.get((stat.path, stat.size, stat.mtime_ns, stat.inode, stat.ctime_ns))
 
-    def store(self, path, size, mtime_ns, digest):
+    def store(self, stat, digest):
         self.stores += 1
-        self.entries[(path, size, mtime_ns)] = digest
+        self.entries[(stat.path, stat.size, stat.mtime_ns, stat.inode, stat.ctime_ns)] = digest
 
 
 def test_hash_cache_skips_rehashing_unchanged_files(tmp_path):
@@ -129,16 +130,14 @@ def test_hash_cache_skips_rehashing_unchanged_files(tmp_path):
     digest = first.data_hashes["t.jsonl"]
     assert digest == "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
 
-    # Same size and mtime but different bytes: the cache is trusted, the file not re-hashed.
-    st = path.stat()
-    path.write_bytes(path.read_bytes().replace(b"q0", b"Q0"))
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    # Unchanged: the cached hash is used, the file not re-hashed.
     second = make_spec(tmp_path, "t.jsonl")
     validate_data(second, None, None, Diagnostics(), hash_cache=cache)
     assert cache.stores == 1 and second.data_hashes["t.jsonl"] == digest
 
     # A real change moves the mtime: re-hashed, new digest, new fingerprint.
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    st = path.stat()
+    path.write_bytes(path.read_bytes().replace(b"q0", b"Q0"))
     third = make_spec(tmp_path, "t.jsonl")
     validate_data(third, None, None, Diagnostics(), hash_cache=cache)
     assert cache.stores == 2 and third.data_hashes["t.jsonl"] != digest
@@ -187,7 +186,7 @@ def test_gcs_object_and_prefix(tmp_path, diagnostics, bucket):
 
 
 def test_gcs_missing_object_and_referenced_files(tmp_path, diagnostics, bucket):
-    bucket.blob("img/cat.png").upload_from_string(b"\x89PNG" + b"0" * 100)
+    bucket.blob("img/cat.png").upload_from_string(media.png())
     records = [
         {"contents": [{"role": "user", "parts": [{"fileData": {"mimeType": "image/png", "fileUri": f"gs://{bucket.name}/img/cat.png"}}]}, {"role": "model", "parts": [{"text": "cat"}]}]},
         {"contents": [{"role": "user", "parts": [{"fileData": {"mimeType": "image/png", "fileUri": f"gs://{bucket.name}/img/dog.png"}}]}, {"role": "model", "parts": [{"text": "dog"}]}]},

@@ -4,10 +4,18 @@
 (the caller adds file and line). It is on the hot path of validation, so it walks the
 example once, allocates nothing for a good one, and gathers on the way what the token
 estimator needs. (Plain text examples usually do not get here: see `tunespec.data.quick`.)
+
+Media parts must be what they claim (`tunespec.data.sniff`): inline data must be strict
+base64 (TS227), a referenced local file a regular file (TS225), and the first bytes of
+either must match the declared MIME type (TS226: an error for another family of file,
+text, or no known format; a warning for another type of the same family). Remote
+references (``gs://``, ``https://``) are not fetched: only their existence and size are
+checked, through the data sources.
 """
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
@@ -18,6 +26,7 @@ from tunespec.data.sources import DataSource, FileStat
 from tunespec.diagnostics import Diagnostic, DiagnosticError, Location, Severity
 
 _NO_PROBLEMS: list[Diagnostic] = []
+HEAD_CACHE = 256  # first bytes of the last files read (8 KiB each): a file used by nearby examples is read once
 
 
 class FileReferences:
@@ -36,7 +45,26 @@ class FileReferences:
         self.spec_dir = spec_dir
         self.cache_size = cache_size
         self._cache: OrderedDict[tuple[str, str], FileStat | None] = OrderedDict()
+        self._heads: OrderedDict[tuple, tuple[bytes | None, str | None]] = OrderedDict()
         self._unreachable: set[str] = set()
+
+    def head(self, stat: FileStat) -> tuple[bytes | None, str | None] | None:
+        """The first bytes of a referenced local file, ``(head, None)``, or ``(None, why
+        it cannot be read)`` (not a regular file, no permission); None for a file that is
+        not local (never fetched). The last `HEAD_CACHE` answers are remembered."""
+        path = _local_path(stat.path)
+        if path is None:
+            return None
+        key = (path, stat.size, stat.mtime_ns, stat.inode, stat.ctime_ns)
+        if key in self._heads:
+            self._heads.move_to_end(key)
+            return self._heads[key]
+        from tunespec.data.sniff import read_local_head
+
+        found = self._heads[key] = read_local_head(path)
+        if len(self._heads) > HEAD_CACHE:
+            self._heads.popitem(last=False)
+        return found
 
     def stat(self, uri: str, data_file: str | None) -> FileStat | Diagnostic | None:
         """The file's stat; None if missing; `UNCHECKED` if its store cannot be reached,
@@ -72,11 +100,24 @@ class FileReferences:
                 found = source.stat(candidate)
                 if found is not None:
                     return found
+        for candidate in candidates:
+            # Sources list no folders; a referenced folder is reported as what it is
+            # (`head` says "a directory"), not as missing.
+            path = _local_path(candidate)
+            if path is not None and os.path.isdir(path):
+                return FileStat(candidate, 0)
         return None
 
 
 def scheme_of(uri: str) -> str:
     return uri.split("://", 1)[0].lower() if "://" in uri else "local"
+
+
+def _local_path(uri: str) -> str | None:
+    """The path of a local file reference (a path or ``file://``), None for other schemes."""
+    if uri.startswith("file://"):
+        return uri[len("file://") :]
+    return None if "://" in uri else uri
 
 
 def inspect_conversation(conv: Conversation, rules: DataRules, files: FileReferences | None) -> tuple[list[Diagnostic], int, int]:
@@ -174,6 +215,14 @@ def _check_media(
             add("TS222", "inline data is not accepted here", part.path, "upload the file (e.g. to gs://) and reference it with fileData")
         elif limit is not None and (part.size or 0) > limit:
             add("TS213", f"inline {kind} is {_mb(part.size or 0)}, over the {_mb(limit)} limit", part.path, "shrink or re-encode the file")
+        else:
+            from tunespec.data.sniff import SNIFF_BYTES, decode_base64
+
+            head, bad = decode_base64(part.data or "")
+            if bad is not None:
+                add("TS227", f"inline {kind} data is not valid base64: {bad}", part.path, "encode the file's bytes with standard base64 (e.g. `base64 -w0 FILE`)")
+            else:
+                _check_bytes(head or b"", mime, (part.size or 0) <= SNIFF_BYTES, f"inline {kind} data", part.path, add)
         return
     uri = part.uri or ""
     scheme = scheme_of(uri)
@@ -190,8 +239,35 @@ def _check_media(
         return
     if stat is None:
         add("TS214", f"referenced file {uri!r} does not exist", part.path, "check the path (local paths are relative to the data file or the spec) or upload the file")
+        return
+    found = files.head(stat)  # local files only: remote ones are not fetched
+    if found is not None and found[1] is not None:
+        add("TS225", f"referenced file {uri!r} {found[1]}", part.path, "reference a regular file (an image, audio, video or document file)")
     elif limit is not None and stat.size > limit:
         add("TS213", f"{kind} file {uri!r} is {_mb(stat.size)}, over the {_mb(limit)} limit", part.path, "shrink or re-encode the file")
+    elif found is not None:
+        from tunespec.data.sniff import SNIFF_BYTES
+
+        _check_bytes(found[0] or b"", mime, stat.size <= SNIFF_BYTES, f"referenced file {uri!r}", part.path, add)
+
+
+def _check_bytes(head: bytes, mime: str, complete: bool, what: str, path: str, add: Callable[..., None]) -> None:
+    """TS226 when the first bytes of a media part are not of its declared MIME type."""
+    from tunespec.data.sniff import media_problem
+
+    problem = media_problem(head, mime, complete)
+    if problem is None:
+        return
+    is_error, found, found_mime = problem
+    if not is_error:
+        add("TS226", f"{what} is {found}, declared as {mime}", path, f"declare `mimeType: {found_mime}`", Severity.WARNING)
+    elif found.startswith("no known"):
+        add("TS226", f"{what} is not {mime}: its bytes match {found}", path, "check the file: its bytes must be of the declared type")
+    elif found.startswith("not "):
+        add("TS226", f"{what} is {found}", path, "a text/plain document must be UTF-8 text")
+    else:
+        hint = f"declare `mimeType: {found_mime}` if the file is right" if found_mime else "check the file: its bytes must be of the declared type"
+        add("TS226", f"{what} is {found}, not {mime}", path, hint)
 
 
 def _mb(n: int) -> str:

@@ -8,10 +8,27 @@ Three layouts, chosen by file name:
   longer than the record limit is skipped (never buffered) and reported; a last line
   without ``\\n`` is accepted if it parses and reported as truncated if not.
 - JSON array (``.json`` starting with ``[``): one array of records. The file is parsed
-  whole (JSON arrays cannot be streamed by orjson), so prefer JSONL for large data. A
-  ``.json`` file that does not start with ``[`` is read as JSON Lines.
+  whole (JSON arrays cannot be streamed by orjson), so it is bounded like one record
+  (`MAX_ARRAY_BYTES`, `MAX_RECORD_VALUES`); prefer JSONL for large data. A ``.json``
+  file that does not start with ``[`` is read as JSON Lines.
 - Parquet (``.parquet``): rows read in batches through pyarrow (imported lazily); the
   "line" of a row is its 1-based row number.
+
+Data files are untrusted (they arrive in pull requests), so reading is bounded in time and
+memory whatever the bytes are:
+
+- The first bytes of every file (decompressed for ``.gz``) are sniffed before anything
+  is parsed: a file that is not data (binary, NUL bytes, an executable, an archive, text
+  that is not JSON) gets one TS224 diagnostic that says what it looks like and never
+  quotes it, and is not parsed (`tunespec.data.sniff`).
+- Decompression errors of any kind (a cut-off stream, damaged blocks, a bad checksum)
+  are diagnostics at the file that say after how many lines they happened.
+- Blank lines cost no Python work: a chunk made mostly of short lines is walked by its
+  non-blank lines, found in C, so a small .gz of gigabytes of newlines reads at
+  decompression speed.
+- A line over 1 MiB has its JSON values counted (in C) before it is parsed, and a record
+  of more than `MAX_RECORD_VALUES` values is refused (TS228): parsed, millions of tiny
+  values would take gigabytes.
 
 Readers yield ``(line, record)`` tuples, or a `Diagnostic` for a line that cannot be
 parsed, and call ``on_bytes(chunk)`` with every raw (still compressed) chunk they read
@@ -22,10 +39,12 @@ from __future__ import annotations
 
 import gzip
 import re
+import zlib
 from typing import Any, BinaryIO, Callable, Iterator
 
 import orjson
 
+from tunespec.data.sniff import SNIFF_BYTES, describe_non_data
 from tunespec.diagnostics import Diagnostic, Location, Severity
 
 CHUNK = 1 << 20
@@ -34,16 +53,38 @@ CHUNK = 1 << 20
 GZ_CHUNK = 64 << 10
 BOM = b"\xef\xbb\xbf"
 
+MAX_RECORD_VALUES = 1_000_000
+"""Most JSON values one record (or one whole JSON array file) may hold. Parsed, each value
+is a Python object of up to ~200 bytes, so a 30 MB line of ``[],[],...`` would take
+gigabytes; such records are refused before they are parsed (TS228). Values are counted
+in C (`count_values`); only lines over `VALUES_CHECK_BYTES` are counted (a shorter line
+cannot hold enough values to matter)."""
+VALUES_CHECK_BYTES = 1 << 20
+
+MAX_ARRAY_BYTES = 64 << 20
+"""Largest JSON array file (``.json`` starting with ``[``, decompressed) read: it is
+parsed whole, so it is bounded like one record (TS229); JSON Lines has no such limit."""
+
+# A chunk whose lines average fewer bytes than this is walked by its non-blank lines
+# (found in C), so a file of millions of blank lines costs no Python work per line.
+SPARSE_LINE_BYTES = 32
+_NON_BLANK = re.compile(rb"[^ \t\r\n]")
+
+
 class _Tap:
-    """A read-only stream wrapper that shows every raw chunk to a callback (hash, progress)."""
+    """A read-only stream wrapper that shows every raw chunk to a callback (hash, progress)
+    and keeps the file's first bytes (to say what a file that fails to decompress is)."""
 
     def __init__(self, raw: BinaryIO, on_bytes: Callable[[bytes], None]):
         self.raw = raw
         self.on_bytes = on_bytes
+        self.head = b""
 
     def read(self, n: int = -1) -> bytes:
         data = self.raw.read(n)
         if data:
+            if len(self.head) < SNIFF_BYTES:
+                self.head += data[: SNIFF_BYTES - len(self.head)]
             self.on_bytes(data)
         return data
 
@@ -71,29 +112,61 @@ def reads_all_bytes(path: str) -> bool:
     return layout_of(path) != "parquet"
 
 
-def read_records(stream: BinaryIO, path: str, on_bytes: Callable[[bytes], None], max_line_bytes: int) -> Iterator[Any]:
-    """Records of one file: ``(line, record)`` tuples and `Diagnostic`s, in file order."""
+def read_records(stream: BinaryIO, path: str, on_bytes: Callable[[bytes], None], max_line_bytes: int, sniff: bool = True) -> Iterator[Any]:
+    """Records of one file: ``(line, record)`` tuples and `Diagnostic`s, in file order.
+
+    sniff: look at the first bytes first and refuse a file that is not data (TS224) with
+    one diagnostic, without parsing it. False only for a byte range in the middle of a
+    file whose start was already sniffed (parallel validation)."""
     layout = layout_of(path)
     if layout == "parquet":
-        yield from _parquet_records(stream, path)
+        yield from _parquet_records(stream, path, sniff)
         return
-    data: Any = _Tap(stream, on_bytes)
+    tap = _Tap(stream, on_bytes)
+    data: Any = tap
     size = CHUNK
-    if path.lower().endswith(".gz"):
-        data = gzip.GzipFile(fileobj=data, mode="rb")  # type: ignore[arg-type]
+    gz = path.lower().endswith(".gz")
+    if gz:
+        data = gzip.GzipFile(fileobj=tap, mode="rb")  # type: ignore[arg-type]
         size = GZ_CHUNK
-    head = _read(data, path, size)
+    head = _read(data, path, size, 0)
     if isinstance(head, Diagnostic):
+        if gz and not tap.head.startswith(b"\x1f\x8b"):
+            looks = describe_non_data(tap.head, layout)
+            head = _not_data(path, "is named .gz but is not gzip-compressed" + (f"; it looks like {looks}" if looks else ""), "rename the file without .gz, or compress it with gzip")
         yield head
         return
+    if sniff:
+        looks = describe_non_data(head[:SNIFF_BYTES], layout)
+        if looks is not None:
+            hint = None
+            if looks.startswith("gzip"):
+                hint = "the data is gzip-compressed: name the file with .gz at the end (e.g. train.jsonl.gz)" if not gz else "the data was compressed twice; decompress it once"
+            elif looks.startswith("UTF-"):
+                hint = "save the file as UTF-8 (e.g. `iconv -f utf-16 -t utf-8`)"
+            elif looks == "a Parquet file":
+                hint = "name the file .parquet"
+            yield _not_data(path, f"it looks like {looks}", hint)
+            return
     if layout == "json" and head.lstrip(b" \t\r\n" + BOM)[:1] == b"[":
-        yield from _array_records(head, data, path, on_bytes)
+        yield from _array_records(head, data, path, size)
     else:
         yield from _jsonl_records(head, data, path, max_line_bytes, size)
 
 
+def _not_data(path: str, why: str, hint: str | None = None) -> Diagnostic:
+    """TS224 for a whole file. Never quotes the file, and has no line: nothing of it is shown."""
+    return Diagnostic(
+        "TS224",
+        f"not a data file: {why}",
+        Location(path),
+        hint or "a data file holds JSON Lines (one JSON object per line), one JSON array of objects, or Parquet; check the path in the spec",
+    )
+
+
 def _jsonl_records(head: bytes, stream: Any, path: str, max_line_bytes: int, size: int) -> Iterator[Any]:
     loads = orjson.loads
+    big = min(max_line_bytes, VALUES_CHECK_BYTES)
     line_no = 0
     pending = b""
     skipping = 0  # >0 while discarding an over-long line: bytes discarded so far
@@ -106,7 +179,7 @@ def _jsonl_records(head: bytes, stream: Any, path: str, max_line_bytes: int, siz
             cut = chunk.find(b"\n")
             if cut < 0:
                 skipping += len(chunk)
-                chunk = _read(stream, path, size)
+                chunk = _read(stream, path, size, line_no)
                 if isinstance(chunk, Diagnostic):
                     yield chunk
                     return
@@ -119,20 +192,27 @@ def _jsonl_records(head: bytes, stream: Any, path: str, max_line_bytes: int, siz
         if pending:
             lines[0] = pending + lines[0]
         pending = lines.pop()
-        for line in lines:
-            line_no += 1
-            if len(line) > max_line_bytes:
-                yield _too_long(path, line_no, len(line), max_line_bytes)
-                continue
-            try:
-                yield line_no, loads(line)
-            except orjson.JSONDecodeError as exc:
-                problem = _parse_problem(line, exc, path, line_no, last=False)
-                if problem is not None:
-                    yield problem
+        if len(lines) > (len(chunk) // SPARSE_LINE_BYTES) + 1:
+            # Many short lines (blank lines, or tiny records): visit only the non-blank ones.
+            yield from _sparse_lines(chunk, lines[0], line_no, path, max_line_bytes)
+            line_no += len(lines)
+        else:
+            for line in lines:
+                line_no += 1
+                if len(line) > big:
+                    problem = _big_line_problem(line, path, line_no, max_line_bytes)
+                    if problem is not None:
+                        yield problem
+                        continue
+                try:
+                    yield line_no, loads(line)
+                except orjson.JSONDecodeError as exc:
+                    problem = _parse_problem(line, exc, path, line_no, last=False)
+                    if problem is not None:
+                        yield problem
         if len(pending) > max_line_bytes:
             skipping, pending = len(pending), b""
-        chunk = _read(stream, path, size)
+        chunk = _read(stream, path, size, line_no)
         if isinstance(chunk, Diagnostic):
             yield chunk
             return
@@ -140,6 +220,10 @@ def _jsonl_records(head: bytes, stream: Any, path: str, max_line_bytes: int, siz
         yield _too_long(path, line_no + 1, skipping, max_line_bytes)
     elif pending:
         line_no += 1
+        problem = _big_line_problem(pending, path, line_no, max_line_bytes) if len(pending) > big else None
+        if problem is not None:
+            yield problem
+            return
         try:
             yield line_no, loads(pending)
         except orjson.JSONDecodeError as exc:
@@ -148,14 +232,117 @@ def _jsonl_records(head: bytes, stream: Any, path: str, max_line_bytes: int, siz
                 yield problem
 
 
-def _read(stream: Any, path: str, size: int = CHUNK) -> bytes | Diagnostic:
+def _sparse_lines(chunk: bytes, first: bytes, line_no: int, path: str, max_line_bytes: int) -> Iterator[Any]:
+    """The complete lines of `chunk` (the first of which, `first`, may begin in the chunk
+    before), skipping blank lines in C: only non-blank lines cost Python work."""
+    item = _one_line(first, line_no + 1, path, max_line_bytes)
+    if item is not None:
+        yield item
+    pos = chunk.find(b"\n") + 1  # start of the chunk's second line
+    end = chunk.rfind(b"\n")  # the newline that ends its last complete line
+    n = line_no + 2  # the line number of the line starting at pos
+    search, count, find, rfind = _NON_BLANK.search, chunk.count, chunk.find, chunk.rfind
+    while pos <= end:
+        m = search(chunk, pos, end)
+        if m is None:
+            break
+        at = m.start()
+        start = rfind(b"\n", pos, at) + 1 or pos
+        n += count(b"\n", pos, start)
+        stop = find(b"\n", at, end + 1)
+        item = _one_line(chunk[start:stop], n, path, max_line_bytes)
+        if item is not None:
+            yield item
+        n += 1
+        pos = stop + 1
+
+
+def _one_line(line: bytes, line_no: int, path: str, max_line_bytes: int) -> Any:
+    """One complete line: ``(line, record)``, a Diagnostic, or None (blank)."""
+    if len(line) > min(max_line_bytes, VALUES_CHECK_BYTES):
+        problem = _big_line_problem(line, path, line_no, max_line_bytes)
+        if problem is not None:
+            return problem
+    try:
+        return line_no, orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        return _parse_problem(line, exc, path, line_no, last=False)
+
+
+def _big_line_problem(line: bytes, path: str, line_no: int, max_line_bytes: int) -> Diagnostic | None:
+    """A line too long to read, or holding too many JSON values to parse; None if fine."""
+    if len(line) > max_line_bytes:
+        return _too_long(path, line_no, len(line), max_line_bytes)
+    n = count_values(line)
+    if n > MAX_RECORD_VALUES:
+        return Diagnostic(
+            "TS228",
+            f"record holds {n:,} JSON values, over the limit of {MAX_RECORD_VALUES:,}; skipped",
+            Location(path, line_no),
+            "split the record; large media belongs in a file referenced with fileData/fileUri, or in one base64 string",
+        )
+    return None
+
+
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+
+
+def count_values(text: bytes) -> int:
+    """How many JSON values `text` holds, counted in C without parsing it.
+
+    Every value but the outermost is an element of an array or object, and a container
+    of k elements has k-1 commas, so values = 1 + commas + non-empty containers (counted
+    as ``{`` and ``[`` less ``{}`` and ``[]``). Counted first over all bytes, strings
+    included: an upper bound, exact when no string holds those characters. Only when that
+    is over `MAX_RECORD_VALUES` are the characters inside strings taken off, string by
+    string (a long text full of commas is still one value); a text with more strings
+    than the limit holds too many values either way and is not walked.
+    """
+    n = _structure(text, 0, len(text))
+    if n <= MAX_RECORD_VALUES or text.count(b'"') // 2 > MAX_RECORD_VALUES:
+        return n
+    for m in _JSON_STRING.finditer(text):
+        start, end = m.span()
+        if end - start > 2:
+            n -= _structure(text, start, end) - 1
+    return n
+
+
+def _structure(text: bytes, start: int, end: int) -> int:
+    containers = text.count(b"{", start, end) + text.count(b"[", start, end)
+    empty = text.count(b"{}", start, end) + text.count(b"[]", start, end)
+    return 1 + text.count(b",", start, end) + containers - empty
+
+
+def _read(stream: Any, path: str, size: int, lines: int) -> bytes | Diagnostic:
+    """The next chunk, or a Diagnostic saying why it cannot be read (and after how many
+    lines). Messages never quote the file: gzip's own errors may hold some of its bytes."""
+    after = f" after line {lines:,}" if lines else " at its start"
+    before = f"; the {lines:,} lines before were read" if lines else ""
     try:
         return stream.read(size)
-    except EOFError as exc:
+    except EOFError:
         # A .gz cut short loses its tail: say so instead of dropping it silently.
-        return Diagnostic("TS220", f"compressed file ends early: {exc}", Location(path), "the file is truncated; copy or compress it again")
-    except (OSError, gzip.BadGzipFile) as exc:
-        return Diagnostic("TS200", f"cannot read: {exc}", Location(path), "check the file is complete and, for .gz, really gzip-compressed")
+        return Diagnostic("TS220", f"compressed file ends early{after}{before}", Location(path), "the file is truncated; copy or compress it again")
+    except gzip.BadGzipFile as exc:
+        text = str(exc)
+        if "CRC" in text or "length" in text:
+            why = "its checksum does not match the data (the data is damaged)"
+        elif "Not a gzipped file" in text:
+            why = "data that is not gzip follows the compressed stream"
+        else:
+            why = "a gzip header is damaged"
+        return Diagnostic("TS200", f"cannot decompress{after}: {why}{before}", Location(path), _GZ_HINT)
+    except zlib.error as exc:
+        reason = str(exc).rpartition("data: ")[2] or "invalid data"
+        return Diagnostic("TS200", f"cannot decompress{after}: the compressed data is damaged ({reason}){before}", Location(path), _GZ_HINT)
+    except OSError as exc:
+        return Diagnostic("TS200", f"cannot read{after}: {exc.strerror or type(exc).__name__}{before}", Location(path), "check the file is complete and readable")
+    except Exception as exc:  # a remote stream's own errors (network, service)
+        return Diagnostic("TS200", f"cannot read{after}: {type(exc).__name__}{before}", Location(path), "check the file is complete and readable, and try again")
+
+
+_GZ_HINT = "the .gz file is damaged: compress the data again (`gzip -t FILE` tests a file)"
 
 
 def _parse_problem(line: bytes, exc: orjson.JSONDecodeError, path: str, line_no: int, last: bool) -> Diagnostic | None:
@@ -205,21 +392,42 @@ _STRUCT = re.compile(rb'[\[\]{}",]')
 _STRING_END = re.compile(rb'["\\]')
 
 
-def _array_records(head: bytes, stream: Any, path: str, on_bytes: Callable[[bytes], None]) -> Iterator[Any]:
+def _array_records(head: bytes, stream: Any, path: str, size: int) -> Iterator[Any]:
+    """The elements of a JSON array file. It is parsed whole, so it is bounded like one
+    record: at most `MAX_ARRAY_BYTES` (decompressed) and `MAX_RECORD_VALUES` values."""
     chunks = [head]
+    total = len(head)
     while True:
-        chunk = _read(stream, path)
+        chunk = _read(stream, path, size, 0)
         if isinstance(chunk, Diagnostic):
             yield chunk
             return
         if not chunk:
             break
+        total += len(chunk)
+        if total > MAX_ARRAY_BYTES:
+            yield Diagnostic(
+                "TS229",
+                f"JSON array file is over {MAX_ARRAY_BYTES >> 20} MiB: too large to parse at once; not read",
+                Location(path),
+                "write the records as JSON Lines, one object per line (`jq -c '.[]' data.json > data.jsonl`), which streams at any size",
+            )
+            return
         chunks.append(chunk)
     text = b"".join(chunks)
     del chunks
     if text.startswith(BOM):
         yield _bom_warning(path)
         text = text[3:]
+    n = count_values(text)
+    if n > MAX_RECORD_VALUES:
+        yield Diagnostic(
+            "TS228",
+            f"JSON array holds {n:,} JSON values, over the limit of {MAX_RECORD_VALUES:,} for a file parsed at once; not read",
+            Location(path),
+            "write the records as JSON Lines, one object per line (`jq -c '.[]' data.json > data.jsonl`), which streams at any size",
+        )
+        return
     try:
         records = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
@@ -276,7 +484,22 @@ def _string_end(text: bytes, pos: int) -> int:
         return m.start() + 1
 
 
-def _parquet_records(stream: BinaryIO, path: str) -> Iterator[Any]:
+def _parquet_records(stream: BinaryIO, path: str, sniff: bool = True) -> Iterator[Any]:
+    if sniff:
+        try:
+            head = stream.read(SNIFF_BYTES)
+            stream.seek(0)
+        except Exception as exc:  # OSError, or a stream that cannot seek
+            yield Diagnostic("TS200", f"cannot read Parquet file: {type(exc).__name__}", Location(path), "check the file is a complete Parquet file")
+            return
+        if head and not head.startswith(b"PAR1"):
+            looks = describe_non_data(head)
+            yield _not_data(
+                path,
+                "is named .parquet but is not a Parquet file" + (f"; it looks like {looks}" if looks else "; it looks like JSON"),
+                "give the file the extension of its format (.jsonl, .json, .parquet)",
+            )
+            return
     try:
         import pyarrow.parquet as pq  # imported only when a Parquet file is read
     except ImportError:

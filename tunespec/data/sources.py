@@ -18,6 +18,7 @@ Sources only move bytes. Decompression (``.gz``) and parsing happen in
 from __future__ import annotations
 
 import os
+import stat as _stat
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,14 +34,25 @@ DATA_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz", ".json", ".json
 class FileStat:
     """What a source knows about a file without reading it.
 
-    digest: a content hash the store already keeps (e.g. ``md5:...`` of a Cloud Storage
-            object), used instead of hashing the bytes; None for local files.
+    digest:   a content hash the store already keeps (e.g. ``md5:...`` of a Cloud Storage
+              object), used instead of hashing the bytes; None for local files.
+    inode:    the file's inode number (local files; None for remote sources)
+    ctime_ns: the inode's change time (local files; None for remote sources). Unlike the
+              mtime, no user can set it back, so with the inode it tells a file changed in
+              place from an unchanged one (the content hash cache keys on both).
     """
 
     path: str
     size: int
     mtime_ns: int | None = None
     digest: str | None = None
+    inode: int | None = None
+    ctime_ns: int | None = None
+
+
+class NotARegularFile(OSError):
+    """A local data path that exists but is not a regular file (a device, a FIFO, a
+    socket): never opened, as reading it could block or never end."""
 
 
 @runtime_checkable
@@ -85,6 +97,8 @@ class LocalSource:
             return files
         if p.is_file():
             return [str(p)]
+        if p.exists():
+            raise NotARegularFile(f"{p} is {_kind(p)}, not a regular file")
         raise FileNotFoundError(f"{p} does not exist")
 
     def stat(self, path: str) -> FileStat | None:
@@ -92,10 +106,24 @@ class LocalSource:
             st = self._path(path).stat()
         except OSError:
             return None
-        return FileStat(path, st.st_size, st.st_mtime_ns) if not _is_dir_mode(st.st_mode) else None
+        if _is_dir_mode(st.st_mode):
+            return None
+        return FileStat(path, st.st_size, st.st_mtime_ns, inode=st.st_ino, ctime_ns=st.st_ctime_ns)
 
     def open(self, path: str) -> BinaryIO:
-        return open(self._path(path), "rb", buffering=0)
+        """The file's bytes; refuses anything but a regular file (checked on the open file,
+        which is opened without blocking, so a path swapped for a FIFO cannot hang it)."""
+        fd = os.open(self._path(path), os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+        try:
+            st = os.fstat(fd)
+            if not _stat.S_ISREG(st.st_mode):
+                raise NotARegularFile(f"{path} is not a regular file")
+            if hasattr(os, "O_NONBLOCK"):
+                os.set_blocking(fd, True)
+            return os.fdopen(fd, "rb", buffering=0)
+        except BaseException:
+            os.close(fd)
+            raise
 
 
 def _hidden(f: Path, root: Path) -> bool:
@@ -103,9 +131,16 @@ def _hidden(f: Path, root: Path) -> bool:
 
 
 def _is_dir_mode(mode: int) -> bool:
-    import stat
+    return _stat.S_ISDIR(mode)
 
-    return stat.S_ISDIR(mode)
+
+def _kind(p: Path) -> str:
+    from tunespec.data.sniff import non_regular_kind
+
+    try:
+        return non_regular_kind(p.stat().st_mode) or "a regular file"
+    except OSError:
+        return "not readable"
 
 
 class GCSSource:

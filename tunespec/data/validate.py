@@ -2,7 +2,7 @@
 
 `validate_data` streams each source of each split exactly once. While reading it hashes
 the raw bytes (the hash feeds the spec fingerprint, and a `HashCache` skips it for files
-whose size and mtime did not change), parses each record with orjson, converts it to a
+whose inode, size, mtime and ctime did not change), parses each record with orjson, converts it to a
 `Conversation` through its format, applies the conversation and modality rules, counts
 tokens, and accumulates statistics in constant memory (`scan.ExampleScan`). Problems go
 to the `Diagnostics` collector with file:line and the JSON path inside the record.
@@ -18,6 +18,7 @@ reading path, without the checks, raising on the first bad record.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
 import hashlib
 from contextlib import contextmanager
@@ -33,7 +34,7 @@ from tunespec.data.registry import data_formats, data_sources, format_named, sou
 from tunespec.data.report import DataFile, DataReport, TokenStats
 from tunespec.data.rules import DataRules, rules_for
 from tunespec.data.scan import ExampleScan, located
-from tunespec.data.sources import DataSource, FileStat
+from tunespec.data.sources import DataSource, FileStat, NotARegularFile
 from tunespec.data.tokens import EstimatedTokenCounter, TokenCounter
 from tunespec.diagnostics import Diagnostic, DiagnosticError, Diagnostics, Location, Severity
 from tunespec.progress import Progress
@@ -42,15 +43,27 @@ from tunespec.spec.resolve import ResolvedSpec
 
 Split = Literal["train", "validation"]
 HASH_CHUNK = 1 << 20
+MAX_FILE_ERRORS = 10_000
+"""Lines or records of one file that may fail to parse or to fit the format before the
+file is given up on (TS230): a small .gz can hold millions of short bad lines, each
+costing microseconds to report, so a file of nothing else is not read to its end."""
+# Codes that say a file (or its lines) could not be read: no need to add "holds no examples".
+_FILE_PROBLEMS = frozenset({"TS200", "TS201", "TS202", "TS204", "TS220", "TS221", "TS224", "TS228", "TS229", "TS230"})
 
 
 class HashCache(Protocol):
-    """Remembers content hashes by (path, size, mtime) so unchanged files are not re-hashed
-    (the state store implements it)."""
+    """Remembers content hashes by what a source's stat says of a file, so unchanged files
+    are not re-hashed (the state store implements it).
 
-    def lookup(self, path: str, size: int, mtime_ns: int) -> str | None: ...
+    An entry is valid only for the same path, size, mtime, inode and ctime: a file changed
+    in place with its size and mtime set back (``os.utime``) still gets a new ctime, which
+    no user can set, so its old hash is never reused. Sources that know no mtime (and
+    files that carry their own digest, like Cloud Storage objects) are not cached.
+    """
 
-    def store(self, path: str, size: int, mtime_ns: int, digest: str) -> None: ...
+    def lookup(self, stat: FileStat) -> str | None: ...
+
+    def store(self, stat: FileStat, digest: str) -> None: ...
 
 
 @dataclass
@@ -75,6 +88,15 @@ def data_files(spec: ResolvedSpec, split: Split, sources: list[DataSource], form
         source = source_for(path, sources, where)
         try:
             files = source.list(path)
+        except NotARegularFile as exc:
+            raise DiagnosticError(
+                Diagnostic(
+                    "TS200",
+                    f"{split} data {entry.path!r} is not a regular file: {exc}",
+                    where,
+                    "data sources are files or folders of files; a device, FIFO or socket is never read",
+                )
+            ) from None
         except FileNotFoundError as exc:
             raise DiagnosticError(
                 Diagnostic("TS200", f"{split} data {entry.path!r} not found: {exc}", where, "check the path; local paths are relative to the spec file")
@@ -96,20 +118,31 @@ def file_conversations(
     on_bytes: Callable[[bytes], None] = lambda b: None,
     chosen: list[DataFormat | None] | None = None,
     quick: Callable[[DataFormat, str], Callable[[Any, int], bool] | None] | None = None,
+    sniff: bool = True,
 ) -> Iterator[Conversation]:
     """The conversations of one file, in order. Problems go to `report` located at
     file:line [JSON path]; a record with problems is skipped. `chosen` (a one-item list)
     receives the format used, detected from the first record when the spec says auto.
     `quick(format, file)` may give a handler that takes records off this path
     (validation's quick check for plain examples, see `tunespec.data.quick`): its
-    ``handler(record, line)`` returning True means handled."""
+    ``handler(record, line)`` returning True means handled. `sniff`: see
+    `tunespec.data.readers.read_records` (False only for byte ranges past a file's start).
+
+    Every byte of the file goes through `on_bytes`, also when reading stops early (a
+    file that is not data, an unknown format): the content hash always covers the file."""
     fmt = ref.format
     path = ref.path
     handler = quick(fmt, path) if quick is not None and fmt is not None else None
+    bad = 0  # lines or records refused so far: a file of nothing else is given up on
     with ref.source.open(path) as stream:
-        for item in read_records(stream, path, on_bytes, max_record_bytes):
+        for item in read_records(stream, path, on_bytes, max_record_bytes, sniff):
             if type(item) is not tuple:
                 report(item)
+                if item.severity is Severity.ERROR:
+                    bad += 1
+                    if bad >= MAX_FILE_ERRORS:
+                        report(_gave_up(path))
+                        break
                 continue
             line, record = item
             if fmt is None:
@@ -128,6 +161,10 @@ def file_conversations(
             except DiagnosticError as exc:
                 for d in exc.diagnostics:
                     report(located(d, path, line))
+                bad += 1
+                if bad >= MAX_FILE_ERRORS:
+                    report(_gave_up(path))
+                    break
                 continue
             except Exception as exc:  # a bug in a (plugin) format: name it, keep going
                 report(_format_crashed(fmt, exc, path, line))
@@ -137,8 +174,19 @@ def file_conversations(
             if conv.format is None:
                 conv.format = fmt.name
             yield conv
+        if reads_all_bytes(path):
+            _drain(stream, on_bytes)
     if chosen is not None and chosen[0] is None:
         chosen[0] = fmt
+
+
+def _gave_up(path: str) -> Diagnostic:
+    return Diagnostic(
+        "TS230",
+        f"stopped reading this file after {MAX_FILE_ERRORS:,} lines that are not valid records; the rest was not validated",
+        Location(path),
+        "fix the problems reported above (is the file in the format you expect?) and validate again",
+    )
 
 
 def _unknown_format(record: Any, path: str, line: int, formats: list[DataFormat], fields: PromptCompletionFields) -> Diagnostic:
@@ -162,9 +210,13 @@ def _format_crashed(fmt: DataFormat, exc: Exception, path: str, line: int) -> Di
 
 
 def _drain(stream: Any, on_bytes: Callable[[bytes], None]) -> None:
-    """Read the rest of a file we stopped parsing, so its hash still covers every byte."""
-    while chunk := stream.read(HASH_CHUNK):
-        on_bytes(chunk)
+    """Read the rest of a file we stopped parsing, so its hash still covers every byte
+    (raw bytes: a .gz is not decompressed for this)."""
+    try:
+        while chunk := stream.read(HASH_CHUNK):
+            on_bytes(chunk)
+    except Exception:  # the reader already reported why the file cannot be read
+        pass
 
 
 def iter_conversations(spec: ResolvedSpec, split: Split) -> Iterator[Conversation]:
@@ -320,7 +372,7 @@ class _Validation:
                 if hasher is not None:  # waits for the hashing thread, and stops it on errors too
                     digest = "sha256:" + hasher.hexdigest()
         if hasher is not None and self.hash_cache is not None and stat.mtime_ns is not None:
-            self.hash_cache.store(ref.path, stat.size, stat.mtime_ns, digest)  # type: ignore[arg-type]
+            self.hash_cache.store(stat, digest)  # type: ignore[arg-type]
         if examples == 0 and not self._file_had_errors(ref.path):
             self.diagnostics.error("TS205", "data file holds no examples", Location(ref.path), "remove the file from the spec or fill it")
         self.examples[ref.split] += examples
@@ -345,12 +397,15 @@ class _Validation:
         the in-process path then reports why)."""
         if not parallel.can_parallelize(stat, ref.source, ref.path, self.counter.exact):
             return None
-        if ref.format is not None:
-            return ref.format
+        # Read up to the first record even when the format is fixed: this sniffs the
+        # file's start (the workers' ranges are not sniffed), and a file that is not data
+        # is left to the in-process path, which reports it.
         with ref.source.open(ref.path) as stream:
             for item in read_records(stream, ref.path, lambda b: None, self.rules.max_record_bytes):
                 if type(item) is tuple:
-                    return detect_format(item[1], self.formats, self.data.fields)
+                    return ref.format or detect_format(item[1], self.formats, self.data.fields)
+                if item.code == "TS224":
+                    return None
         return None
 
     def _scan_parallel(self, ref: DataFileRef, hasher: Any, on_bytes: Callable[[bytes], None], task: Any) -> int:
@@ -358,7 +413,7 @@ class _Validation:
             ref=ref,
             ranges=parallel.split_ranges(ref.path, ref.source.stat(ref.path).size),  # type: ignore[union-attr]
             make_scan=lambda add: self._scan(ref.split, add),
-            conversations=file_conversations,
+            conversations=functools.partial(file_conversations, sniff=False),  # _parallel_format sniffed the start
             fields=self.data.fields,
             max_record_bytes=self.rules.max_record_bytes,
             max_per_code=self.diagnostics.max_per_code,
@@ -408,12 +463,12 @@ class _Validation:
 
     def _file_had_errors(self, path: str) -> bool:
         """True if a problem was already reported for this file (no need to add 'empty')."""
-        return any(d.location.file == path and d.code in ("TS201", "TS202", "TS204", "TS220", "TS221", "TS200") for d in self.diagnostics)
+        return any(d.location.file == path and d.code in _FILE_PROBLEMS for d in self.diagnostics)
 
     def _cached_digest(self, stat: FileStat) -> str | None:
         if self.hash_cache is None or stat.mtime_ns is None:
             return None
-        return self.hash_cache.lookup(stat.path, stat.size, stat.mtime_ns)
+        return self.hash_cache.lookup(stat)
 
     def _hash_file(self, ref: DataFileRef, stat: FileStat) -> str:
         """Hash a file that its reader does not stream front to back (Parquet)."""
@@ -423,7 +478,7 @@ class _Validation:
                 hasher.update(chunk)
         digest = "sha256:" + hasher.hexdigest()
         if self.hash_cache is not None and stat.mtime_ns is not None:
-            self.hash_cache.store(ref.path, stat.size, stat.mtime_ns, digest)
+            self.hash_cache.store(stat, digest)
         return digest
 
     # Report ----------------------------------------------------------------------------

@@ -61,6 +61,13 @@ CODES: dict[str, str] = {
     "TS221": "line too long",
     "TS222": "inline data not accepted by this backend",
     "TS223": "file reference location (URI scheme) not accepted",
+    "TS224": "file is not a data file (binary, an executable, an archive, or text that is not JSON)",
+    "TS225": "referenced media file is not a regular file or cannot be read",
+    "TS226": "media bytes do not match the declared MIME type",
+    "TS227": "inline media data is not valid base64",
+    "TS228": "record (or JSON array file) holds too many JSON values to parse",
+    "TS229": "JSON array file too large to parse at once",
+    "TS230": "too many bad lines in one file: the rest of it was not validated",
     # Backend
     "TS300": "backend not available (dependencies missing)",
     "TS301": "base model not supported by this backend",

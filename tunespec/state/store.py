@@ -503,20 +503,27 @@ class StateStore:
 
     # Data hashes (the cache data validation uses so unchanged files are not re-hashed) --
 
-    def lookup(self, path: str, size: int, mtime_ns: int) -> str | None:
+    # An entry holds only while path, size, mtime, inode and ctime all match: a file
+    # rewritten in place with its mtime set back still has a new ctime. (`IS` compares
+    # NULLs too, for sources that know no inode or ctime.) Best effort both ways: a cache
+    # that cannot be read or written (a read-only checkout) only costs a re-hash.
+
+    def lookup(self, stat: Any) -> str | None:
         try:
-            rows = self._query("SELECT sha256 FROM file_hashes WHERE path = ? AND size = ? AND mtime_ns = ?", (secrets.redact(path), size, mtime_ns))
+            rows = self._query(
+                "SELECT sha256 FROM file_hashes WHERE path = ? AND size = ? AND mtime_ns IS ? AND inode IS ? AND ctime_ns IS ?",
+                (secrets.redact(stat.path), stat.size, stat.mtime_ns, stat.inode, stat.ctime_ns),
+            )
         except DiagnosticError:
             return None
         return rows[0][0] if rows else None
 
-    def store(self, path: str, size: int, mtime_ns: int, digest: str) -> None:
-        """Best effort: a cache that cannot be written (a read-only checkout) only costs a re-hash."""
+    def store(self, stat: Any, digest: str) -> None:
         try:
             with self._write():
                 self.db.execute(
-                    "INSERT OR REPLACE INTO file_hashes (path, size, mtime_ns, sha256) VALUES (?, ?, ?, ?)",
-                    (secrets.redact(path), size, mtime_ns, digest),
+                    "INSERT OR REPLACE INTO file_hashes (path, size, mtime_ns, inode, ctime_ns, sha256) VALUES (?, ?, ?, ?, ?, ?)",
+                    (secrets.redact(stat.path), stat.size, stat.mtime_ns, stat.inode, stat.ctime_ns, digest),
                 )
         except DiagnosticError:
             pass
