@@ -580,3 +580,22 @@ def test_a_file_of_nothing_but_bad_lines_is_given_up_on(tmp_path, monkeypatch, b
     # below the limit, every bad line is counted as before
     report, _ = _run(tmp_path, GOOD + (bad_line + b"\n") * 499, "few.jsonl")
     assert report.errors == 499 and "TS230" not in report.problems
+
+
+def test_openai_file_data_as_bare_base64_is_inline_data_not_a_path():
+    """`file.file_data` without a data: header is the file's bytes, base64: it is checked
+    as inline data (and never quoted back as a missing "path")."""
+    import base64
+
+    from tunespec.data.formats import OpenAIFormat
+    from tunespec.spec.model import PromptCompletionFields
+
+    from tests.data.media import pdf
+
+    document = pdf("Hello", pad_to=2048)
+    record = {"messages": [
+        {"role": "user", "content": [{"type": "file", "file": {"filename": "a.pdf", "file_data": base64.b64encode(document).decode()}}]},
+        {"role": "assistant", "content": "ok"},
+    ]}
+    [part] = OpenAIFormat().to_conversation(record, PromptCompletionFields()).turns[0].parts
+    assert part.kind == "inline" and part.mime_type == "application/pdf" and part.size == len(document)

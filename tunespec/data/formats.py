@@ -21,6 +21,7 @@ format alike.
 from __future__ import annotations
 
 import mimetypes
+import re
 from typing import Any, Protocol, runtime_checkable
 
 from tunespec.data.conversation import Conversation, Part, Turn
@@ -243,12 +244,20 @@ def _openai_parts(content: Any, i: int, problems: list[Diagnostic]) -> list[Part
     return out
 
 
+# Longer than any path, and only base64 characters: `file_data` given as bare base64.
+_BARE_BASE64 = re.compile(r"[A-Za-z0-9+/=\s]{512,}")
+
+
 def _url_part(url: str, where: str, at: tuple, default_mime: str) -> Part:
-    """An OpenAI URL (``data:`` URL or a link) as an inline or file part."""
+    """An OpenAI URL (``data:`` URL or a link) as an inline or file part. `file_data` may
+    also be bare base64 (no ``data:`` header): inline data of the default type, never a
+    "path" quoted back in full."""
     if url.startswith("data:"):
         header, _, data = url.partition(",")
         mime = header[5:].split(";")[0] or default_mime
         return Part.of_inline(mime, data, where, at)
+    if _BARE_BASE64.fullmatch(url):
+        return Part.of_inline(default_mime, url, where, at)
     mime = mimetypes.guess_type(url.split("?")[0])[0] or default_mime
     return Part.of_file(mime, url, where, at)
 
