@@ -6,7 +6,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from tunespec.data import DataRules, parallel, validate_data
+from tunespec.data import DataRules, parallel, reuse, validate_data
 from tunespec.diagnostics import Diagnostics
 
 from .conftest import gemini, make_spec
@@ -33,6 +33,7 @@ def _dataset(tmp_path):
 
 
 def _validate(tmp_path):
+    reuse.forget()  # the same file validated again: really do it (this test compares how)
     diagnostics = Diagnostics(max_per_code=5)
     spec = make_spec(tmp_path, "train.jsonl", validation="val.jsonl", max_seq_length=16)
     report = validate_data(spec, DataRules(max_record_bytes=4096), None, diagnostics)

@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     from tunespec import secrets
 
     secrets.forget_all()  # one command per process: only this command's values are secrets
+    _forget_reused_validation()
     stdout, stderr = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = secrets.RedactingStream(stdout), secrets.RedactingStream(stderr)
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -92,6 +93,13 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout, sys.stderr = stdout, stderr
         if "tunespec.state.store" in sys.modules:
             sys.modules["tunespec.state.store"].StateStore.close_all()
+
+
+def _forget_reused_validation() -> None:
+    """Data validation remembers file outcomes within a command (see tunespec.data.reuse);
+    a command run in the same process as another (tests, notebooks) starts afresh."""
+    if "tunespec.data.reuse" in sys.modules:
+        sys.modules["tunespec.data.reuse"].forget()
 
 
 def _main(argv: list[str]) -> int:

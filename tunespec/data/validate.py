@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Literal, Protocol
 
-from tunespec.data import parallel
+from tunespec.data import parallel, reuse
 from tunespec.data.checks import FileReferences
 from tunespec.data.conversation import Conversation
 from tunespec.data.formats import DataFormat, detect_format
@@ -299,6 +299,8 @@ class _Validation:
         self.diagnostics: Diagnostics = diagnostics
         self.progress: Progress = progress or Progress(enabled=False, quiet=True)
         self.hash_cache = hash_cache
+        # The state store also keeps token counts by content hash (see `reuse`).
+        self.count_cache = hash_cache if hasattr(hash_cache, "lookup_counts") else None
         self.sources = data_sources()
         self.formats = data_formats()
         self.references = FileReferences(self.sources, spec.base_dir)
@@ -338,14 +340,19 @@ class _Validation:
                 f"use at most {limit:,} {split} examples",
             )
 
-    def _scan(self, split: str, add: Callable[[Diagnostic], None]) -> ExampleScan:
-        return ExampleScan(split, self.rules, self.references, self.counter, self.data.max_seq_length, self.validation_keys, add, self.data.fields)
+    def _scan(self, split: str, add: Callable[[Diagnostic], None], counter: TokenCounter | None = None) -> ExampleScan:
+        return ExampleScan(split, self.rules, self.references, counter or self.counter, self.data.max_seq_length, self.validation_keys, add, self.data.fields)
 
     # One file -------------------------------------------------------------------------
 
     def _validate_file(self, ref: DataFileRef) -> None:
         stat = self._stat(ref)
         if stat is None:
+            return
+        key = self._outcome_key(ref, stat)
+        outcome = reuse.remembered(key)
+        if outcome is not None:  # validated earlier in this process, unchanged: the same answer
+            self._reuse(ref, stat, outcome)
             return
         digest = stat.digest or self._cached_digest(stat)
         if digest is None and not reads_all_bytes(ref.path):
@@ -359,12 +366,13 @@ class _Validation:
                     hasher.update(chunk)
                 task.advance(len(chunk))
 
+            scanned, counter = None, None  # what can be reused: only from a scan in this process
             try:
                 parallel_format = self._parallel_format(ref, stat)
                 if parallel_format is not None:
                     examples, fmt = self._scan_parallel(dataclasses.replace(ref, format=parallel_format), hasher, on_bytes, task), parallel_format
                 else:
-                    examples, fmt = self._scan_here(ref, on_bytes)
+                    examples, fmt, scanned, counter = self._scan_here(ref, on_bytes, digest)
             except OSError as exc:
                 self.diagnostics.error("TS200", f"cannot read: {exc}", Location(ref.path))
                 return
@@ -373,23 +381,88 @@ class _Validation:
                     digest = "sha256:" + hasher.hexdigest()
         if hasher is not None and self.hash_cache is not None and stat.mtime_ns is not None:
             self.hash_cache.store(stat, digest)  # type: ignore[arg-type]
+        if scanned is not None:
+            scanned.digest = digest  # type: ignore[assignment]
+            if isinstance(counter, reuse.RecordingCounter):
+                self._store_counts(counter, ref, digest)  # type: ignore[arg-type]
+            reuse.remember(key, scanned)
+        self._finish_file(ref, stat, examples, fmt.name if fmt else None, digest)  # type: ignore[arg-type]
+
+    def _finish_file(self, ref: DataFileRef, stat: FileStat, examples: int, format_name: str | None, digest: str) -> None:
         if examples == 0 and not self._file_had_errors(ref.path):
             self.diagnostics.error("TS205", "data file holds no examples", Location(ref.path), "remove the file from the spec or fill it")
         self.examples[ref.split] += examples
-        self.spec.data_hashes[self._key(ref.path)] = digest  # type: ignore[assignment]
-        self.files.append(DataFile(path=ref.path, split=ref.split, format=fmt.name if fmt else None, bytes=stat.size, sha256=digest or "", examples=examples))
+        self.spec.data_hashes[self._key(ref.path)] = digest
+        self.files.append(DataFile(path=ref.path, split=ref.split, format=format_name, bytes=stat.size, sha256=digest or "", examples=examples))
 
-    def _scan_here(self, ref: DataFileRef, on_bytes: Callable[[bytes], None]) -> tuple[int, DataFormat | None]:
-        """Validate a file in this process (small files, remote files, exact token counts)."""
+    # Reuse: the same file, validated the same way, gives the same answer -------------------
+
+    def _outcome_key(self, ref: DataFileRef, stat: FileStat) -> tuple | None:
+        """Everything a file's outcome depends on, or None when it cannot be reused (no
+        identity for the file's content)."""
+        if stat.digest is None and (stat.mtime_ns is None or stat.inode is None):
+            return None
+        against: tuple = ()
+        if ref.split == "train" and self.validation_keys is not None:
+            against = tuple((f.path, f.sha256) for f in self.files if f.split == "validation")
+        counter = self.counter
+        return (
+            ref.path, ref.split, stat.size, stat.mtime_ns, stat.inode, stat.ctime_ns, stat.digest,
+            ref.format.name if ref.format else None, self.data.format, self.data.fields.model_dump_json(),
+            self.rules.model_dump_json(), type(counter).__name__, counter.name, getattr(counter, "cache_key", None),
+            self.data.max_seq_length, self.diagnostics.max_per_code, str(self.spec.base_dir), against,
+        )
+
+    def _reuse(self, ref: DataFileRef, stat: FileStat, outcome: reuse.FileOutcome) -> None:
+        reuse.replay(outcome, self.diagnostics)
+        self._absorb(ref.split, reuse.copy_stats(outcome.stats), outcome.duplicates)
+        if outcome.validation_keys is not None and self.validation_keys is not None:
+            self.validation_keys |= outcome.validation_keys
+        if self.hash_cache is not None and stat.mtime_ns is not None and stat.digest is None and self._cached_digest(stat) is None:
+            self.hash_cache.store(stat, outcome.digest)  # a cache this process did not fill yet
+        self._finish_file(ref, stat, outcome.examples, outcome.format_name, outcome.digest)
+
+    def _counts_key(self, ref: DataFileRef, digest: str | None) -> str | None:
+        """The key of a file's token counts in the count cache: its content, how its records
+        become conversations, and the tokenizer. None when counts are not worth storing."""
+        cache_key = getattr(self.counter, "cache_key", None)
+        if self.count_cache is None or not self.counter.exact or cache_key is None or digest is None:
+            return None
+        how = f"{ref.format.name if ref.format else self.data.format}|{self.data.fields.model_dump_json()}"
+        return f"{digest}|{how}|{cache_key}"
+
+    def _store_counts(self, counter: reuse.RecordingCounter, ref: DataFileRef, digest: str) -> None:
+        key = self._counts_key(ref, digest)
+        if key is not None:
+            self.count_cache.store_counts(key, reuse.pack(counter.counts))  # type: ignore[union-attr]
+
+    def _scan_here(self, ref: DataFileRef, on_bytes: Callable[[bytes], None], digest: str | None) -> tuple[int, DataFormat | None, reuse.FileOutcome, Any]:
+        """Validate a file in this process (small files, remote files, exact token counts).
+        Token counts come from the count cache when it has this file's; otherwise they are
+        recorded to be stored. Returns what a later validation can reuse, and the counter
+        used (a `RecordingCounter` holds counts to store once the file's hash is known)."""
         chosen: list[DataFormat | None] = [None]
-        scan = self._scan(ref.split, self.diagnostics.add)
+        recorder = reuse.DiagnosticRecorder(self.diagnostics.add, self.diagnostics.max_per_code)
+        counter: Any = self.counter
+        counts_key = self._counts_key(ref, digest)
+        if self.counter.exact and self.count_cache is not None and getattr(self.counter, "cache_key", None):
+            packed = self.count_cache.lookup_counts(counts_key) if counts_key is not None else None
+            counter = reuse.ReplayCounter(reuse.unpack(packed), self.counter) if packed else reuse.RecordingCounter(self.counter)
+        keys_before = set(self.validation_keys) if ref.split == "validation" and self.validation_keys is not None else None
+        scan = self._scan(ref.split, recorder.add, counter)
         feed = scan.feed
-        conversations = file_conversations(ref, self.formats, self.data.fields, self.rules.max_record_bytes, self.diagnostics.add, on_bytes, chosen, scan.quick_handler)
+        conversations = file_conversations(ref, self.formats, self.data.fields, self.rules.max_record_bytes, recorder.add, on_bytes, chosen, scan.quick_handler)
         for conv in conversations:
             feed(conv)
         scan.flush()
         self._absorb(ref.split, scan.stats, scan.duplicates)
-        return scan.examples, chosen[0]
+        fmt = chosen[0]
+        outcome = reuse.FileOutcome(
+            examples=scan.examples, format_name=fmt.name if fmt else None, digest="", stats=reuse.copy_stats(scan.stats),
+            duplicates=scan.duplicates, kept=recorder.kept, counts=recorder.counts,
+            validation_keys=(self.validation_keys - keys_before) if keys_before is not None else None,  # type: ignore[operator]
+        )
+        return scan.examples, fmt, outcome, counter
 
     def _parallel_format(self, ref: DataFileRef, stat: FileStat) -> DataFormat | None:
         """The format to validate `ref` with on every core, or None to validate it here

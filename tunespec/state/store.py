@@ -84,6 +84,10 @@ CREATE TABLE IF NOT EXISTS file_hashes (
     ctime_ns INTEGER,
     sha256   TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS token_counts (
+    key    TEXT PRIMARY KEY,
+    counts BLOB NOT NULL
+);
 """
 
 # Schema 1 (user_version 0, written by tunespec 0.1 before this one) had no meta table,
@@ -342,6 +346,7 @@ class StateStore:
                 if "owner_started" not in self._columns("runs"):
                     self.db.execute("ALTER TABLE runs ADD COLUMN owner_started TEXT")
                 self.db.execute("DROP TABLE IF EXISTS file_hashes")  # a cache: rebuilt on the next validation
+                self.db.execute("DROP TABLE IF EXISTS file_hashes_v2")
                 self._write_schema()
 
     def _columns(self, table: str) -> set[str]:
@@ -525,6 +530,24 @@ class StateStore:
                     "INSERT OR REPLACE INTO file_hashes (path, size, mtime_ns, inode, ctime_ns, sha256) VALUES (?, ?, ?, ?, ?, ?)",
                     (secrets.redact(stat.path), stat.size, stat.mtime_ns, stat.inode, stat.ctime_ns, digest),
                 )
+        except DiagnosticError:
+            pass
+
+
+    # Token counts (the cache data validation uses so unchanged data is not tokenised again):
+    # keyed by content hash, format and tokenizer (see tunespec.data.reuse); best effort too.
+
+    def lookup_counts(self, key: str) -> bytes | None:
+        try:
+            rows = self._query("SELECT counts FROM token_counts WHERE key = ?", (secrets.redact(key),))
+        except DiagnosticError:
+            return None
+        return bytes(rows[0][0]) if rows else None
+
+    def store_counts(self, key: str, packed: bytes) -> None:
+        try:
+            with self._write():
+                self.db.execute("INSERT OR REPLACE INTO token_counts (key, counts) VALUES (?, ?)", (secrets.redact(key), packed))
         except DiagnosticError:
             pass
 
