@@ -55,7 +55,85 @@ def write(folder: Path, name: str, content: str | bytes) -> Path:
     return path
 
 
+# Nesting -------------------------------------------------------------------------------
+
+
+def test_10000_deep_flow_nesting(cli, folder):
+    path = write(folder, "deep.yaml", HEADER + "a: " + "[" * 10_000 + "]" * 10_000 + "\n")
+    # the root mapping is level 1, so the 64th `[` (column 67) is level 65
+    d = refused(cli, path, "TS120", (11, 67), folder)
+    assert "nested more than 64 deep" in d["message"]
+
+
+def test_deep_block_mappings(cli, folder):
+    path = write(folder, "deep.yaml", HEADER + "".join(" " * i + "a:\n" for i in range(200)))
+    refused(cli, path, "TS120", (75, 65), folder)
+
+
+def test_deep_nesting_through_aliases_is_located_at_the_alias(cli, folder):
+    chain = "".join(f"a{i}: &a{i} [{'*a%d' % (i - 1) if i else 1}]\n" for i in range(200))
+    refused(cli, write(folder, "chain.yaml", HEADER + chain), "TS120", (74, 12), folder)
+
+
+# Characters and encodings --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "char",
+    ["\x00", "\x07", "\x1b", "\x7f", "\x85", "\x9b", "\u2028", "\u2029", "\u202e", "\u2066", "\ufeff", "\ufffe"],
+    ids=lambda c: f"U+{ord(c):04X}",
+)
+def test_control_and_invisible_characters(cli, folder, char):
+    path = write(folder, "spec.yaml", HEADER + f"hyperparameters:\n  seed: 4{char}2\n")
+    d = refused(cli, path, "TS109", (12, 10), folder)
+    assert f"U+{ord(char):04X}" in d["message"]
+
+
+def test_nul_bytes_are_counted_and_located_at_the_first(cli, folder):
+    path = write(folder, "spec.yaml", (HEADER + "x: a\x00b\x00c\n").replace("kind", "ki\x00nd"))
+    d = refused(cli, path, "TS109", (2, 3), folder)
+    assert "(2 more in this file)" in d["message"]
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-16", "utf-32", "utf-32-be", "utf-32-le"])
+def test_utf16_and_utf32_with_and_without_a_bom(cli, folder, encoding):
+    data = HEADER.encode(encoding)
+    if encoding == "utf-32-be":
+        data = b"\x00\x00\xfe\xff" + data  # with a BOM (Python writes one only for "utf-32")
+    d = refused(cli, write(folder, "spec.yaml", data), "TS100", (1, 1), folder)
+    assert "must be UTF-8" in d["message"] and "iconv" in d["hint"]
+
+
+def test_invalid_utf8_is_located(cli, folder):
+    refused(cli, write(folder, "spec.yaml", HEADER.encode() + b"x: caf\xe9\n"), "TS100", (11, 7), folder)
+
+
+def test_crlf_line_ends_locate_and_echo_cleanly(cli, folder):
+    path = write(folder, "spec.yaml", (HEADER + "hyperparameters:\n  epoch: 2\n").replace("\n", "\r\n"))
+    refused(cli, path, "TS110", (12, 3), folder)
+    human = cli("validate", path, "--state", folder / "s.db")
+    assert "   12 |   epoch: 2\n" + " " * 10 + "^" in human.err
+    assert "\r" not in human.err
+
+
+def test_utf8_bom_at_the_start_is_fine(cli, folder):
+    path = write(folder, "spec.yaml", "\ufeff" + HEADER)
+    assert cli("validate", path, "--state", folder / "s.db").code == 0
+
+
 # Numbers -------------------------------------------------------------------------------
+
+
+def test_5000_digit_integer(cli, folder):
+    path = write(folder, "spec.yaml", HEADER + "hyperparameters:\n  seed: " + "9" * 5000 + "\n")
+    d = refused(cli, path, "TS113", (12, 9), folder)
+    assert len(d["message"]) < 300
+
+
+def test_long_sexagesimal_integer_is_not_computed(cli, folder):
+    # YAML 1.1 reads 1:1:1 as base 60: 8000 parts would be a 14,000-digit number
+    path = write(folder, "spec.yaml", HEADER + "hyperparameters:\n  seed: " + ":".join(["1"] * 8000) + "\n")
+    refused(cli, path, "TS113", (12, 9), folder)
 
 
 @pytest.mark.parametrize("seed", ["100000000000000000000000000000000", "1.0e+32", "18446744073709551616", "4294967296"])
@@ -68,3 +146,105 @@ def test_huge_seed_is_refused_before_plan(cli, folder, seed):
 def test_largest_seed_is_accepted(cli, folder):
     path = write(folder, "spec.yaml", HEADER + "hyperparameters:\n  seed: 4294967295\n")
     assert cli("plan", path, "--state", folder / "s.db").code == 2
+
+
+def test_negative_zero_is_zero(folder):
+    plain = write(folder, "a.yaml", HEADER + "hyperparameters:\n  weight_decay: 0.0\n")
+    negative = write(folder, "b.yaml", HEADER + "hyperparameters:\n  weight_decay: -0.0\n")
+    (a,), _ = load_documents(plain)
+    (b,), _ = load_documents(negative)
+    value = b.data["hyperparameters"]["weight_decay"]
+    assert value == 0.0 and str(value) == "0.0"
+    assert a.data == b.data
+
+
+# Size ----------------------------------------------------------------------------------
+
+
+def test_spec_file_over_1_mib_is_refused_from_stat(cli, folder):
+    path = folder / "huge.yaml"
+    with open(path, "wb") as f:
+        f.write(HEADER.encode())
+        f.truncate(55 << 20)  # sparse: nothing must read it
+    d = refused(cli, path, "TS120", (1, 1), folder)
+    assert "57,671,680 bytes" in d["message"]
+
+
+def test_spec_file_just_over_1_mib(cli, folder):
+    line = "# " + "x" * 77 + "\n"
+    path = write(folder, "big.yaml", HEADER + line * ((loader.MAX_FILE_BYTES - len(HEADER)) // len(line) + 1))
+    refused(cli, path, "TS120", (1, 1), folder)
+
+
+def test_one_megabyte_line(cli, folder):
+    path = write(folder, "spec.yaml", HEADER + "x: " + "y" * 1_000_000 + "\n")
+    refused(cli, path, "TS120", (11, 1), folder)
+
+
+def test_too_many_lines(cli, folder):
+    refused(cli, write(folder, "spec.yaml", HEADER + "\n" * 20_000), "TS120", (10_001, 1), folder)
+
+
+def test_too_many_documents(cli, folder):
+    path = write(folder, "spec.yaml", HEADER + "--- {}\n" * 150)
+    d = refused(cli, path, "TS120", (110, 1), folder)  # document 101 starts on line 110
+    assert "more than 100 documents" in d["message"]
+
+
+def test_too_many_nodes_while_composing(cli, folder):
+    items = "".join("  " + "1, " * 1000 + "\n" for _ in range(30))
+    d = refused(cli, write(folder, "spec.yaml", HEADER + f"a: [\n{items}]\n"), "TS120", None, folder)
+    assert "20,000 nodes" in d["message"]
+
+
+def test_very_long_key(cli, folder):
+    # PyYAML refuses implicit keys over 1024 characters itself; an explicit `? key` is ours to refuse
+    implicit = write(folder, "a.yaml", HEADER.replace("  name: corpus\n", "  name: corpus\n  labels:\n    " + "k" * 5000 + ": v\n"))
+    refused(cli, implicit, "TS101", None, folder)
+    explicit = write(folder, "b.yaml", HEADER.replace("  name: corpus\n", "  name: corpus\n  labels:\n    ? " + "k" * 5000 + "\n    : v\n"))
+    d = refused(cli, explicit, "TS120", (6, 7), folder)
+    assert len(d["message"]) < 200
+
+
+def test_huge_value_is_clipped_in_messages(cli, folder):
+    path = write(folder, "spec.yaml", HEADER.replace("name: corpus", "name: " + "X" * 20_000))
+    d = refused(cli, path, "TS116", (4, 9), folder)
+    assert "20,000 characters" in d["message"] and len(d["message"]) < 300
+
+
+# Aliases -------------------------------------------------------------------------------
+
+LABELS = "  labels: {" + ", ".join(f"l{i}: *big" for i in range(300)) + "}\n"
+
+
+def test_megabyte_line_aliased_300_times(cli, folder):
+    spec = HEADER.replace("  name: corpus\n", '  name: corpus\n  description: &big "' + "x" * 1_000_000 + '"\n' + LABELS)
+    refused(cli, write(folder, "spec.yaml", spec), "TS120", (5, 1), folder, command="plan")
+
+
+def test_megabyte_block_aliased_300_times_stops_while_building(cli, folder):
+    """Under the line limits, the expansion limit stops it at the first alias that passes 1 MiB."""
+    block = "".join("    " + "x" * 24_999 + "\n" for _ in range(40))
+    spec = HEADER.replace("  name: corpus\n", "  name: corpus\n  description: &big |\n" + block + LABELS)
+    d = refused(cli, write(folder, "spec.yaml", spec), "TS104", (46, 16), folder, command="plan")
+    assert "1,048,576 characters" in d["message"]
+
+
+def test_small_aliases_within_the_limits_still_work(cli, folder):
+    spec = HEADER.replace("  name: corpus\n", "  name: corpus\n  description: &d shared\n  labels: {a: *d, b: *d}\n")
+    assert cli("validate", write(folder, "spec.yaml", spec), "--state", folder / "s.db").code == 0
+
+
+# One file among others -----------------------------------------------------------------
+
+
+def test_a_hostile_file_does_not_hide_the_others(cli, folder):
+    write(folder, "a-deep.yaml", HEADER + "a: " + "[" * 10_000 + "]" * 10_000 + "\n")
+    write(folder, "b-typo.yaml", HEADER.replace("name: corpus", "name: typo") + "hyperparameters:\n  epoch: 2\n")
+    write(folder, "c-nul.yaml", HEADER.replace("name: corpus", "name: nul") + "x: \x00\n")
+    write(folder, "d-good.yaml", HEADER.replace("name: corpus", "name: good"))
+    result = cli("validate", folder, "--output", "json", "--state", folder / "s.db")
+    assert result.code == 1
+    found = {(Path(d["location"]["file"]).name, d["code"]) for d in diagnostics(result)}
+    assert found == {("a-deep.yaml", "TS120"), ("b-typo.yaml", "TS110"), ("c-nul.yaml", "TS109")}
+    assert [s["name"] for s in result.json["specs"] if s["ok"]] == ["good"]

@@ -12,15 +12,16 @@ CODES: dict[str, str] = {
     "TS003": "confirmation required (no TTY and no --yes)",
     "TS004": "internal error (a bug in tunespec or a plugin)",
     # Spec: loading
-    "TS100": "file cannot be read or is not valid UTF-8",
+    "TS100": "file cannot be read, is not a regular file, or is not UTF-8 text",
     "TS101": "YAML syntax error",
     "TS102": "duplicate key",
     "TS103": "YAML tag not allowed",
-    "TS104": "YAML alias/anchor not allowed or too large (alias bomb)",
+    "TS104": "YAML aliases expand too much (alias bomb: over 20,000 nodes or 1 MiB of text) or refer to themselves",
     "TS105": "empty spec file or document",
     "TS106": "environment variable not set and no default",
     "TS107": "malformed ${env:...} interpolation",
     "TS108": "document is not a mapping",
+    "TS109": "character not allowed in a spec (NUL, control, bidirectional override, byte order mark inside)",
     # Spec: schema
     "TS110": "unknown key",
     "TS111": "missing required key",
@@ -32,6 +33,9 @@ CODES: dict[str, str] = {
     "TS117": "unsupported apiVersion or kind",
     "TS118": "duplicate spec name",
     "TS119": "unknown backend",
+    # Spec: limits
+    "TS120": "spec exceeds a size limit (1 MiB file, 10,000 lines, 32,768-character lines, 100 documents, "
+    "nesting 64 deep, 20,000 nodes, 1,024-character keys)",
     # Data
     "TS200": "data source not found or unreadable",
     "TS201": "malformed JSON",
