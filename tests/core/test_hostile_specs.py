@@ -248,3 +248,74 @@ def test_a_hostile_file_does_not_hide_the_others(cli, folder):
     found = {(Path(d["location"]["file"]).name, d["code"]) for d in diagnostics(result)}
     assert found == {("a-deep.yaml", "TS120"), ("b-typo.yaml", "TS110"), ("c-nul.yaml", "TS109")}
     assert [s["name"] for s in result.json["specs"] if s["ok"]] == ["good"]
+
+
+@pytest.mark.parametrize("error", [RecursionError, MemoryError, ValueError])
+def test_an_unexpected_error_in_one_file_is_reported_for_that_file(cli, folder, monkeypatch, error):
+    import tunespec.pipeline as pipeline
+
+    real = pipeline.load_documents
+
+    def flaky(file, env=None):
+        if Path(file).name == "a.yaml":
+            raise error("boom")
+        return real(file, env)
+
+    monkeypatch.setattr(pipeline, "load_documents", flaky)
+    write(folder, "a.yaml", HEADER)
+    write(folder, "b.yaml", HEADER.replace("name: corpus", "name: b") + "hyperparameters:\n  epoch: 2\n")
+    result = cli("validate", folder, "--output", "json", "--state", folder / "s.db")
+    assert result.code == 1
+    found = {(Path(d["location"]["file"]).name, d["code"]) for d in diagnostics(result)}
+    assert found == {("a.yaml", "TS121"), ("b.yaml", "TS110")}
+    failure = next(d for d in diagnostics(result) if d["code"] == "TS121")
+    assert error.__name__ in failure["message"] and "tunespec-error-" in failure["hint"]
+
+
+# Files that are not specs --------------------------------------------------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_named_like_a_spec_does_not_hang(cli, folder):
+    os.mkfifo(folder / "pipe.yaml")
+    result = cli("validate", folder, "--output", "json", "--state", folder / "s.db")
+    assert result.code == 1
+    assert [(d["code"], d["message"]) for d in diagnostics(result)] == [("TS100", "not a regular file")]
+    direct = cli("validate", folder / "pipe.yaml", "--output", "json", "--state", folder / "s.db")
+    assert [d["code"] for d in diagnostics(direct)] == ["TS100"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symbolic links")
+def test_a_link_out_of_the_folder_is_not_read(cli, tmp_path, monkeypatch):
+    secret = tmp_path / "outside" / "credentials.yaml"
+    secret.parent.mkdir()
+    secret.write_text("[default]\naws_secret_access_key = TOPSECRET\n")
+    specs = tmp_path / "repo" / "specs"
+    shutil.copytree(CORPUS / "data", specs / "data")
+    (specs / "leak.yaml").symlink_to(secret)
+    (specs / "zero.yaml").symlink_to("/dev/zero")
+    (specs / "good.yaml").write_text(HEADER)
+    (specs / "alias.yaml").symlink_to("good.yaml")  # a link inside the folder is fine (and a duplicate name)
+    monkeypatch.chdir(tmp_path / "repo")
+    for output in ("json", "human"):
+        result = cli("validate", "specs", "--output", output, "--state", tmp_path / "s.db")
+        assert result.code == 1
+        assert "TOPSECRET" not in result.text and "aws_secret" not in result.text
+    codes = sorted((Path(d["location"]["file"]).name, d["code"]) for d in diagnostics(cli("validate", "specs", "--output", "json", "--state", tmp_path / "s.db")))
+    assert codes == [("good.yaml", "TS118"), ("leak.yaml", "TS100"), ("zero.yaml", "TS100")]
+    # a link named on the command line must stay inside the current directory
+    direct = cli("validate", "specs/leak.yaml", "--output", "json", "--state", tmp_path / "s.db")
+    assert [d["code"] for d in diagnostics(direct)] == ["TS100"] and "TOPSECRET" not in direct.text
+
+
+# What the renderer echoes --------------------------------------------------------------
+
+
+def test_thousands_of_problems_in_one_file_are_counted_not_printed(cli, folder):
+    path = write(folder, "spec.yaml", HEADER + "x:\n" + "  k: 1\n" * 3000)
+    result = cli("validate", path, "--output", "json", "--state", folder / "s.db")
+    found = diagnostics(result)
+    assert result.code == 1 and len(found) == 51
+    assert found[-1]["code"] == "TS122" and "2,949 more problems in this file not shown (2,949 TS102)" in found[-1]["message"]
+    human = cli("validate", path, "--state", folder / "s.db")
+    assert human.err.count("TS102") == 51 and "(2,949 TS102)" in human.err

@@ -12,7 +12,7 @@ CODES: dict[str, str] = {
     "TS003": "confirmation required (no TTY and no --yes)",
     "TS004": "internal error (a bug in tunespec or a plugin)",
     # Spec: loading
-    "TS100": "file cannot be read, is not a regular file, or is not UTF-8 text",
+    "TS100": "file cannot be read, is not a regular file, is a link out of the folder, or is not UTF-8 text",
     "TS101": "YAML syntax error",
     "TS102": "duplicate key",
     "TS103": "YAML tag not allowed",
@@ -33,9 +33,11 @@ CODES: dict[str, str] = {
     "TS117": "unsupported apiVersion or kind",
     "TS118": "duplicate spec name",
     "TS119": "unknown backend",
-    # Spec: limits
+    # Spec: limits and failures while loading
     "TS120": "spec exceeds a size limit (1 MiB file, 10,000 lines, 32,768-character lines, 100 documents, "
     "nesting 64 deep, 20,000 nodes, 1,024-character keys)",
+    "TS121": "unexpected error while loading one spec file (a bug; the other files are still checked)",
+    "TS122": "more problems in one spec file than are shown (the first 50 are; this counts the rest)",
     # Data
     "TS200": "data source not found or unreadable",
     "TS201": "malformed JSON",

@@ -30,7 +30,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from tunespec.diagnostics import Diagnostic, Diagnostics, Location
+from tunespec.diagnostics import Diagnostic, Diagnostics, Location, Severity
 
 Path_ = tuple  # a field path like ("data", "train", 0, "path")
 
@@ -692,6 +692,76 @@ def load_documents(
     if not documents and not diagnostics:
         diagnostics.append(Diagnostic("TS105", "spec file has no documents", Location(str(file), 1, 1)))
     return documents, diagnostics
+
+
+# Reading spec files safely, for the pipeline (tunespec.pipeline.find_spec_files / load_specs)
+
+MAX_PROBLEMS_PER_FILE = 50  # one file reports its first 50 problems, and a TS122 count of the rest
+
+
+def link_outside(path: Path, roots: list[Path]) -> Diagnostic | None:
+    """TS100 if `path` (reached through a symbolic link) resolves outside every root: a link
+    in a pull request must not make tunespec read, and quote, a file elsewhere."""
+    target = path.resolve()
+    if any(target.is_relative_to(root.resolve()) for root in roots):
+        return None
+    return Diagnostic(
+        "TS100",
+        f"{path} is a symbolic link to {target}, outside {roots[0]}: not read",
+        Location(str(path)),
+        "a spec reached through a link must stay inside the folder being checked; copy the file in instead",
+    )
+
+
+def has_link_below(file: Path, root: Path) -> bool:
+    """Whether any part of `file` below `root` is a symbolic link."""
+    part = file
+    while part != root and part != part.parent:
+        if part.is_symlink():
+            return True
+        part = part.parent
+    return False
+
+
+def load_failure(file: Path, exc: BaseException) -> Diagnostic:
+    """TS121 for a spec file whose loading raised (a bug): the traceback is saved, as TS004's is."""
+    import tempfile
+    import traceback
+
+    try:
+        fd, log = tempfile.mkstemp(prefix="tunespec-error-", suffix=".log")
+        with os.fdopen(fd, "w") as f:
+            traceback.print_exception(exc, file=f)
+        saved = f"; the traceback is in {log}"
+    except OSError:
+        saved = ""
+    return Diagnostic(
+        "TS121",
+        f"could not load this spec file: {type(exc).__name__}: {_clip(str(exc), 200)}",
+        Location(str(file), 1, 1),
+        f"this is a bug in tunespec (the other files were still checked){saved}",
+    )
+
+
+def limit_problems(file: Path, problems: list[Diagnostic]) -> list[Diagnostic]:
+    """The first MAX_PROBLEMS_PER_FILE problems of one file, and one TS122 counting the rest
+    by code: thousands of problems in one file would take longer to print than to find."""
+    if len(problems) <= MAX_PROBLEMS_PER_FILE:
+        return problems
+    rest = problems[MAX_PROBLEMS_PER_FILE:]
+    counts: dict[str, int] = {}
+    for d in rest:
+        counts[d.code] = counts.get(d.code, 0) + 1
+    by_code = ", ".join(f"{n:,} {code}" for code, n in sorted(counts.items()))
+    errors = sum(d.is_error for d in rest)
+    summary = Diagnostic(
+        "TS122",
+        f"{len(rest):,} more problems in this file not shown ({by_code})",
+        Location(str(file)),
+        "fix the problems shown first",
+        Severity.ERROR if errors else Severity.WARNING,
+    )
+    return problems[:MAX_PROBLEMS_PER_FILE] + [summary]
 
 
 def _short_tag(tag: str) -> str:
