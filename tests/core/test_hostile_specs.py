@@ -311,6 +311,54 @@ def test_a_link_out_of_the_folder_is_not_read(cli, tmp_path, monkeypatch):
 # What the renderer echoes --------------------------------------------------------------
 
 
+def test_only_lines_of_spec_files_the_loader_read_are_echoed(capsys):
+    from tunespec.cli import render
+    from tunespec.diagnostics import Diagnostic, Location
+
+    render.diagnostic(Diagnostic("TS201", "malformed JSON", Location("/proc/self/environ", 1, 1)))
+    render.diagnostic(Diagnostic("TS201", "malformed JSON", Location(__file__, 1, 1)))
+    err = capsys.readouterr().err
+    assert " | " not in err and "PATH=" not in err and '"""' not in err
+
+
+def test_data_file_lines_are_not_echoed(cli, folder):
+    (folder / "data" / "train.jsonl").write_text('{"contents": "TOPSECRET-TRAINING-LINE"\n')
+    result = cli("validate", write(folder, "spec.yaml", HEADER), "--state", folder / "s.db")
+    assert result.code == 1 and "train.jsonl:1" in result.err
+    assert "TOPSECRET-TRAINING-LINE" not in result.err
+
+
+def test_refused_files_are_not_echoed(cli, folder):
+    path = write(folder, "spec.yaml", HEADER.replace("kind: TuningJob", "kind: Tuning\x00Job SECRET"))
+    result = cli("validate", path, "--state", folder / "s.db")
+    assert "TS109" in result.err and "SECRET" not in result.err
+
+
+def test_echo_follows_the_text_the_loader_read_last(cli, folder):
+    path = write(folder, "spec.yaml", HEADER + "hyperparameters:\n  epoch: 2\n")
+    assert "  epoch: 2" in cli("validate", path, "--state", folder / "s.db").err
+    path.write_text(HEADER + "hyperparameters:\n  epochz: 3\n")
+    err = cli("validate", path, "--state", folder / "s.db").err
+    assert "  epochz: 3" in err and "epoch: 2" not in err
+
+
+def test_terminal_escapes_in_names_and_lines_are_neutralised(cli, folder):
+    sub = folder / "specs"
+    shutil.copytree(folder / "data", sub / "data")
+    write(sub, "evil\x1b]0;pwned\x07\x1b[2J.yaml", HEADER + "hyperparameters:\n  epoch: 2\n")
+    result = cli("validate", sub, "--state", folder / "s.db")
+    assert result.code == 1 and "TS110" in result.err
+    assert "\x1b" not in result.err and "\x07" not in result.err
+
+
+def test_printable_keeps_caret_columns():
+    from tunespec.cli.render import printable
+
+    assert printable("a\tb\x1b[31mc\u202ed") == "a b\ufffd[31mc\ufffdd"
+    assert printable("one\ntwo", newlines=True) == "one\ntwo"
+    assert printable("one\ntwo") == "one\ufffdtwo"
+
+
 def test_thousands_of_problems_in_one_file_are_counted_not_printed(cli, folder):
     path = write(folder, "spec.yaml", HEADER + "x:\n" + "  k: 1\n" * 3000)
     result = cli("validate", path, "--output", "json", "--state", folder / "s.db")

@@ -24,6 +24,7 @@ import os
 import re
 import stat
 import unicodedata
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -57,6 +58,7 @@ MAX_EXPANDED_CHARS = 1 << 20  # characters of keys and scalars as built, aliases
 MAX_KEY_CHARS = 1024
 MAX_NUMBER_CHARS = 100  # an int/float longer than this is refused unconverted (TS113)
 INT_RANGE = (-(2**63), 2**64 - 1)  # integers JSON tooling (orjson, the fingerprint) can hold (TS113)
+MAX_REMEMBERED_CHARS = 32 << 20  # spec texts kept for the renderer's source lines (oldest dropped)
 
 # Characters refused anywhere in a spec (TS109): C0/C1 controls except tab, LF and CR
 # (NUL included; YAML's NEL, U+2028 and U+2029 would be line breaks editors do not show),
@@ -477,6 +479,29 @@ class _Builder:
         return INTERPOLATION.sub(replace, text)
 
 
+_SOURCES: OrderedDict[str, tuple[int, list[str]]] = OrderedDict()
+
+
+def source_lines(file: str) -> list[str] | None:
+    """The lines of a spec file as the loader read it, or None if it did not read it (or it
+    was refused). Diagnostics echo these; nothing else is ever read to show a source line."""
+    entry = _SOURCES.get(file)
+    return entry[1] if entry else None
+
+
+def _remember(file: Path, text: str) -> None:
+    key = str(file)
+    _SOURCES.pop(key, None)
+    _SOURCES[key] = (len(text), text.splitlines())
+    total = sum(size for size, _ in _SOURCES.values())
+    while total > MAX_REMEMBERED_CHARS and len(_SOURCES) > 1:
+        total -= _SOURCES.popitem(last=False)[1][0]
+
+
+def _forget(file: Path) -> None:
+    _SOURCES.pop(str(file), None)
+
+
 def _read(file: Path) -> bytes | Diagnostic:
     """The bytes of a spec file, refusing (before reading) anything that is not a regular
     file or is larger than MAX_FILE_BYTES. Opened without blocking, so a FIFO cannot hang."""
@@ -614,9 +639,11 @@ def load_documents(
 ) -> tuple[list[LoadedDocument], list[Diagnostic]]:
     """Load every YAML document in `file`. Never raises for bad input: problems come back
     as diagnostics, and documents that had problems are left out. Every limit above is
-    checked before the work it bounds."""
+    checked before the work it bounds; the text of a file that passes the reading checks
+    is kept for `source_lines`."""
     file = Path(file)
     env = os.environ if env is None else env
+    _forget(file)
     if text is None:
         data = _read(file)
         if isinstance(data, Diagnostic):
@@ -631,6 +658,7 @@ def load_documents(
     problem = _check_text(file, text)
     if problem:
         return [], [problem]
+    _remember(file, text)
     if not text.strip():
         return [], [Diagnostic("TS105", "spec file is empty", Location(str(file), 1, 1), "run `tunespec init` for a starter spec")]
     documents: list[LoadedDocument] = []
