@@ -38,20 +38,41 @@ SPEC_SUFFIXES = (".yaml", ".yml")
 def find_spec_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[Diagnostic]]:
     """Expand files and directories into spec files. Directories are searched recursively,
     skipping hidden folders (.tunespec, staging runs) and run directories (a folder with a
-    manifest.json holds a run's copy of its spec, not a spec to apply)."""
+    manifest.json holds a run's copy of its spec, not a spec to apply).
+
+    Specs come from pull requests, and a symbolic link in one could make tunespec read (and
+    quote in its diagnostics) any file on the machine. So a spec file found in a directory
+    must resolve to a file inside that directory, and a path named on the command line that
+    is itself a link must resolve inside the current directory or the link's own folder.
+    Those refused are reported (TS100), never skipped silently."""
+    from tunespec.spec.loader import has_link_below, link_outside
+
     files: list[Path] = []
     problems: list[Diagnostic] = []
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
-            found = sorted(_spec_files_under(path))
-            if not found:
-                problems.append(Diagnostic("TS002", f"no spec files (*.yaml, *.yml) in {path}", Location(str(path))))
-            files.extend(found)
-        elif path.is_file():
-            files.append(path)
-        else:
-            problems.append(Diagnostic("TS001", f"no such file or directory: {path}", Location(str(path))))
+        try:
+            outside = link_outside(path, [Path.cwd(), path.absolute().parent]) if path.is_symlink() else None
+            if outside:
+                problems.append(outside)
+            elif path.is_dir():
+                found = sorted(_spec_files_under(path))
+                if not found:
+                    problems.append(Diagnostic("TS002", f"no spec files (*.yaml, *.yml) in {path}", Location(str(path))))
+                for file in found:
+                    outside = link_outside(file, [path]) if has_link_below(file, path) else None
+                    if outside:
+                        problems.append(outside)
+                    else:
+                        files.append(file)
+            elif path.is_file():
+                files.append(path)
+            elif path.exists():
+                problems.append(Diagnostic("TS100", f"not a regular file: {path}", Location(str(path)), "a spec is a plain .yaml file"))
+            else:
+                problems.append(Diagnostic("TS001", f"no such file or directory: {path}", Location(str(path))))
+        except OSError as exc:  # e.g. a folder on the way that cannot be searched
+            problems.append(Diagnostic("TS100", f"cannot read {path}: {exc.strerror or exc}", Location(str(path))))
     return files, problems
 
 
@@ -66,17 +87,30 @@ def _spec_files_under(folder: Path) -> Iterable[Path]:
 
 def load_specs(paths: Iterable[str | Path], host: PluginHost, env: dict[str, str] | None = None) -> tuple[list[ResolvedSpec], list[Diagnostic]]:
     """Load and schema-check every spec document under `paths`. Bad documents are reported
-    and left out; good ones are returned, so one bad file never hides the others' problems."""
+    and left out; good ones are returned, so one bad file never hides the others' problems:
+    anything unexpected while loading one file (a bug, RecursionError, MemoryError) becomes
+    a TS121 diagnostic for that file and the other files are still loaded, and one file
+    reports at most its first problems (with a TS122 count of the rest)."""
+    from tunespec.spec.loader import limit_problems, load_failure
+
     files, problems = find_spec_files(paths)
     specs: list[ResolvedSpec] = []
     for file in files:
-        documents, load_problems = load_documents(file, env)
-        problems.extend(load_problems)
-        for doc in documents:
-            spec, schema_problems = validate_document(doc, host)
-            problems.extend(schema_problems)
-            if spec is not None:
-                specs.append(spec)
+        file_specs: list[ResolvedSpec] = []
+        file_problems: list[Diagnostic] = []
+        try:
+            documents, load_problems = load_documents(file, env)
+            file_problems.extend(load_problems)
+            for doc in documents:
+                spec, schema_problems = validate_document(doc, host)
+                file_problems.extend(schema_problems)
+                if spec is not None:
+                    file_specs.append(spec)
+        except Exception as exc:  # noqa: BLE001 - a bug must not hide the other files' problems
+            file_specs = []
+            file_problems.append(load_failure(file, exc))
+        specs.extend(file_specs)
+        problems.extend(limit_problems(file, file_problems))
     problems.extend(_duplicate_names(specs))
     return specs, problems
 
@@ -151,7 +185,7 @@ def _output_problems(spec: ResolvedSpec) -> list[Diagnostic]:
     problem = output_root_problem(spec.output_root)
     if problem is None:
         return []
-    return [Diagnostic("TS120", f"output.path {spec.job.output.path!r} cannot hold runs: {problem}", spec.locate("output.path"),
+    return [Diagnostic("TS123", f"output.path {spec.job.output.path!r} cannot hold runs: {problem}", spec.locate("output.path"),
                        "point `output.path` at a folder you can write (relative paths are relative to the spec file)")]
 
 
@@ -303,7 +337,7 @@ def apply_checked(
         result = RunResult(status="failed", message=f"cannot create the run folder: {exc}")
         state.update_run(run.run_id, status="failed", message=result.message, owner_pid=None)
         return Outcome(spec.name, "error", run=state.get_run(run.run_id), result=result, diagnostics=[
-            Diagnostic("TS120", f"cannot create the run folder {layout(run.run_id).path}: {exc.strerror}", spec.locate("output.path"),
+            Diagnostic("TS123", f"cannot create the run folder {layout(run.run_id).path}: {exc.strerror}", spec.locate("output.path"),
                        "point `output.path` at a folder you can write")])
     ctx = RunContext(
         run_id=run.run_id,

@@ -250,7 +250,7 @@ def test_an_output_path_that_is_a_file_is_located_before_any_run(cli, project):
     for command in ("validate", "apply"):
         result = cli(command, spec, "--output", "json")
         assert result.code == 1
-        [problem] = [d for s in result.json["specs"] for d in s["diagnostics"] if d["code"] == "TS120"]
+        [problem] = [d for s in result.json["specs"] for d in s["diagnostics"] if d["code"] == "TS123"]
         assert problem["location"]["line"] == 14 and "is a file" in problem["message"]
     assert not _db(project).exists() or not cli("runs", "--state", _db(project), "--output", "json").json["runs"]
 
@@ -266,5 +266,5 @@ def test_an_output_path_on_a_read_only_mount_is_located_before_any_run(project, 
               f"{sys.executable} -m tunespec.cli.main apply {spec} --output json --state {tmp_path / 'state.db'}")
     done = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, env=_echo_env(), cwd=project.root)
     assert done.returncode == 1, done.stderr
-    [problem] = [d for s in json.loads(done.stdout)["specs"] for d in s["diagnostics"] if d["code"] == "TS120"]
+    [problem] = [d for s in json.loads(done.stdout)["specs"] for d in s["diagnostics"] if d["code"] == "TS123"]
     assert "read-only" in problem["message"] and problem["location"]["line"] == 14

@@ -7,9 +7,8 @@ and width follow the terminal and CI logs stay plain.
 from __future__ import annotations
 
 import json
+import re
 import sys
-from functools import lru_cache
-from pathlib import Path
 from typing import Any, Iterable
 
 from rich.console import Console
@@ -19,6 +18,7 @@ __all__ = ["escape"]
 from rich.table import Table
 
 from tunespec.diagnostics import Diagnostic, Severity
+from tunespec.spec.loader import source_lines
 
 # Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns and cut run ids
 # and paths; logs can be wide.
@@ -27,33 +27,43 @@ out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty()
 err = Console(stderr=True, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else LOG_WIDTH)
 
 STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
-MAX_SOURCE_BYTES = 1 << 20
+MAX_ECHO_CHARS = 200
+
+# What a terminal must not be sent from a spec or a file name: controls (escape sequences
+# included), bidirectional overrides, invisible line separators and format characters.
+UNPRINTABLE = re.compile("[\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u2069\\ufeff\\ufff9-\\ufffb]")
+UNPRINTABLE_KEEP_NEWLINES = re.compile("[\\x00-\\x09\\x0b-\\x1f\\x7f-\\x9f\\u061c\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u2069\\ufeff\\ufff9-\\ufffb]")
 
 
-@lru_cache(maxsize=64)
-def _source_lines(file: str) -> list[str] | None:
-    path = Path(file)
-    try:
-        if not path.is_file() or path.stat().st_size > MAX_SOURCE_BYTES:
-            return None
-        return path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
+def printable(text: str, *, newlines: bool = False) -> str:
+    """`text` safe for a terminal: a tab becomes a space and any other control or invisible
+    formatting character becomes U+FFFD, one column each, so a caret below still lines up."""
+    text = text.replace("\t", " ")
+    return (UNPRINTABLE_KEEP_NEWLINES if newlines else UNPRINTABLE).sub("\ufffd", text)
+
+
+def _source_line(file: str, line: int) -> str | None:
+    """Line `line` of a spec file, from the text the spec loader read. No other file is ever
+    read to echo a line: a diagnostic may point at any path (a data file, /proc/...)."""
+    lines = source_lines(file)
+    if lines is None or not 1 <= line <= len(lines):
         return None
+    return lines[line - 1]
 
 
 def diagnostic(d: Diagnostic) -> None:
     style = STYLE[d.severity]
-    path = f" [dim]({escape(d.location.path)})[/dim]" if d.location.path else ""
-    err.print(f"[bold]{escape(str(d.location))}[/bold]: [{style}]{d.severity.value}[/{style}] [dim]{d.code}[/dim] {escape(d.message)}{path}")
-    lines = _source_lines(d.location.file) if d.location.file and d.location.line else None
-    if lines and d.location.line and d.location.line <= len(lines):
+    path = f" [dim]({escape(printable(d.location.path))})[/dim]" if d.location.path else ""
+    message = escape(printable(d.message, newlines=True))
+    err.print(f"[bold]{escape(printable(str(d.location)))}[/bold]: [{style}]{d.severity.value}[/{style}] [dim]{d.code}[/dim] {message}{path}")
+    text = _source_line(d.location.file, d.location.line) if d.location.file and d.location.line else None
+    if text is not None:
         gutter = f"{d.location.line:>5} | "
-        text = lines[d.location.line - 1]
-        err.print(f"[dim]{gutter}[/dim]{escape(text[:200])}")
-        if d.location.column:
+        err.print(f"[dim]{gutter}[/dim]{escape(printable(text[:MAX_ECHO_CHARS]))}")
+        if d.location.column and d.location.column <= MAX_ECHO_CHARS + 1:
             err.print(" " * (len(gutter) + d.location.column - 1) + f"[{style}]^[/{style}]")
     if d.hint:
-        err.print(f"      [green]hint:[/green] {escape(d.hint)}")
+        err.print(f"      [green]hint:[/green] {escape(printable(d.hint, newlines=True))}")
 
 
 def diagnostics(items: Iterable[Diagnostic], omitted: dict[str, int] | None = None) -> None:

@@ -15,15 +15,16 @@ CODES: dict[str, str] = {
     "TS006": "interrupted (Ctrl-C or a signal; exit code 130)",
     "TS007": "a file the command was asked to write exists already or cannot be written",
     # Spec: loading
-    "TS100": "file cannot be read or is not valid UTF-8",
+    "TS100": "file cannot be read, is not a regular file, is a link out of the folder, or is not UTF-8 text",
     "TS101": "YAML syntax error",
     "TS102": "duplicate key",
     "TS103": "YAML tag not allowed",
-    "TS104": "YAML alias/anchor not allowed or too large (alias bomb)",
+    "TS104": "YAML aliases expand too much (alias bomb: over 20,000 nodes or 1 MiB of text) or refer to themselves",
     "TS105": "empty spec file or document",
     "TS106": "environment variable not set and no default",
     "TS107": "malformed ${env:...} interpolation",
     "TS108": "document is not a mapping",
+    "TS109": "character not allowed in a spec (NUL, control, bidirectional override, byte order mark inside)",
     # Spec: schema
     "TS110": "unknown key",
     "TS111": "missing required key",
@@ -35,7 +36,12 @@ CODES: dict[str, str] = {
     "TS117": "unsupported apiVersion or kind",
     "TS118": "duplicate spec name",
     "TS119": "unknown backend",
-    "TS120": "output path cannot hold runs (a file, read-only, or not writable)",
+    # Spec: limits and failures while loading
+    "TS120": "spec exceeds a size limit (1 MiB file, 10,000 lines, 32,768-character lines, 100 documents, "
+    "nesting 64 deep, 20,000 nodes, 1,024-character keys)",
+    "TS121": "unexpected error while loading one spec file (a bug; the other files are still checked)",
+    "TS122": "more problems in one spec file than are shown (the first 50 are; this counts the rest)",
+    "TS123": "output path cannot hold runs (a file, read-only, or not writable)",
     # Data
     "TS200": "data source not found or unreadable",
     "TS201": "malformed JSON",

@@ -21,9 +21,10 @@ NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 
 
 class StrictModel(BaseModel):
-    """Base for every spec block: unknown keys are errors, values are validated on assignment."""
+    """Base for every spec block: unknown keys are errors, values are validated on assignment,
+    and a number must be finite (`.inf`, `.nan` and `"inf"` are refused)."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, populate_by_name=True, allow_inf_nan=False)
 
 
 class Metadata(StrictModel):
@@ -135,7 +136,9 @@ class MethodSpec(StrictModel):
 
 class Hyperparameters(StrictModel):
     epochs: int = Field(default=3, ge=1, le=1000, description="Passes over the training data.")
-    max_steps: int | None = Field(default=None, ge=1, description="Stop after this many optimizer steps (overrides epochs when set).")
+    max_steps: int | None = Field(
+        default=None, ge=1, le=100_000_000, description="Stop after this many optimizer steps (overrides epochs when set)."
+    )
     learning_rate: float | None = Field(
         default=None, gt=0, le=1, description="Peak learning rate. Default: 2e-4 for peft, 2e-5 for full. Exclusive with `learning_rate_multiplier`."
     )
@@ -144,7 +147,7 @@ class Hyperparameters(StrictModel):
     )
     batch_size: int = Field(default=8, ge=1, le=4096, description="Examples (or packed sequences) per optimizer step, across all workers.")
     micro_batch_size: int | None = Field(
-        default=None, ge=1, description="Examples per forward pass; gradient accumulation makes up `batch_size`. Default: `batch_size`."
+        default=None, ge=1, le=4096, description="Examples per forward pass; gradient accumulation makes up `batch_size`. Default: `batch_size`."
     )
     optimizer: Literal["adamw", "adamw_8bit", "sgd", "adafactor"] = Field(default="adamw", description="Optimizer.")
     weight_decay: float = Field(default=0.0, ge=0, le=1, description="Decoupled weight decay.")
@@ -152,7 +155,13 @@ class Hyperparameters(StrictModel):
     warmup_ratio: float = Field(default=0.03, ge=0, lt=1, description="Fraction of steps spent warming the learning rate up from 0.")
     max_grad_norm: float | None = Field(default=1.0, gt=0, description="Gradient clipping norm; null disables clipping.")
     packing: bool = Field(default=True, description="Pack several examples into one sequence (no attention across examples).")
-    seed: int = Field(default=42, ge=0, description="Random seed for data order, dropout and adapter initialisation.")
+    seed: int = Field(
+        default=42,
+        ge=0,
+        le=2**32 - 1,
+        description="Random seed for data order, dropout and adapter initialisation; at most 2**32 - 1, "
+        "the largest seed numpy, torch and Python's `random` all accept.",
+    )
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         default="auto", description="`auto`: bf16 where the device supports it, else fp32."
     )
@@ -174,7 +183,9 @@ class Evaluation(StrictModel):
         "JSON fields reproduced exactly).",
     )
     compare_base: bool = Field(default=True, description="Also evaluate the base model before tuning, so the manifest shows base vs tuned.")
-    max_examples: int | None = Field(default=200, ge=1, description="Evaluate on at most this many validation examples (null: all).")
+    max_examples: int | None = Field(
+        default=200, ge=1, le=100_000_000, description="Evaluate on at most this many validation examples (null: all)."
+    )
     max_new_tokens: int = Field(default=128, ge=1, le=8192, description="Generation length limit for evaluation.")
     validation_loss: bool = Field(default=True, description="Compute validation loss after each epoch.")
 

@@ -11,6 +11,7 @@ with a did-you-mean for unknown keys and choices.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import types
 import typing
@@ -26,8 +27,10 @@ from tunespec.spec.resolve import ResolvedSpec, redact
 
 RANGE_ERRORS = {
     "greater_than", "greater_than_equal", "less_than", "less_than_equal", "too_short", "too_long",
-    "finite_number", "multiple_of",
+    "finite_number", "multiple_of", "int_parsing_size",
 }
+MAX_SHOWN = 80  # characters of a value quoted in a message (a hostile value can be a megabyte)
+INT_RANGE = (-(2**63), 2**64 - 1)  # what the fingerprint's JSON (orjson) can hold
 CHOICE_ERRORS = {"literal_error", "enum"}
 CONFLICT = re.compile(r"conflict(?:\[(\w+)\])?: (.*)", re.S)
 
@@ -50,6 +53,9 @@ def validate_document(doc: LoadedDocument, host: PluginHost) -> tuple[ResolvedSp
     if isinstance(backend_block, dict) and isinstance(backend_block.get("name"), str):
         config, problems = _validate_backend_block(backend_block, doc, host)
         diagnostics.extend(problems)
+    if job is not None and config is not None:
+        diagnostics.extend(_unrepresentable(job.model_dump(by_alias=True), doc, ()))
+        diagnostics.extend(_unrepresentable(config.model_dump(), doc, ("backend",)))
     if diagnostics or job is None or config is None:
         return None, [_without_secrets(d, doc) for d in _dedupe(diagnostics)]
     spec = ResolvedSpec(
@@ -65,6 +71,25 @@ def validate_document(doc: LoadedDocument, host: PluginHost) -> tuple[ResolvedSp
     return spec, []
 
 
+def _unrepresentable(value: Any, doc: LoadedDocument, path: tuple) -> list[Diagnostic]:
+    """Validated values that JSON cannot hold: an integer beyond 64 bits or a non-finite
+    float. The spec models bound their fields, but a backend's options may not, and an
+    integer written as a string (or interpolated) is parsed without limit by pydantic."""
+    if isinstance(value, dict):
+        return [d for k, v in value.items() for d in _unrepresentable(v, doc, path + (k,))]
+    if isinstance(value, (list, tuple)):
+        return [d for i, v in enumerate(value) for d in _unrepresentable(v, doc, path + (i,))]
+    if isinstance(value, int) and not isinstance(value, bool) and not INT_RANGE[0] <= value <= INT_RANGE[1]:
+        return [Diagnostic("TS113", f"{_show(value)} is out of range: integers in a spec must fit in 64 bits", doc.location(path), "write a smaller whole number")]
+    if isinstance(value, float) and not math.isfinite(value):
+        return [
+            Diagnostic(
+                "TS113", f"{value!r} is out of range: numbers in a spec must be finite", doc.location(path), "write a finite number (null where the field allows no value)"
+            )
+        ]
+    return []
+
+
 def _check_header(doc: LoadedDocument) -> list[Diagnostic]:
     """apiVersion and kind first: with the wrong ones, nothing else is worth reporting."""
     data = doc.data
@@ -77,7 +102,7 @@ def _check_header(doc: LoadedDocument) -> list[Diagnostic]:
             problems.append(
                 Diagnostic(
                     "TS117",
-                    f"unsupported {key} {value!r}",
+                    f"unsupported {key} {_show(value)}",
                     doc.location((key,)),
                     f"this tunespec reads `{key}: {expected}`",
                 )
@@ -96,7 +121,7 @@ def _validate_backend_block(block: dict, doc: LoadedDocument, host: PluginHost) 
         else:
             hint = _did_you_mean(name, backends) or "see `tunespec plugins` for installed backends"
         return None, [
-            Diagnostic("TS119", f"unknown backend {name!r}; installed: {', '.join(sorted(backends)) or 'none'}", doc.location(("backend", "name")), hint)
+            Diagnostic("TS119", f"unknown backend {_show(name)}; installed: {', '.join(sorted(backends)) or 'none'}", doc.location(("backend", "name")), hint)
         ]
     options = {k: v for k, v in block.items() if k != "name"}
     try:
@@ -144,10 +169,10 @@ def _diagnostic(error: dict, path: tuple, doc: LoadedDocument, root: type[BaseMo
     if kind == "extra_forbidden":
         allowed = _allowed_keys(root, path[len(prefix):-1])
         hint = _did_you_mean(str(dotted_field), allowed) or (f"allowed keys here: {', '.join(sorted(allowed))}" if allowed else None)
-        return Diagnostic("TS110", f"unknown key {dotted_field!r}", doc.location(path, key=True), hint)
+        return Diagnostic("TS110", f"unknown key {_show(dotted_field)}", doc.location(path, key=True), hint)
     if kind == "missing":
         # Point at the mapping that lacks the key (its own key, e.g. `data:`).
-        return Diagnostic("TS111", f"missing required key {dotted_field!r}", doc.location(path[:-1], key=True), _missing_hint(path))
+        return Diagnostic("TS111", f"missing required key {_show(dotted_field)}", doc.location(path[:-1], key=True), _missing_hint(path))
     message = error["msg"]
     conflict = CONFLICT.search(message) if kind == "value_error" else None
     if conflict:
@@ -159,12 +184,51 @@ def _diagnostic(error: dict, path: tuple, doc: LoadedDocument, root: type[BaseMo
     if kind in CHOICE_ERRORS:
         choices = _choices(error)
         hint = _did_you_mean(str(value), choices) if isinstance(value, str) else None
-        return Diagnostic("TS114", f"{value!r} is not allowed here; expected {message.removeprefix('Input should be ')}", doc.location(path), hint)
+        return Diagnostic("TS114", f"{_show(value)} is not allowed here; expected {message.removeprefix('Input should be ')}", doc.location(path), hint)
+    help_ = _field_help(root, path[len(prefix):])
+    if kind == "int_parsing_size":
+        return Diagnostic("TS113", f"{_show(value)} is out of range: too large for an integer", doc.location(path), _range_hint(error) or help_)
     if kind in RANGE_ERRORS:
-        return Diagnostic("TS113", f"{value!r} is out of range: {_lower(message)}", doc.location(path), None)
+        return Diagnostic("TS113", f"{_show(value)} is out of range: {_lower(message)}", doc.location(path), _range_hint(error) or help_)
     if kind.endswith("_type") or kind.endswith("_parsing") or kind in {"model_attributes_type", "bool_parsing"}:
-        return Diagnostic("TS112", f"wrong type: {_lower(message)}, got {_describe(value)}", doc.location(path), None)
-    return Diagnostic("TS116", f"invalid value {value!r}: {_lower(message.removeprefix('Value error, '))}", doc.location(path), None)
+        return Diagnostic("TS112", f"wrong type: {_lower(message)}, got {_describe(value)}", doc.location(path), help_)
+    return Diagnostic("TS116", f"invalid value {_show(value)}: {_lower(message.removeprefix('Value error, '))}", doc.location(path), help_)
+
+
+def _range_hint(error: dict) -> str | None:
+    """How to get back in range, from the bound pydantic reports."""
+    ctx = error.get("ctx") or {}
+    kind = error["type"]
+    if kind == "finite_number":
+        return "write a finite number (null where the field allows no value)"
+    if kind == "int_parsing_size":
+        return "write a smaller whole number"
+    if kind in ("too_short", "too_long"):
+        return f"give at least {ctx['min_length']}" if "min_length" in ctx else (f"give at most {ctx['max_length']}" if "max_length" in ctx else None)
+    if kind == "multiple_of" and "multiple_of" in ctx:
+        return f"write a multiple of {ctx['multiple_of']}"
+    bounds = [f"{sign} {ctx[key]}" for key, sign in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")) if key in ctx]
+    return f"write a value {' and '.join(bounds)}" if bounds else None
+
+
+def _field_help(model: type[BaseModel] | None, path: tuple) -> str | None:
+    """The description of the field at `path` (relative to `model`), as a hint."""
+    field = None
+    for part in path:
+        if isinstance(part, int):
+            continue
+        if model is None:
+            return None
+        field = next((f for n, f in model.model_fields.items() if (f.alias or n) == part), None)
+        if field is None:
+            return None
+        model = _model_in(field.annotation)
+    description = field.description if field is not None else None
+    return f"{_clip_text(description)}" if description else None
+
+
+def _clip_text(text: str, limit: int = 240) -> str:
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
 
 
 def _lower(message: str) -> str:
@@ -174,7 +238,15 @@ def _lower(message: str) -> str:
 def _describe(value: Any) -> str:
     if isinstance(value, (dict, list)):
         return f"a {'mapping' if isinstance(value, dict) else 'list'}"
-    return f"{type(value).__name__} {value!r}" if value is not None else "null"
+    return f"{type(value).__name__} {_show(value)}" if value is not None else "null"
+
+
+def _show(value: Any) -> str:
+    """repr() of a value for a message, cut to MAX_SHOWN characters."""
+    if isinstance(value, str) and len(value) > MAX_SHOWN:
+        return f"{value[:MAX_SHOWN]!r}... ({len(value):,} characters)"
+    text = repr(value) if not isinstance(value, (dict, list)) else _describe(value)
+    return text if len(text) <= MAX_SHOWN else f"{text[:MAX_SHOWN]}... ({len(text):,} characters)"
 
 
 def _choices(error: dict) -> list[str]:
@@ -193,6 +265,8 @@ def _missing_hint(path: tuple) -> str | None:
 
 
 def _did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
+    if len(word) > MAX_SHOWN:
+        return None
     match = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
     return f"did you mean {match[0]!r}?" if match else None
 
