@@ -9,7 +9,8 @@ until a name is used (so the CLI can take Ctrl-C from its first line, and `tunes
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (the CLI's first milliseconds)
 
 __version__ = "0.1.0"
 
@@ -52,6 +53,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from tunespec.backend import Backend, FieldMapping, Plan, RunContext, RunResult
     from tunespec.diagnostics import Diagnostic, DiagnosticError, Diagnostics, Location, Severity
     from tunespec.models import ModelResolver, ResolvedModel, resolve_model

@@ -13,15 +13,15 @@ Everything the command prints goes through `tunespec.secrets.RedactingStream`: n
 
 from __future__ import annotations
 
-import argparse
+# Only what the interpreter has loaded anyway: everything else is imported inside `main`,
+# where Ctrl-C is handled (an interrupt during a module-level import would be a traceback).
 import os
 import sys
-import tempfile
-import traceback
-from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
-from tunespec import __version__
+if TYPE_CHECKING:
+    import argparse
+    from typing import Callable
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 64, 130
 
@@ -34,12 +34,20 @@ class UsageError(Exception):
         self.usage = usage
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # argparse would print and exit 2, the code `plan` uses for changes
-        raise UsageError(message, self.format_usage())
+def _parser_class() -> type:
+    import argparse
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> Any:  # argparse would print and exit 2, the code `plan` uses for changes
+            raise UsageError(message, self.format_usage())
+
+    return Parser
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> "argparse.ArgumentParser":
+    from tunespec import __version__
+
+    _Parser = _parser_class()
     parser = _Parser(prog="tunespec", description="Compile fine-tuning specs into local, Ray and Vertex AI jobs.")
     parser.add_argument("--version", action="version", version=f"tunespec {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
@@ -84,13 +92,13 @@ def main(argv: list[str] | None = None) -> int:
 
     secrets.forget_all()  # one command per process: only this command's values are secrets
     _forget_reused_validation()
-    stdout, stderr = sys.stdout, sys.stderr
+    stdout, stderr, unraisablehook = sys.stdout, sys.stderr, sys.unraisablehook
     sys.stdout, sys.stderr = secrets.RedactingStream(stdout), secrets.RedactingStream(stderr)
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         return _main(argv)
     finally:
-        sys.stdout, sys.stderr = stdout, stderr
+        sys.stdout, sys.stderr, sys.unraisablehook = stdout, stderr, unraisablehook
         if "tunespec.state.store" in sys.modules:
             sys.modules["tunespec.state.store"].StateStore.close_all()
 
@@ -105,6 +113,7 @@ def _forget_reused_validation() -> None:
 def _main(argv: list[str]) -> int:
     json_output = _wants_json(argv)
     _terminate_like_ctrl_c()
+    sys.unraisablehook = _keep_interrupts
     try:
         args = build_parser().parse_args(argv)
     except UsageError as exc:
@@ -121,6 +130,17 @@ def _main(argv: list[str]) -> int:
         return _failed(exc, json_output)
     except Exception:  # a bug, not a user error: keep the traceback, show a short message
         return _internal_error(json_output)
+
+
+def _keep_interrupts(unraisable: Any) -> None:
+    """`sys.unraisablehook`: a Ctrl-C that lands where Python cannot raise it (a callback
+    inside native code, a finaliser) is delivered again instead of printed and lost."""
+    if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
+        import signal
+
+        signal.raise_signal(signal.SIGINT)
+        return
+    sys.__unraisablehook__(unraisable)
 
 
 def _terminate_like_ctrl_c() -> None:
@@ -176,22 +196,30 @@ def _usage_error(exc: UsageError, json_output: bool) -> int:
 
 
 def _interrupted(json_output: bool) -> int:
+    """Report an interrupt with nothing but the standard library: it may have landed in the
+    middle of importing something (rich, yaml), which must not be imported again now."""
+    import json
     import signal
-
-    from tunespec.diagnostics import Diagnostic, Severity
 
     # Handled: from here on the process only reports and exits with 130. A second Ctrl-C
     # (or the first one still pending while the interpreter shuts down) must not turn
     # that into a death by SIGINT.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    _report(Diagnostic("TS006", "interrupted: a run that was in progress is recorded as interrupted",
-                       hint="`tunespec apply` resumes it", severity=Severity.WARNING), json_output, interrupted=True)
+    message, hint = "interrupted: a run that was in progress is recorded as interrupted", "`tunespec apply` resumes it"
+    if json_output:
+        location = {"file": None, "line": None, "column": None, "path": None}
+        problem = {"code": "TS006", "severity": "warning", "message": message, "hint": hint, "location": location}
+        sys.stdout.write(json.dumps({"interrupted": True, "diagnostics": [problem], "errors": 1}, indent=2) + "\n")
+    else:
+        sys.stderr.write(f"warning TS006 {message}\n      hint: {hint}\n")
     return EXIT_INTERRUPTED
 
 
 def _internal_error(json_output: bool) -> int:
     from tunespec.diagnostics import Diagnostic
+
+    import tempfile
+    import traceback
 
     fd, log = tempfile.mkstemp(prefix="tunespec-error-", suffix=".log")
     with os.fdopen(fd, "w") as f:
@@ -204,6 +232,8 @@ def _internal_error(json_output: bool) -> int:
 
 
 def _redacted_traceback() -> str:
+    import traceback
+
     from tunespec import secrets
 
     return secrets.redact(traceback.format_exc())
@@ -212,10 +242,15 @@ def _redacted_traceback() -> str:
 def run() -> None:
     """The console script. Ctrl-C at any point, start-up included, ends with exit code 130
     and a message, never a traceback."""
+    import signal
+
     try:
         code = main()
     except KeyboardInterrupt:  # before main's own handler was in place
         code = EXIT_INTERRUPTED
+    # The command is over: a Ctrl-C now, while the interpreter shuts down, would only turn
+    # its exit code into a death by SIGINT.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if code == EXIT_INTERRUPTED:
         # An interrupt that landed inside an import can leave CPython's "unhandled Ctrl-C"
         # mark set though it was handled; at exit CPython would then kill this process with
