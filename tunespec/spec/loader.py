@@ -128,7 +128,30 @@ class _Budget:
     chars_built: int = 0
 
 
-class _Composer(yaml.SafeLoader):
+if yaml.__with_libyaml__:
+
+    class _Events(yaml.composer.Composer, yaml.cyaml.CParser, yaml.resolver.Resolver):
+        """libyaml's scanner and parser (in C: reading the text is most of what loading a
+        spec costs in pure Python) under PyYAML's composer, which stays in Python so that
+        `_Composer` bounds it node by node. No constructor: nothing here builds objects."""
+
+        def __init__(self, text: str):
+            yaml.cyaml.CParser.__init__(self, text)
+            yaml.composer.Composer.__init__(self)
+            yaml.resolver.Resolver.__init__(self)
+
+else:  # pragma: no cover - PyYAML built without libyaml
+
+    class _Events(yaml.composer.Composer, yaml.parser.Parser, yaml.scanner.Scanner, yaml.reader.Reader, yaml.resolver.Resolver):  # type: ignore[no-redef]
+        def __init__(self, text: str):
+            yaml.reader.Reader.__init__(self, text)
+            yaml.scanner.Scanner.__init__(self)
+            yaml.parser.Parser.__init__(self)
+            yaml.composer.Composer.__init__(self)
+            yaml.resolver.Resolver.__init__(self)
+
+
+class _Composer(_Events):
     """PyYAML's safe composer, bounded while it composes: nesting depth and node count are
     checked before each node is composed (its recursion would otherwise end in a
     RecursionError, its memory grows with every node), and aliases are kept as `_Alias` so
@@ -711,7 +734,12 @@ def load_documents(
         if exc.context and exc.context_mark and exc.problem:
             where = exc.context_mark
             problem += f" ({_clip(exc.context, 300)} at line {where.line + 1}, column {where.column + 1})"
-        diagnostics.append(Diagnostic("TS101", f"YAML syntax error: {problem}", loc, _syntax_hint(problem)))
+        if "maximum nesting depth" in problem:  # libyaml's own bound on flow nesting
+            diagnostics.append(_limit(file, mark, f"mappings and lists are nested more than {MAX_DEPTH} deep", _DEPTH_HINT))
+        else:
+            at_tab = mark is not None and text[mark.index : mark.index + 1] == "\t"
+            hint = "indent with spaces, not tabs" if at_tab else _syntax_hint(problem)
+            diagnostics.append(Diagnostic("TS101", f"YAML syntax error: {problem}", loc, hint))
     except yaml.reader.ReaderError as exc:  # a character the text checks let through
         loc = Location(str(file), *_line_col(text, exc.position))
         diagnostics.append(Diagnostic("TS109", f"character U+{exc.character:04X} is not allowed in YAML", loc, "remove it"))
