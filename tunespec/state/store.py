@@ -292,7 +292,9 @@ class StateStore:
                     "apply from a folder you can write, or pass --state FILE",
                 )) from None
         try:
-            self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            # check_same_thread=False: the store is used from one thread, but the garbage
+            # collector may drop it (and close the connection) on another.
+            self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise self._error(exc) from None
         self.db.row_factory = sqlite3.Row
@@ -390,7 +392,10 @@ class StateStore:
         # next garbage collection.
         db = getattr(self, "db", None)
         if db is not None:
-            db.close()
+            try:
+                db.close()
+            except sqlite3.Error:  # never let a finaliser print: the interpreter may be shutting down
+                pass
 
     # Errors: every SQLite failure is a diagnostic -----------------------------------------
 
