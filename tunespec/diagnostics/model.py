@@ -108,6 +108,22 @@ class Diagnostics:
         for d in diagnostics:
             self.add(d)
 
+    def absorb(self, kept: Iterable[Diagnostic], counts: "Counter[tuple[str, Severity]]") -> None:
+        """Take what another collector gathered (a worker process, an earlier validation of
+        the same file): the diagnostics it kept, and the count of every (code, severity)
+        it found, kept or not."""
+        kept = list(kept)
+        self.extend(kept)
+        shown = Counter((d.code, d.severity) for d in kept)
+        for (code, severity), n in counts.items():
+            extra = n - shown[code, severity]
+            if extra > 0:
+                self.counts[code] += extra
+                if severity is Severity.ERROR:
+                    self.error_count += extra
+                elif severity is Severity.WARNING:
+                    self.warning_count += extra
+
     def error(self, code: str, message: str, location: Location | None = None, hint: str | None = None) -> None:
         self.add(Diagnostic(code, message, location or Location(), hint, Severity.ERROR))
 
