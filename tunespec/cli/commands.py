@@ -139,9 +139,7 @@ def _print_plan(c: Any, change: Any) -> None:
 
 
 def apply(args: argparse.Namespace) -> int:
-    from tunespec.pipeline import apply_checked, interactive
-
-    from tunespec.pipeline import state_for
+    from tunespec.pipeline import apply_checked, interactive, state_for
 
     checked, problems, state = _check_all(args)
     errors = _report_problems(args, problems, checked)
