@@ -262,7 +262,7 @@ def _spec_names(paths: list[str]) -> list[str] | None:
     from tunespec.pipeline import find_spec_files
     from tunespec.spec.loader import load_documents
 
-    if paths == ["."]:
+    if not paths:
         return None
     files, problems = find_spec_files(paths)
     missing = [d for d in problems if d.code == "TS001"]
@@ -270,7 +270,11 @@ def _spec_names(paths: list[str]) -> list[str] | None:
         raise DiagnosticError(missing)
     names = []
     for file in files:
-        docs, _ = load_documents(file)
+        docs, problems = load_documents(file)
+        # A spec whose ${env:...} is not set (or that does not load) cannot be named: say
+        # why, as validate would, rather than "no runs recorded".
+        if problems:
+            raise DiagnosticError(problems)
         names.extend(d.data["metadata"]["name"] for d in docs if isinstance(d.data.get("metadata"), dict) and "name" in d.data["metadata"])
     return names
 
@@ -289,10 +293,10 @@ def _no_state(args: argparse.Namespace, paths: list[str]) -> int:
 def status(args: argparse.Namespace) -> int:
     from tunespec.pipeline import refresh_status, state_for
 
+    names = _spec_names(args.paths)  # first: a spec that cannot be read is an error either way
     state = state_for(args.paths, args.state, create=False)
     if state is None:
         return _no_state(args, args.paths)
-    names = _spec_names(args.paths)
     latest = [state.latest_run(n) for n in names] if names is not None else _latest_per_spec(state)
     host = plugin_host()
     rows = []
@@ -354,7 +358,7 @@ def cancel(args: argparse.Namespace) -> int:
         else:
             what = f"no run in flight for {args.target!r}" if run else f"no run or spec named {args.target!r}"
             hint = "see `tunespec runs`"
-        raise DiagnosticError(Diagnostic("TS401", what, Location(), hint))
+        raise DiagnosticError(Diagnostic("TS401", what, Location(subject=f"cancel {args.target}"), hint))
     outcome = cancel_run(run, plugin_host(), state)  # type: ignore[arg-type]
     if args.output == "json":
         render.print_json({"run": outcome.run.to_json(), "stopped": outcome.stopped, "message": outcome.message})
@@ -429,7 +433,8 @@ def plugins(args: argparse.Namespace) -> int:
     for p in host.plugins:
         registers = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in p.registers.items())
         note = p.error or (f"missing {', '.join(p.missing)}: {p.install_hint}" if p.missing else "")
-        t_rows.append([p.name, p.version or "built-in", f"[{style[p.status]}]{p.status}[/{style[p.status]}]", registers, note])
+        version = p.version or ("built-in" if p.module.startswith("tunespec.") else "not packaged")
+        t_rows.append([p.name, version, f"[{style[p.status]}]{p.status}[/{style[p.status]}]", registers, note])
     from rich.table import Table
 
     table = Table(title="plugins", title_justify="left")

@@ -18,20 +18,23 @@ class Severity(str, enum.Enum):
 class Location:
     """Where a problem is.
 
-    file:   the spec file or data file (as the user wrote or would recognise it)
-    line:   1-based line, when known
-    column: 1-based column, when known
-    path:   the field path in the spec (``hyperparameters.learning_rate``) or the JSON
-            path inside a data record (``$.contents[1].parts[0].text``)
+    file:    the spec file or data file (as the user wrote or would recognise it)
+    line:    1-based line, when known
+    column:  1-based column, when known
+    path:    the field path in the spec (``hyperparameters.learning_rate``) or the JSON
+             path inside a data record (``$.contents[1].parts[0].text``)
+    subject: what the problem concerns when it is in no file: ``run 20261124-...``,
+             ``Cloud Storage``, ``command line`` (shown in place of a file name)
     """
 
     file: str | None = None
     line: int | None = None
     column: int | None = None
     path: str | None = None
+    subject: str | None = None
 
     def __str__(self) -> str:
-        where = self.file or "<input>"
+        where = self.file or self.subject or "tunespec"
         if self.line is not None:
             where += f":{self.line}"
             if self.column is not None:
@@ -39,7 +42,7 @@ class Location:
         return where
 
     def to_json(self) -> dict[str, Any]:
-        return {"file": self.file, "line": self.line, "column": self.column, "path": self.path}
+        return {"file": self.file, "line": self.line, "column": self.column, "path": self.path, "subject": self.subject}
 
 
 @dataclass(frozen=True)
