@@ -56,7 +56,12 @@ class Plan(BaseModel):
     summary: dict[str, Any] = Field(default_factory=dict, description="Short human summary shown first by `plan`.")
     job: dict[str, Any] = Field(description="The exact job: a request body, a trainer config. JSON-serialisable.")
     mappings: list[FieldMapping] = Field(default_factory=list)
-    billable: bool = Field(default=False, description="True when apply starts paid remote compute: apply asks for confirmation.")
+    billable: bool = Field(
+        default=False,
+        description="True when apply starts paid compute (a managed service, a cluster someone pays for). This is the one "
+        "rule for confirmation: `apply` asks before starting a billable plan (or needs `--yes` without a terminal). "
+        "`Backend.remote` says something else: runs outlive `apply` and `status` follows them.",
+    )
     warnings: list[dict[str, Any]] = Field(default_factory=list, description="Diagnostics (as JSON) the plan carries.")
 
 
@@ -108,7 +113,8 @@ class Backend:
     config_model: ClassVar[type[BaseModel]]
     requires: ClassVar[tuple[str, ...]] = ()
     install_hint: ClassVar[str] = ""
-    # True when runs are remote jobs that outlive the `apply` process (status polls them).
+    # True when runs are remote jobs that outlive the `apply` process (status polls them,
+    # cancel asks the backend). Whether apply asks before starting one is `Plan.billable`.
     remote: ClassVar[bool] = False
 
     def data_rules(self, spec: "ResolvedSpec") -> "DataRules | None":

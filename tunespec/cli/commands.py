@@ -151,7 +151,7 @@ def apply(args: argparse.Namespace) -> int:
         return EXIT_ERROR
 
     def confirm(c: Any) -> bool:
-        if not (c.backend.remote or c.plan.billable) or args.yes:
+        if not c.plan.billable or args.yes:  # the one rule: the plan says whether it costs money
             return True
         if not interactive():
             raise _NeedsConfirmation(c)
