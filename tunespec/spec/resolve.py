@@ -31,10 +31,15 @@ class UnknownSpecPath(ValueError):
 
 @dataclass
 class ResolvedSpec:
+    """A spec that passed the schema: the `TuningJob`, the backend's validated options, and
+    where every field is in its file (for diagnostics). What every backend method gets."""
+
     job: TuningJob
+    """The spec's fields (`job.model.base`, `job.hyperparameters.epochs`, ...), interpolated values in place."""
     config: BaseModel
     """The backend's own options, validated by its `config_model`."""
     file: Path
+    """The spec file."""
     document: int
     """0-based index of the YAML document in `file`."""
     positions: dict[tuple, tuple[int, int]] = field(default_factory=dict, repr=False)
@@ -55,10 +60,12 @@ class ResolvedSpec:
 
     @property
     def name(self) -> str:
+        """`metadata.name`."""
         return self.job.metadata.name
 
     @property
     def base_dir(self) -> Path:
+        """The spec file's folder: relative paths in the spec are relative to it."""
         return self.file.parent
 
     def resolve_path(self, path: str) -> str:
@@ -70,6 +77,7 @@ class ResolvedSpec:
 
     @property
     def output_root(self) -> str:
+        """`output.path`, resolved: where `<spec name>/<run id>/` folders are published."""
         return self.resolve_path(self.job.output.path)
 
     def locate(self, path: str | tuple = ()) -> Location:
