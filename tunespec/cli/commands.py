@@ -369,6 +369,27 @@ def cancel(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# run-job: the remote side of a remote backend -------------------------------------------
+
+
+def run_job(args: argparse.Namespace) -> int:
+    """`tunespec run-job SPEC --run-dir DIR`: see `tunespec.pipeline.run_job`. Exit 0 when the
+    run succeeded; the result is also in DIR/result.json for the backend that started it."""
+    from tunespec.pipeline import run_job as run_one
+
+    with _progress(args) as progress:
+        result, problems = run_one(args.spec, args.run_dir, args.run_id, plugin_host(), progress, name=args.name)
+    if args.output == "json":
+        render.print_json({"result": result.model_dump(mode="json") if result else None, "run_dir": args.run_dir,
+                           "diagnostics": [d.to_json() for d in problems], "errors": sum(d.is_error for d in problems)})
+    else:
+        render.diagnostics(problems)
+        if result is not None:
+            style = "green" if result.status == "succeeded" else "red"
+            render.out.print(f"[{style}]{result.status}[/{style}] {args.run_dir}" + (f": {result.message}" if result.message else ""))
+    return EXIT_OK if result is not None and result.status == "succeeded" else EXIT_ERROR
+
+
 # verify / schema / plugins / init -------------------------------------------------------
 
 
