@@ -74,6 +74,9 @@ CODES: dict[str, str] = {
     "TS228": "record (or JSON array file) holds too many JSON values to parse",
     "TS229": "JSON array file too large to parse at once",
     "TS230": "too many bad lines in one file: the rest of it was not validated",
+    "TS231": "preference pair whose preferred and non-preferred responses are the same",
+    "TS232": "preference pair whose two conversations do not share the same prompt",
+    "TS233": "example kind does not match `method.objective` (a pair for sft, or a conversation for preference)",
     # Backend
     "TS300": "backend not available (dependencies missing)",
     "TS301": "base model not supported by this backend",
