@@ -42,6 +42,9 @@ CODES: dict[str, str] = {
     "TS121": "unexpected error while loading one spec file (a bug; the other files are still checked)",
     "TS122": "more problems in one spec file than are shown (the first 50 are; this counts the rest)",
     "TS123": "output path cannot hold runs (a file, read-only, or not writable)",
+    "TS124": "specs build on each other in a cycle (`model.base: run:<spec>`)",
+    "TS125": "`model.base: run:<spec>` names a spec without a usable succeeded run (never succeeded, or its run folder is missing)",
+    "TS126": "not applied: the spec it builds on did not succeed in this apply",
     # Data
     "TS200": "data source not found or unreadable",
     "TS201": "malformed JSON",
