@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
+from tunespec import secrets
 from tunespec.diagnostics import Diagnostic
 
 if TYPE_CHECKING:
@@ -60,9 +61,10 @@ class UpstreamRun:
 
     @property
     def tuned_model(self) -> str | None:
-        """The tuned model resource a managed backend reported (e.g. Vertex's `projects/.../models/...`)."""
+        """The tuned model resource a managed backend reported (e.g. Vertex's `projects/.../models/...`).
+        Manifests keep interpolated values as `${env:...}` references: expanded here, for use."""
         value = self.manifest.outputs.get("tuned_model")
-        return value if isinstance(value, str) else None
+        return secrets.expand(value)[0] if isinstance(value, str) else None
 
     @property
     def base_model(self) -> str:
