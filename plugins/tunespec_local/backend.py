@@ -313,6 +313,9 @@ def _mappings(spec: ResolvedSpec, targets: Any, micro: int) -> list[FieldMapping
             FieldMapping(field="method.preference.loss", target="DPO loss", value=pref.loss,
                          note="-log sigmoid(beta x margin)" if pref.loss == "sigmoid" else "(per-token margin - 1/(2 beta))^2"),
         ]
+    else:
+        m += [FieldMapping(field=f"method.preference.{name}", target=None, value=None, note="only with `method.objective: preference`")
+              for name in ("beta", "loss")]
     if job.method.lora:
         lora = job.method.lora
         m += [
