@@ -60,7 +60,7 @@ def resolve_model(ref: str, base_dir: Path, where: Location | None = None) -> Re
         Diagnostic(
             "TS306",
             f"no model resolver understands `{ref}` (resolvers: {names})",
-            where or Location(),
+            where or Location(subject=f"model {ref}"),
             "use a folder, a .gguf file, `package:<pkg>/<file>` or an `org/name` hub id",
         )
     )

@@ -585,6 +585,89 @@ def _backend_of(run: RunRecord) -> Backend:
     return plugin_host().backends()[run.backend]
 
 
+# Remote executors: one spec's run, on the machine a remote backend started ------------------
+
+RESULT_FILE = "result.json"
+"""What `run_job` leaves in the run folder for the backend that started the job: the
+`RunResult` as JSON. The backend's `status` reads it (`read_job_result`) once the job has
+ended, and returns it; tunespec then publishes the run folder as usual."""
+
+
+def run_job(spec_file: str | Path, run_dir: str | Path, run_id: str | None, host: PluginHost, progress: Progress,
+            name: str | None = None) -> tuple[RunResult | None, list[Diagnostic]]:
+    """Run one spec here, writing into `run_dir` as its staging folder: what a remote
+    backend's job (a container, a batch node, a pod; under `torchrun` every process) runs,
+    through `tunespec run-job`. No state database is involved: the backend that started the
+    job owns the run's record, and collects `run_dir`'s files when the job ends.
+
+    The spec runs on the backend it names (a remote backend ships a spec that names the
+    backend to run it with, usually `local`). `${env:...}` references are resolved from this
+    machine's environment (the remote backend ships their values as secret environment
+    variables, never in files); every text file left in `run_dir` is scrubbed of them.
+    A run folder that holds checkpoints resumes from them."""
+    specs, problems = load_specs([spec_file], host)
+    if name is not None:
+        specs = [s for s in specs if s.name == name]
+    if problems or len(specs) != 1:
+        if not problems:
+            what = f"no spec named {name!r} in {spec_file}" if name else f"{spec_file} holds {len(specs)} specs: pass --name"
+            problems = [Diagnostic("TS001", what, Location(str(spec_file)))]
+        return None, problems
+    spec = specs[0]
+    checked = check_spec(spec, host, None, progress)
+    if not checked.ok:
+        return None, [d for d in checked.diagnostics if d.is_error]
+    if checked.backend.remote:
+        where = spec.locate("backend.name")
+        return None, [Diagnostic("TS302", f"run-job runs a spec on this machine; backend {checked.backend.name!r} starts remote jobs", where,
+                                 "ship the job a spec whose backend runs here, e.g. `backend: {name: local}`")]
+    folder = Path(run_dir)
+    staged = RunDirectory.staged_at(folder, spec.name, run_id or folder.name.strip(".").removesuffix(".partial")).create()
+    ctx = RunContext(run_id=staged.run_id, spec=spec, plan=checked.plan, data=checked.data, run_dir=staged,  # type: ignore[arg-type]
+                     progress=progress, resuming=(folder / "checkpoints").is_dir())
+    diagnostics: list[Diagnostic] = []
+    try:
+        result = checked.backend.apply(ctx)
+    except DiagnosticError as exc:
+        diagnostics = exc.diagnostics
+        result = RunResult(status="failed", message=exc.diagnostics[0].message, error={"diagnostics": [d.to_json() for d in exc.diagnostics]})
+    if is_main_process():
+        result = RunResult.model_validate(spec.redact(result.model_dump(mode="json")))
+        write_job_result(folder, result)
+        from tunespec.artifacts.rundir import scrub_secrets
+
+        scrub_secrets(folder)
+    return result, diagnostics
+
+
+def is_main_process() -> bool:
+    """False in the other processes of a `torchrun` group (RANK > 0): they train, the main
+    process writes the run's results."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def write_job_result(folder: str | Path, result: RunResult) -> None:
+    import orjson
+
+    target = Path(folder) / RESULT_FILE
+    partial = target.with_name(f".{RESULT_FILE}.partial")
+    partial.write_bytes(orjson.dumps(result.model_dump(mode="json"), option=orjson.OPT_INDENT_2))
+    os.replace(partial, target)
+
+
+def read_job_result(folder: str | Path) -> RunResult | None:
+    """The `RunResult` a finished `run_job` left in `folder` (taken out of the folder, so it
+    is not published as one of the run's files), or None while there is none."""
+    import orjson
+
+    path = Path(folder) / RESULT_FILE
+    if not path.is_file():
+        return None
+    result = RunResult.model_validate(orjson.loads(path.read_bytes()))
+    path.unlink()
+    return result
+
+
 # Where the state database is --------------------------------------------------------------
 
 

@@ -27,7 +27,7 @@ from tunespec import Diagnostic, DiagnosticError, ResolvedModel, RunContext, Run
 from tunespec_local.config import LocalConfig
 from tunespec_local.encode import ChatTokenizer, Encoded, Prompt, load_tokenizer
 from tunespec_local.models.cache import cache_root, materialize
-from tunespec_local.training import LocalEnv, TrainConfig, TrainData, default_device, train
+from tunespec_local.training import LocalEnv, TorchrunEnv, TrainConfig, TrainData, default_device, torchrun_world_size, train
 
 EVALUATION_DIR = "evaluation"
 
@@ -49,12 +49,18 @@ def run(ctx: RunContext, config: LocalConfig, model_ref: ResolvedModel) -> RunRe
     data, prompts = encode_data(ctx, tokenizer, log)
     train_config = train_config_for(ctx, config, folder, tokenizer, precision)
 
-    env = LocalEnv(run_path, device, keep_checkpoints=config.keep_checkpoints)
-    _prepare_run_folder(ctx, env)
+    # Under torchrun (tunespec run-job in a multi-process job) every process trains its share;
+    # rank 0 alone prepares the folder, evaluates and writes the outputs.
+    env = (TorchrunEnv if torchrun_world_size() > 1 else LocalEnv)(run_path, device, keep_checkpoints=config.keep_checkpoints)
+    device = env.device
+    if env.is_main:
+        _prepare_run_folder(ctx, env)
+    if isinstance(env, TorchrunEnv):
+        env.barrier()
 
     evaluation: dict[str, Any] = {}
     pairs = held_out_pairs(ctx, data)
-    if (prompts or pairs) and job.evaluation.compare_base:
+    if (prompts or pairs) and job.evaluation.compare_base and env.is_main:
         evaluation["base"] = base_evaluation(ctx, config, folder, tokenizer, prompts, device, pairs)
 
     total = train_config.total_steps(len(data.train))
@@ -73,6 +79,8 @@ def run(ctx: RunContext, config: LocalConfig, model_ref: ResolvedModel) -> RunRe
             f"the full traceback is in {run_path / 'error.log'}; `tunespec apply` resumes from the last checkpoint",
         )) from exc
 
+    if not env.is_main:  # its share of the training is done; rank 0 reports the run
+        return RunResult(status="succeeded", message=f"rank {env.rank}: {result.steps} steps")
     if prompts or pairs:
         evaluation["tuned"] = evaluate_model(ctx, config, result.model, tokenizer, prompts, device, "tuned", pairs)
         evaluation = summarise_evaluation(evaluation, evaluated_metrics(ctx))  # the CLI prints base vs tuned

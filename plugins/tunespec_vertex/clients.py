@@ -93,7 +93,7 @@ def credentials(conn: Connection, where: Location | None = None) -> Any:
         creds, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
     except DefaultCredentialsError as exc:
         raise DiagnosticError(
-            Diagnostic("TS307", f"no Google Cloud credentials found: {str(exc).splitlines()[0]}", where or Location(), ADC_HINT)
+            Diagnostic("TS307", f"no Google Cloud credentials found: {str(exc).splitlines()[0]}", where or Location(subject="Vertex AI"), ADC_HINT)
         ) from None
     return creds
 
@@ -181,7 +181,7 @@ def service_error(exc: BaseException, what: str, where: Location | None = None) 
     message = getattr(exc, "message", None) or str(exc)
     if isinstance(exc, (gexc.PermissionDenied, gexc.Unauthenticated)):
         return DiagnosticError(Diagnostic(
-            "TS307", f"{what}: permission denied: {message}", where or Location(),
+            "TS307", f"{what}: permission denied: {message}", where or Location(subject="Vertex AI"),
             "the credentials need roles/aiplatform.user on the project and storage access to the staging bucket",
         ))
     hint = None
@@ -191,7 +191,7 @@ def service_error(exc: BaseException, what: str, where: Location | None = None) 
         hint = "the service refused the request; `tunespec plan` shows the exact body sent"
     elif isinstance(exc, gexc.ResourceExhausted):
         hint = "quota exhausted (concurrent tuning jobs per project); retry later or request more quota"
-    return DiagnosticError(Diagnostic("TS308", f"{what}: {type(exc).__name__}: {message}", where or Location(), hint))
+    return DiagnosticError(Diagnostic("TS308", f"{what}: {type(exc).__name__}: {message}", where or Location(subject="Vertex AI"), hint))
 
 
 def call(what: str, fn: Callable[[], Any], where: Location | None = None) -> Any:
@@ -218,10 +218,10 @@ def diagnose(exc: BaseException, what: str, where: Location | None = None) -> Di
     if code is not None and not transient(exc):  # google-genai's errors, as the same diagnostics
         return service_error(gexc.from_http_status(code, getattr(exc, "message", None) or str(exc)), what, where)
     if isinstance(exc, GoogleAuthError):
-        return DiagnosticError(Diagnostic("TS307", f"{what}: authentication failed: {exc}", where or Location(), ADC_HINT))
+        return DiagnosticError(Diagnostic("TS307", f"{what}: authentication failed: {exc}", where or Location(subject="Vertex AI"), ADC_HINT))
     if transient(exc):  # retries exhausted
         return DiagnosticError(Diagnostic(
-            "TS308", f"{what}: the service did not answer ({type(exc).__name__}: {exc})", where or Location(),
+            "TS308", f"{what}: the service did not answer ({type(exc).__name__}: {exc})", where or Location(subject="Vertex AI"),
             "check the network and `backend.api_endpoint`; re-running is safe (no duplicate job is created)",
         ))
     return None

@@ -41,7 +41,7 @@ def _client(client: Any | None) -> Any:
         return storage.Client()
     except Exception as exc:  # DefaultCredentialsError, or no project found
         raise DiagnosticError(Diagnostic(
-            "TS307", f"cannot open Cloud Storage: {str(exc).splitlines()[0]}", Location(),
+            "TS307", f"cannot open Cloud Storage: {str(exc).splitlines()[0]}", Location(subject="Cloud Storage"),
             "run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS",
         )) from None
 

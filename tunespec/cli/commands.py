@@ -154,9 +154,7 @@ def _print_plan(c: Any, change: Any) -> None:
 
 
 def apply(args: argparse.Namespace) -> int:
-    from tunespec.pipeline import apply_checked, interactive
-
-    from tunespec.pipeline import state_for
+    from tunespec.pipeline import apply_checked, interactive, state_for
 
     checked, problems, state = _check_all(args)
     errors = _report_problems(args, problems, checked)
@@ -168,7 +166,7 @@ def apply(args: argparse.Namespace) -> int:
         return EXIT_ERROR
 
     def confirm(c: Any) -> bool:
-        if not (c.backend.remote or c.plan.billable) or args.yes:
+        if not c.plan.billable or args.yes:  # the one rule: the plan says whether it costs money
             return True
         if not interactive():
             raise _NeedsConfirmation(c)
@@ -306,7 +304,7 @@ def _spec_names(paths: list[str]) -> list[str] | None:
     from tunespec.pipeline import find_spec_files
     from tunespec.spec.loader import load_documents
 
-    if paths == ["."]:
+    if not paths:
         return None
     files, problems = find_spec_files(paths)
     missing = [d for d in problems if d.code == "TS001"]
@@ -314,7 +312,11 @@ def _spec_names(paths: list[str]) -> list[str] | None:
         raise DiagnosticError(missing)
     names = []
     for file in files:
-        docs, _ = load_documents(file)
+        docs, problems = load_documents(file)
+        # A spec whose ${env:...} is not set (or that does not load) cannot be named: say
+        # why, as validate would, rather than "no runs recorded".
+        if problems:
+            raise DiagnosticError(problems)
         names.extend(d.data["metadata"]["name"] for d in docs if isinstance(d.data.get("metadata"), dict) and "name" in d.data["metadata"])
     return names
 
@@ -333,10 +335,10 @@ def _no_state(args: argparse.Namespace, paths: list[str]) -> int:
 def status(args: argparse.Namespace) -> int:
     from tunespec.pipeline import refresh_status, state_for
 
+    names = _spec_names(args.paths)  # first: a spec that cannot be read is an error either way
     state = state_for(args.paths, args.state, create=False)
     if state is None:
         return _no_state(args, args.paths)
-    names = _spec_names(args.paths)
     latest = [state.latest_run(n) for n in names] if names is not None else _latest_per_spec(state)
     host = plugin_host()
     rows = []
@@ -398,7 +400,7 @@ def cancel(args: argparse.Namespace) -> int:
         else:
             what = f"no run in flight for {args.target!r}" if run else f"no run or spec named {args.target!r}"
             hint = "see `tunespec runs`"
-        raise DiagnosticError(Diagnostic("TS401", what, Location(), hint))
+        raise DiagnosticError(Diagnostic("TS401", what, Location(subject=f"cancel {args.target}"), hint))
     outcome = cancel_run(run, plugin_host(), state)  # type: ignore[arg-type]
     if args.output == "json":
         render.print_json({"run": outcome.run.to_json(), "stopped": outcome.stopped, "message": outcome.message})
@@ -407,6 +409,27 @@ def cancel(args: argparse.Namespace) -> int:
     else:
         render.out.print(f"{outcome.run.spec_name}: run {outcome.run.run_id} is {outcome.run.status}: {outcome.message}")
     return EXIT_OK
+
+
+# run-job: the remote side of a remote backend -------------------------------------------
+
+
+def run_job(args: argparse.Namespace) -> int:
+    """`tunespec run-job SPEC --run-dir DIR`: see `tunespec.pipeline.run_job`. Exit 0 when the
+    run succeeded; the result is also in DIR/result.json for the backend that started it."""
+    from tunespec.pipeline import run_job as run_one
+
+    with _progress(args) as progress:
+        result, problems = run_one(args.spec, args.run_dir, args.run_id, plugin_host(), progress, name=args.name)
+    if args.output == "json":
+        render.print_json({"result": result.model_dump(mode="json") if result else None, "run_dir": args.run_dir,
+                           "diagnostics": [d.to_json() for d in problems], "errors": sum(d.is_error for d in problems)})
+    else:
+        render.diagnostics(problems)
+        if result is not None:
+            style = "green" if result.status == "succeeded" else "red"
+            render.out.print(f"[{style}]{result.status}[/{style}] {args.run_dir}" + (f": {result.message}" if result.message else ""))
+    return EXIT_OK if result is not None and result.status == "succeeded" else EXIT_ERROR
 
 
 # verify / schema / plugins / init -------------------------------------------------------
@@ -473,7 +496,8 @@ def plugins(args: argparse.Namespace) -> int:
     for p in host.plugins:
         registers = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in p.registers.items())
         note = p.error or (f"missing {', '.join(p.missing)}: {p.install_hint}" if p.missing else "")
-        t_rows.append([p.name, p.version or "built-in", f"[{style[p.status]}]{p.status}[/{style[p.status]}]", registers, note])
+        version = p.version or ("built-in" if p.module.startswith("tunespec.") else "not packaged")
+        t_rows.append([p.name, version, f"[{style[p.status]}]{p.status}[/{style[p.status]}]", registers, note])
     from rich.table import Table
 
     table = Table(title="plugins", title_justify="left")
