@@ -139,6 +139,11 @@ class VertexBackend(Backend):
         if job is not None:  # an earlier attempt of this run created it: follow that one
             ctx.progress.log(f"resuming: this run's tuning job already exists: {job.name}")
         else:
+            job = jobs.find_live_job(client, conn.parent, ctx.spec.fingerprint[: L.FINGERPRINT_CHARS], conn.timeout)
+            if job is not None:
+                ctx.progress.log(f"adopting {job.name}: a tuning job of this same spec and data is still "
+                                 f"{jobs.state_name(job).removeprefix('JOB_STATE_').lower()} (run label {job.labels.get(L.RUN_LABEL)})")
+        if job is None:
             body = self.request_body(ctx)
             if ctx.plan.job["staged_splits"]:
                 limit = self.data_rules(ctx.spec).max_file_bytes  # type: ignore[union-attr]
@@ -165,12 +170,27 @@ class VertexBackend(Backend):
             result = jobs.result_of(job)
             result.message = f"submitted {job.name}; follow it with `tunespec status`"
         else:
-            job = jobs.wait_for(client, job.name, config.poll_interval, conn.timeout, ctx.progress)
+            try:
+                job = jobs.wait_for(client, job.name, config.poll_interval, conn.timeout, ctx.progress)
+            except DiagnosticError as exc:
+                return self._lost_sight(job, exc, ctx)
             result = self._finished(job, ctx.progress)
         _describe_request(result, ctx.plan.job, ctx.run_dir.path)
         if staging:
             result.outputs["staging"] = staging  # objects uploaded now vs found already there
         return result
+
+    @staticmethod
+    def _lost_sight(job: Any, exc: DiagnosticError, ctx: RunContext) -> RunResult:
+        """A poll failed (credentials expired, an outage longer than the retry window) while
+        the job exists: the job is billed and goes on, so the run stays in flight with its
+        job name. `status` keeps asking, `cancel` stops it, `apply` does not start another."""
+        first = exc.diagnostics[0]
+        ctx.progress.log(f"warning {first.code}: {first.message}")
+        hint = f" ({first.hint})" if first.hint else ""
+        return RunResult(status="running", remote_id=job.name, outputs={"tuning_job": job.name},  # type: ignore[arg-type]
+                         message=f"{job.name} keeps running, but its status could not be read: {first.code} {first.message}{hint}; "
+                         "`tunespec status` follows it, `tunespec cancel` stops it")
 
     def request_body(self, ctx: RunContext) -> dict[str, Any]:
         """The plan's body with this run's id in the run label."""

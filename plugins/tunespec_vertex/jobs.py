@@ -15,8 +15,8 @@ from typing import Any, Callable
 
 from tunespec import Diagnostic, Location, Progress, RunResult, Severity
 
-from tunespec_vertex.clients import call, diagnose, retry_policy, transient
-from tunespec_vertex.labels import RUN_LABEL
+from tunespec_vertex.clients import call, diagnose, quota_exceeded, retry_policy, transient
+from tunespec_vertex.labels import FINGERPRINT_LABEL, RUN_LABEL
 
 # Every JobState, mapped to tunespec's run status. PARTIALLY_SUCCEEDED and EXPIRED are
 # terminal: the first is judged by whether a tuned model exists, the second is a failure.
@@ -43,18 +43,30 @@ def state_name(job: Any) -> str:
 
 def find_job(client: Any, parent: str, run_id: str, timeout: float) -> Any | None:
     """The job labelled with this run id, if the service has one."""
+    return next(iter(labelled_jobs(client, parent, RUN_LABEL, run_id, timeout)), None)
+
+
+def find_live_job(client: Any, parent: str, fingerprint: str, timeout: float) -> Any | None:
+    """A job of the same spec and fingerprint (another run id) that is still queued or
+    running. tunespec's state may have lost track of it (a run recorded failed by an older
+    version, a deleted state database, another machine): adopting it is cheaper than a
+    second billable job doing the same work."""
+    live = [j for j in labelled_jobs(client, parent, FINGERPRINT_LABEL, fingerprint, timeout) if state_name(j) not in TERMINAL]
+    return live[0] if live else None
+
+
+def labelled_jobs(client: Any, parent: str, key: str, value: str, timeout: float) -> list[Any]:
+    """Jobs whose label `key` is `value`. The service is asked to filter; the label is
+    checked here too, and a refused filter falls back to listing every job."""
     from google.api_core import exceptions as gexc
 
-    def matching(jobs: Any) -> Any | None:
-        return next((j for j in jobs if j.labels.get(RUN_LABEL) == run_id), None)
-
-    def list_matching(request: dict[str, Any]) -> Any | None:
-        return matching(client.list_tuning_jobs(request=request, retry=retry_policy(), timeout=timeout))
+    def matching(request: dict[str, Any]) -> list[Any]:
+        return [j for j in client.list_tuning_jobs(request=request, retry=retry_policy(), timeout=timeout) if j.labels.get(key) == value]
 
     try:
-        return list_matching({"parent": parent, "filter": f'labels.{RUN_LABEL}="{run_id}"'})
+        return matching({"parent": parent, "filter": f'labels.{key}="{value}"'})
     except gexc.BadRequest:  # the filter was refused: list everything and filter here
-        return call("list tuning jobs", lambda: list_matching({"parent": parent}))
+        return call("list tuning jobs", lambda: matching({"parent": parent}))
     except Exception as exc:
         raise diagnose(exc, "list tuning jobs") or exc from None
 
@@ -85,7 +97,9 @@ def submit(
             created = client.create_tuning_job(parent=parent, tuning_job=job, retry=None, timeout=timeout)
             return created, True
         except Exception as exc:
-            if not transient(exc) or time.monotonic() + delay > give_up:
+            # A 429 on create is the concurrent tuning-job quota: it frees when a job ends,
+            # minutes or hours away, so it is reported now rather than retried.
+            if not transient(exc) or quota_exceeded(exc) or time.monotonic() + delay > give_up:
                 raise diagnose(exc, "create tuning job") or exc from None
             log(f"create tuning job: {type(exc).__name__}; checking whether the service created it, then retrying in {delay:.1f}s")
             time.sleep(delay)

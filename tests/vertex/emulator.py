@@ -16,12 +16,16 @@ aiplatform's TuningJob predates preference tuning, which google-genai sends
 the emulator parses bodies into that TuningJob descriptor extended with the preference
 messages as google-genai's types describe them (`PreferenceOptimizationSpec`,
 `PreferenceOptimizationHyperParameters`), so a preference body is held to the same
-strictness. Jobs move
-PENDING -> RUNNING -> SUCCEEDED or FAILED, one step per `get`, so a test decides the outcome
-up front (`outcome_for[display_name]`). Tests can also make the emulator accept a create
+strictness. Jobs go through the states a real job does: created PENDING, then QUEUED,
+RUNNING, and SUCCEEDED / FAILED (with a google.rpc.Status error) / PARTIALLY_SUCCEEDED /
+EXPIRED, one step per `get`, so a test decides the outcome up front
+(`outcome_for[display_name]`); a cancel moves a live job to CANCELLING, and the next `get`
+to CANCELLED. Tests can also make the emulator accept a create
 and drop the connection before answering (`drop_create_responses`) or answer after the
-client gave up (`slow_create_responses`), answer 503 for a while (`unavailable`), refuse label filters
-(`reject_label_filter`), and read every request it received (`requests`).
+client gave up (`slow_create_responses`), answer 503 for a while (`unavailable`), answer
+any call with 403/404/429/400 as Google words them (`failing`), enforce the concurrent
+tuning-job quota (`concurrent_jobs_quota`), refuse label filters (`reject_label_filter`),
+and read every request it received (`requests`).
 """
 
 from __future__ import annotations
@@ -44,7 +48,10 @@ JOBS = re.compile(rf"^/v1beta1/({PARENT})/tuningJobs$")
 JOB = re.compile(rf"^/v1beta1/({PARENT}/tuningJobs/[^/:]+)$")
 CANCEL = re.compile(rf"^/v1beta1/({PARENT}/tuningJobs/[^/:]+):cancel$")
 LABEL_FILTER = re.compile(r'^labels\.([a-z][a-z0-9_-]*)\s*=\s*"?([a-z0-9_-]*)"?$')
-STATUS_NAMES = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 409: "ALREADY_EXISTS", 500: "INTERNAL", 503: "UNAVAILABLE"}
+STATUS_NAMES = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 409: "ALREADY_EXISTS", 429: "RESOURCE_EXHAUSTED",
+                500: "INTERNAL", 503: "UNAVAILABLE"}
+LIVE = ("JOB_STATE_PENDING", "JOB_STATE_QUEUED", "JOB_STATE_RUNNING", "JOB_STATE_CANCELLING")
+PERMISSIONS = {"create": "create", "list": "list", "get": "get", "cancel": "cancel"}
 
 
 @dataclass
@@ -82,6 +89,11 @@ class TuningEmulator:
     slow_seconds: float = 2.0
     unavailable: dict[str, int] = field(default_factory=dict)
     """Operation ("create", "list", "get", "cancel") -> how many more calls answer 503 first."""
+    failing: dict[str, list[int]] = field(default_factory=dict)
+    """Operation -> HTTP codes (403, 404, 429, 400) the next calls answer, in order, before
+    serving again; the message is the one Google's service gives (`google_error`)."""
+    concurrent_jobs_quota: int | None = None
+    """When set, a create while this many jobs are live in the region is answered 429."""
     refuse_creates: str | None = None
     """When set, every create is answered 400 with this message (a permanent error)."""
     reject_label_filter: bool = False
@@ -160,6 +172,8 @@ class TuningEmulator:
         if self.unavailable.get(operation, 0) > 0:
             self.unavailable[operation] -= 1
             return _error(503, "The service is currently unavailable.")
+        if self.failing.get(operation):
+            return google_error(self.failing[operation].pop(0), operation, path.removeprefix("/v1beta1/").split(":")[0])
         if method == "POST" and (m := JOBS.match(path)):
             return self._create(m.group(1), raw)
         if method == "GET" and (m := JOBS.match(path)):
@@ -187,6 +201,9 @@ class TuningEmulator:
         problem = self.refuse_creates or _invalid(job, preference)
         if problem:
             return _error(400, problem)
+        live = [j for n, j in self.jobs.items() if n.startswith(parent + "/") and j.state.name in LIVE]
+        if self.concurrent_jobs_quota is not None and len(live) >= self.concurrent_jobs_quota:
+            return google_error(429, "create", parent)
         job.name = f"{parent}/tuningJobs/{next(self._ids)}"
         if preference is not None:
             self.preference_specs[job.name] = preference
@@ -230,8 +247,7 @@ class TuningEmulator:
         if job is None:
             return _error(404, f"TuningJob {name} not found")
         if job.state.name in ("JOB_STATE_PENDING", "JOB_STATE_RUNNING", "JOB_STATE_QUEUED"):
-            job.state = "JOB_STATE_CANCELLED"
-            job.error = {"code": 1, "message": "CANCELED"}
+            job.state = "JOB_STATE_CANCELLING"  # the service stops it asynchronously
         return 200, {}
 
     def _json(self, job: TuningJob) -> Any:
@@ -240,7 +256,14 @@ class TuningEmulator:
     def _advance(self, job: TuningJob) -> None:
         state = job.state.name
         if state == "JOB_STATE_PENDING":
+            job.state = "JOB_STATE_QUEUED"
+            return
+        if state == "JOB_STATE_QUEUED":
             job.state = "JOB_STATE_RUNNING"
+            return
+        if state == "JOB_STATE_CANCELLING":
+            job.state = "JOB_STATE_CANCELLED"
+            job.error = {"code": 1, "message": "CANCELED"}
             return
         if state != "JOB_STATE_RUNNING":
             return
@@ -357,6 +380,19 @@ def _invalid(job: TuningJob, preference: dict | None = None) -> str | None:
 def _json(job: TuningJob, preference: dict | None = None) -> Any:
     body = json_format.MessageToDict(TuningJob.pb(job))
     return {**body, "preferenceOptimizationSpec": preference} if preference is not None else body
+
+
+def google_error(code: int, operation: str, resource: str) -> tuple[int, Any]:
+    """The error Google's service answers, worded as it words them (tests/vertex/google_tables.py)."""
+    from tests.vertex.google_tables import ERROR_TEXT, QUOTA
+
+    if code == 429:
+        details = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "RATE_LIMIT_EXCEEDED", "domain": "googleapis.com",
+                    "metadata": {"service": "aiplatform.googleapis.com", "quota_metric": QUOTA["metric"], "quota_limit": QUOTA["limit"],
+                                 "consumer": "projects/123456789"}}]
+        return code, {"error": {"code": code, "message": ERROR_TEXT[429].format(**QUOTA), "status": STATUS_NAMES[code], "details": details}}
+    text = ERROR_TEXT[code].format(permission=f"aiplatform.tuningJobs.{PERMISSIONS[operation]}", resource=resource)
+    return _error(code, text)
 
 
 def _error(code: int, message: str) -> tuple[int, Any]:
