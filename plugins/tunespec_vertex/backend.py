@@ -92,6 +92,8 @@ class VertexBackend(Backend):
             "method": spec.job.method.type,
             "wait": "apply waits for the job to finish" if config.wait else "apply returns once the job exists; `tunespec status` follows it",
         }
+        if compiled.service_chooses:
+            summary["service_chooses"] = ", ".join(compiled.service_chooses) + " (unset in the spec: the service's recommended values)"
         if spec.job.method.objective == "preference":
             summary["client"] = "google-genai tunings.tune(method=PREFERENCE_TUNING) sends this body"
         if compiled.staged_splits:
@@ -101,6 +103,9 @@ class VertexBackend(Backend):
             est = "~" if data.tokens_estimated else ""
             summary["trained_tokens"] = f"{est}{data.trained_tokens:,} ({data.trained_tokens_basis})"
             val = data.splits.get("validation")
+            epochs_known = "epochs" not in compiled.service_chooses
+            if not epochs_known:
+                summary["trained_tokens"] += f"; with {spec.job.hyperparameters.epochs} epochs, the service may choose another number"
             if val is not None and val.examples:
                 # Google's estimator bills validation tokens too, once per epoch.
                 billable = data.trained_tokens + val.tokens_total * spec.job.hyperparameters.epochs

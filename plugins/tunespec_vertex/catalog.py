@@ -50,6 +50,9 @@ class ModelEntry(BaseModel):
     )
     regions: list[str] = Field(default_factory=list, description="Locations where tuning jobs for this model run.")
     cmek: bool = Field(default=False, description="Whether customer-managed encryption keys (`encryption_key`) are supported.")
+    output_uri: bool = Field(
+        default=False, description="Whether the job accepts `outputUri` (open models write their tuned weights there; Gemini models do not)."
+    )
     max_sequence_length: int | None = Field(default=None, description="Longest training sequence, in tokens (open models).")
     retired: Retirement | None = Field(default=None, description="Set when the model can no longer be tuned.")
 

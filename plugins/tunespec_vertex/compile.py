@@ -91,6 +91,8 @@ class Compiled:
     """Splits whose local sources `apply` converts and uploads (their URI is a placeholder)."""
     base_id: str | None = None
     """The catalog id of the model the job tunes (for continued tuning: what it was tuned from), when known."""
+    service_chooses: list[str] = field(default_factory=list)
+    """Hyperparameters the spec leaves unset, so the service picks its recommended value."""
 
 
 class _Compiler:
@@ -189,7 +191,8 @@ class _Compiler:
         self.backend_options(body, entry)
         self.service_owned()
         self.consumed_locally()
-        return Compiled(parent, body, entry, self.mappings, self.diagnostics, staged, self.entry_id if entry is not None else None)
+        return Compiled(parent, body, entry, self.mappings, self.diagnostics, staged, self.entry_id if entry is not None else None,
+                        self.service_chooses())
 
     def base_model(self, body: dict[str, Any], catalog: Catalog) -> ModelEntry | None:
         base, cfg = self.job.model.base, self.config
@@ -320,7 +323,9 @@ class _Compiler:
         else:
             self.map("method.type", None, method.type,
                      "Gemini models always tune PEFT adapters; `tuningMode` is only sent for open models")
-        if method.lora is None:
+        if method.lora is None or not self.written("method.lora.rank"):
+            # Unset: the service's recommended adapter size for the model (not tunespec's default rank).
+            self.map("method.lora.rank", None, None, "not set: the service chooses the adapter size")
             return
         rank = method.lora.rank
         size = ADAPTER_SIZES.get(rank)
@@ -332,23 +337,28 @@ class _Compiler:
                       "set `method.lora.rank` to one of " + ", ".join(map(str, allowed)))
             return
         hp["adapterSize"] = size
-        self.map("method.lora.rank", f"{self.spec_key}.hyperParameters.adapterSize", size,
-                 None if self.written("method.lora.rank") else "tunespec's default rank")
+        self.map("method.lora.rank", f"{self.spec_key}.hyperParameters.adapterSize", size)
 
     def hyperparameters(self, hp: dict[str, Any], entry: ModelEntry | None) -> None:
+        """Values the service has a recommendation for (epochs, multiplier, batch size) are
+        sent only when the spec sets them: left unset, the service chooses, and the plan
+        says so. A learning rate and a multiplier are never both sent."""
         h, open_model = self.job.hyperparameters, entry is not None and entry.family == "open"
-        hp["epochCount"] = h.epochs
-        self.map("hyperparameters.epochs", f"{self.spec_key}.hyperParameters.epochCount", h.epochs,
-                 None if self.written("hyperparameters.epochs") else "tunespec's default (the service would adjust it to the dataset size)")
+        if self.written("hyperparameters.epochs"):
+            hp["epochCount"] = h.epochs
+            self.map("hyperparameters.epochs", f"{self.spec_key}.hyperParameters.epochCount", h.epochs)
+        else:
+            self.map("hyperparameters.epochs", None, None, "not set: the service chooses the epochs for the dataset size")
         if h.learning_rate_multiplier is not None:
             hp["learningRateMultiplier"] = h.learning_rate_multiplier
             self.map("hyperparameters.learning_rate_multiplier",
                      f"{self.spec_key}.hyperParameters.learningRateMultiplier", h.learning_rate_multiplier)
         else:
-            self.map("hyperparameters.learning_rate_multiplier", None, None, "not set: the service default (1.0)")
+            self.map("hyperparameters.learning_rate_multiplier", None, None, "not set: the service's recommended rate (multiplier 1.0)")
         if h.learning_rate is not None:
             if open_model or entry is None:
-                hp["learningRate"] = h.learning_rate
+                if h.learning_rate_multiplier is None:  # both set is refused by the spec schema (TS115)
+                    hp["learningRate"] = h.learning_rate
                 self.map("hyperparameters.learning_rate", f"{self.spec_key}.hyperParameters.learningRate", h.learning_rate)
             else:
                 self.diag("TS303", "hyperparameters.learning_rate",
@@ -357,15 +367,23 @@ class _Compiler:
         else:
             self.map("hyperparameters.learning_rate", None, None,
                      "not set: the service's recommended rate" + (" (times the multiplier)" if not open_model else ""))
-        if open_model:
+        if open_model and self.written("hyperparameters.batch_size"):
             hp["batchSize"] = h.batch_size
             self.map("hyperparameters.batch_size", f"{self.spec_key}.hyperParameters.batchSize", h.batch_size)
+        elif open_model:
+            self.map("hyperparameters.batch_size", None, None, "not set: the service chooses the batch size")
         elif self.user_set("hyperparameters.batch_size"):
             self.diag("TS303", "hyperparameters.batch_size", "Gemini tuning chooses the batch size itself; `batch_size` is not sent",
                       "remove `hyperparameters.batch_size` (it only applies to open models on Vertex)", Severity.WARNING)
             self.map("hyperparameters.batch_size", None, h.batch_size, "not sent: Gemini tuning chooses the batch size")
         else:
             self.map("hyperparameters.batch_size", None, h.batch_size, "not sent: Gemini tuning chooses the batch size")
+
+    def service_chooses(self) -> list[str]:
+        """What the plan shows as left to the service."""
+        return [name for path, name in (("hyperparameters.epochs", "epochs"), ("method.lora.rank", "adapter size"))
+                if not self.written(path)] + (["learning rate"] if self.job.hyperparameters.learning_rate is None
+                                              and self.job.hyperparameters.learning_rate_multiplier is None else [])
 
     def preference(self, hp: dict[str, Any], entry: ModelEntry | None) -> None:
         """The objective, and for preference tuning its options: beta is sent, the loss must
@@ -428,12 +446,20 @@ class _Compiler:
             if entry is not None and not entry.cmek:
                 self.diag("TS312", "backend.encryption_key", f"`{self.job.model.base}` does not support customer-managed encryption keys",
                           "remove `encryption_key` or choose a model whose catalog entry has `cmek: true`")
+            key_location = cfg.encryption_key.split("/")[3]
+            if key_location != cfg.location:  # Vertex uses a CMEK key only in the resource's own region
+                self.diag("TS312", "backend.encryption_key", f"the KMS key is in `{key_location}`, the job runs in `{cfg.location}`",
+                          f"use a key ring in `{cfg.location}` (`projects/P/locations/{cfg.location}/keyRings/R/cryptoKeys/K`)")
             body["encryptionSpec"] = {"kmsKeyName": cfg.encryption_key}
             self.map("backend.encryption_key", "encryptionSpec.kmsKeyName", cfg.encryption_key)
         if cfg.service_account:
             body["serviceAccount"] = cfg.service_account
             self.map("backend.service_account", "serviceAccount", cfg.service_account)
-        if cfg.output_uri:
+        if cfg.output_uri and entry is not None and not entry.output_uri:
+            self.diag("TS303", "backend.output_uri", f"`{self.entry_id}` keeps its tuned model in Vertex AI; it takes no `output_uri`",
+                      "remove `backend.output_uri` (it applies to open models, which write their weights there)")
+            self.map("backend.output_uri", None, cfg.output_uri, "not sent: the model does not accept it")
+        elif cfg.output_uri:
             body["outputUri"] = cfg.output_uri
             self.map("backend.output_uri", "outputUri", cfg.output_uri)
         elif open_model:

@@ -72,7 +72,8 @@ class VertexConfig(BaseModel):
     encryption_key: str | None = Field(
         default=None,
         description="Cloud KMS key for customer-managed encryption (CMEK) of the job and tuned model: "
-        "`projects/P/locations/L/keyRings/R/cryptoKeys/K`. Only for models whose catalog entry has `cmek: true`.",
+        "`projects/P/locations/L/keyRings/R/cryptoKeys/K`, with L the job's `location`. Only for models whose catalog "
+        "entry has `cmek: true`.",
     )
     labels: dict[str, str] = Field(
         default_factory=dict,
@@ -83,7 +84,8 @@ class VertexConfig(BaseModel):
     output_uri: str | None = Field(
         default=None,
         pattern=r"^gs://.+",
-        description="`gs://` folder where an open model's tuned weights are written. Required for open models.",
+        description="`gs://` folder where an open model's tuned weights are written. Required for open models; "
+        "refused for models whose catalog entry has no `output_uri: true` (Gemini keeps its tuned model in Vertex).",
     )
     custom_base_model: str | None = Field(
         default=None,

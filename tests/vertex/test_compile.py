@@ -182,7 +182,7 @@ def test_cmek_only_where_the_catalog_allows_it(project):
 
 def test_catalog_override_from_the_spec_and_from_a_file(project):
     override = "  catalog:\n    models:\n      gemini-3.5-flash:\n        regions: [us-central1, asia-northeast1]\n        cmek: true\n"
-    checked = _check(project, base="gemini-3.5-flash", location="asia-northeast1", backend=override + f"  encryption_key: {KMS}\n")
+    checked = _check(project, base="gemini-3.5-flash", location="asia-northeast1", backend=override + f"  encryption_key: {KMS.replace('us-central1', 'asia-northeast1')}\n")
     assert checked.ok, [str(d) for d in checked.diagnostics]
     (project.root / "catalog.yaml").write_text(textwrap.dedent("""\
         models:
