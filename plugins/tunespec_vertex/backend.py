@@ -50,7 +50,11 @@ class VertexBackend(Backend):
             from tunespec_vertex.catalog import builtin_catalog
 
             catalog = builtin_catalog()
-        return catalog.rules_for(spec.job.method.objective)
+        rules = catalog.rules_for(spec.job.method.objective)
+        config: VertexConfig = spec.config  # type: ignore[assignment]
+        found = catalog.lookup(spec.job.model.base) or (catalog.lookup(config.pre_tuned_base_model) if config.pre_tuned_base_model else None)
+        # Function-calling examples are the model's to accept: its catalog entry says.
+        return rules.model_copy(update={"allow_function_calls": found[1].function_calling if found else None})
 
     def token_counter(self, spec: ResolvedSpec) -> None:
         return None  # Gemini's tokenizer is not available locally: token counts are estimates

@@ -50,6 +50,10 @@ class ModelEntry(BaseModel):
     )
     regions: list[str] = Field(default_factory=list, description="Locations where tuning jobs for this model run.")
     cmek: bool = Field(default=False, description="Whether customer-managed encryption keys (`encryption_key`) are supported.")
+    function_calling: bool = Field(
+        default=False,
+        description="Whether examples may hold function-calling parts (`functionCall`, `functionResponse`) and `tools`.",
+    )
     output_uri: bool = Field(
         default=False, description="Whether the job accepts `outputUri` (open models write their tuned weights there; Gemini models do not)."
     )

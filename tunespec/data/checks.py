@@ -20,7 +20,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
 
-from tunespec.data.conversation import Conversation, Part
+from tunespec.data.conversation import FUNCTION_KINDS, Conversation, Part
 from tunespec.data.rules import DataRules, media_kind
 from tunespec.data.sources import DataSource, FileStat
 from tunespec.diagnostics import Diagnostic, DiagnosticError, Location, Severity
@@ -158,6 +158,9 @@ def inspect_conversation(conv: Conversation, rules: DataRules, files: FileRefere
         parts = turn.parts
         if not parts:
             add("TS209", f"{role} turn has no content", turn.path, "remove the empty turn or give it text")
+        for part in parts:
+            if part.kind in FUNCTION_KINDS:
+                _check_function_part(part, role, rules, add)
         n_parts += len(parts)
         turn_chars, turn_media = _check_parts(parts, conv, rules, files, media_counts, add)
         chars += turn_chars
@@ -220,10 +223,28 @@ def _check_parts(
                 add("TS209", "empty text part", part.path, "remove the part or give it text")
             if text:
                 chars += len(text)
+        elif part.kind in FUNCTION_KINDS:
+            chars += len(part.value_text)  # the call's JSON is what the model reads and writes
         else:
             n_media += 1
             _check_media(part, conv, rules, files, media_counts, add)
     return chars, n_media
+
+
+FUNCTION_ROLES = {"function_call": ("model", "functionCall"), "function_response": ("user", "functionResponse")}
+
+
+def _check_function_part(part: Part, role: str, rules: DataRules, add: Callable[..., None]) -> None:
+    """Function-calling parts: only where the backend's model tunes on them, a call in a
+    model turn (what the model learns to emit) and a response in a user turn."""
+    wanted, key = FUNCTION_ROLES[part.kind]
+    if rules.allow_function_calls is not True:
+        add("TS203", f"`{key}` parts are not accepted for this backend and model", part.path,
+            "function-calling tuning is for the models whose catalog entry allows it (e.g. Gemini on the vertex backend); "
+            "remove function-calling examples for this model")
+    elif role != wanted:
+        add("TS210", f"`{key}` in a {role} turn; it belongs in a {wanted} turn", part.path,
+            "the model's turn calls the function (functionCall); the next user turn returns its result (functionResponse)")
 
 
 def _check_media(

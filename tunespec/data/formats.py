@@ -86,7 +86,12 @@ class GeminiFormat:
         turns = gemini_contents(contents, "$.contents", problems)
         if problems:
             raise DiagnosticError(problems)
-        return Conversation(turns, system, None, None, "gemini")
+        # Everything else on the line (`tools`, `generationConfig`...) travels with the example.
+        extra = {k: v for k, v in record.items() if k not in GEMINI_CONVERSATION_KEYS} or None
+        return Conversation(turns, system, None, None, "gemini", extra=extra)
+
+
+GEMINI_CONVERSATION_KEYS = frozenset({"contents", "systemInstruction", "system_instruction"})
 
 
 def gemini_system(record: dict, problems: list[Diagnostic]) -> list[Part]:
@@ -168,6 +173,13 @@ def _gemini_parts(parts: list, where: str, at_content: tuple[int, ...] | None, p
                 problem = _problem(
                     "TS203", "`fileData` needs string `mimeType` and `fileUri`", f"{path}.fileData", 'write {"fileData": {"mimeType": "image/png", "fileUri": "gs://bucket/x.png"}}'
                 )
+        elif (kind := _function_kind(part)) is not None:
+            value = part[kind[0]]
+            if isinstance(value, dict) and isinstance(value.get("name"), str) and value["name"]:
+                out.append(Part(kind[1], None, None, None, None, None, where, at, value))  # type: ignore[arg-type]
+            else:
+                problem = _problem("TS203", f"`{kind[0]}` needs a string `name`", f"{path}.{kind[0]}",
+                                   'write {"%s": {"name": "get_weather", ...}}' % kind[0])
         elif isinstance(data := part.get("inlineData", part.get("inline_data")), dict):
             mime, b64 = data.get("mimeType", data.get("mime_type")), data.get("data")
             if isinstance(mime, str) and isinstance(b64, str):
@@ -177,11 +189,20 @@ def _gemini_parts(parts: list, where: str, at_content: tuple[int, ...] | None, p
         else:
             kinds = ", ".join(sorted(part)) or "nothing"
             problem = _problem(
-                "TS203", f"part holds {kinds}; tunespec supports `text`, `fileData` and `inlineData` parts", path, "function-calling parts are not supported for tuning"
+                "TS203", f"part holds {kinds}; tunespec supports `text`, `fileData`, `inlineData`, `functionCall` and `functionResponse` parts", path
             )
         if problem is not None:
             problems.append(problem)
     return out
+
+
+FUNCTION_PART_KEYS = (("functionCall", "function_call"), ("function_call", "function_call"),
+                      ("functionResponse", "function_response"), ("function_response", "function_response"))
+
+
+def _function_kind(part: dict) -> tuple[str, str] | None:
+    """(key in the record, Part kind) of a function-calling part, else None."""
+    return next(((key, kind) for key, kind in FUNCTION_PART_KEYS if key in part), None)
 
 
 class OpenAIFormat:

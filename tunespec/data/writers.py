@@ -16,7 +16,9 @@ def write_gemini_jsonl(
     binary file `fp`; return the number of examples written.
 
     Roles are ``user``/``model``; the system instruction becomes ``systemInstruction``;
-    file parts become ``fileData {mimeType, fileUri}``, inline parts ``inlineData``.
+    file parts become ``fileData {mimeType, fileUri}``, inline parts ``inlineData``,
+    function parts ``functionCall`` / ``functionResponse``; the record's other top-level
+    fields (`Conversation.extra`: ``tools``, ``generationConfig``...) are written as they were.
     ``map_uri(uri, conversation)`` rewrites file URIs (e.g. a local image the backend
     uploaded to ``gs://``); by default URIs are written as they are.
 
@@ -33,6 +35,8 @@ def write_gemini_jsonl(
             if conv.system:
                 record["systemInstruction"] = {"role": "system", "parts": [_part(p, conv, map_uri) for p in conv.system]}
             record["contents"] = [_content(t, conv, map_uri) for t in conv.turns]
+            for key, value in (conv.extra or {}).items():
+                record.setdefault(key, value)
         fp.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
         n += 1
     return n
@@ -60,4 +64,8 @@ def _part(part: Part, conv: Conversation, map_uri: Callable[[str, Conversation],
     if part.kind == "file":
         uri = map_uri(part.uri, conv) if map_uri is not None else part.uri  # type: ignore[arg-type]
         return {"fileData": {"mimeType": part.mime_type, "fileUri": uri}}
+    if part.kind == "function_call":
+        return {"functionCall": part.value}
+    if part.kind == "function_response":
+        return {"functionResponse": part.value}
     return {"inlineData": {"mimeType": part.mime_type, "data": part.data}}
