@@ -67,15 +67,16 @@ class VertexBackend(Backend):
         return diagnostics if any(d.is_error for d in diagnostics) else []
 
     def _data_checks(self, spec: ResolvedSpec, data: "DataReport | None", entry: Any) -> list[Diagnostic]:
-        if data is None or entry is None or not entry.max_sequence_length:
+        limit = entry.sequence_limit(spec.job.method.type) if entry is not None else None
+        if data is None or not limit:
             return []
         out = []
         for split, stats in data.splits.items():
-            if stats.tokens_max > entry.max_sequence_length:
+            if stats.tokens_max > limit:
                 out.append(Diagnostic(
                     "TS215", f"{split} has examples of up to ~{stats.tokens_max:,} tokens; `{spec.job.model.base}` trains on "
-                    f"{entry.max_sequence_length:,} tokens per sequence, so the service truncates them",
-                    spec.locate(f"data.{split}"), "shorten or split the longest examples", Severity.WARNING,
+                    f"{limit:,} tokens per sequence ({spec.job.method.type}), so the service truncates them",
+                    spec.locate(f"data.{split}"), f"shorten or split the examples longer than {limit:,} tokens", Severity.WARNING,
                 ))
         return out
 
@@ -127,11 +128,18 @@ class VertexBackend(Backend):
                 "connection": conn.to_json(),
                 # For continued tuning: the catalog model under the tuned one (what a later run: spec continues from).
                 "pre_tuned_base_model": compiled.base_id if "preTunedModel" in compiled.body else None,
+                # The model's sequence limit, for hints about what the service truncated.
+                "max_tokens_per_example": self._token_limit(spec, compiled.entry),
             },
             mappings=compiled.mappings,
             billable=True,
             warnings=[d.to_json() for d in diagnostics],
         )
+
+    def _token_limit(self, spec: ResolvedSpec, entry: Any) -> int | None:
+        limit = entry.sequence_limit(spec.job.method.type) if entry is not None else None
+        rules = self.data_rules(spec)
+        return limit or (rules.max_tokens_per_example if rules is not None else None)
 
     # -- apply / status / cancel: google clients, imported lazily ------------------------
     def apply(self, ctx: RunContext) -> RunResult:
@@ -183,7 +191,7 @@ class VertexBackend(Backend):
                 job = jobs.wait_for(client, job.name, config.poll_interval, conn.timeout, ctx.progress)
             except DiagnosticError as exc:
                 return self._lost_sight(job, exc, ctx)
-            result = self._finished(job, ctx.progress)
+            result = self._finished(job, ctx.progress, ctx.plan.job.get("max_tokens_per_example"))
         _describe_request(result, ctx.plan.job, ctx.run_dir.path)
         if staging:
             result.outputs["staging"] = staging  # objects uploaded now vs found already there
@@ -208,10 +216,10 @@ class VertexBackend(Backend):
         return body
 
     @staticmethod
-    def _finished(job: Any, progress: Any = None) -> RunResult:
+    def _finished(job: Any, progress: Any = None, token_limit: int | None = None) -> RunResult:
         from tunespec_vertex import jobs
 
-        result = jobs.result_of(job)
+        result = jobs.result_of(job, token_limit)
         if progress is not None:
             for warning in result.outputs.get("warnings", []):
                 progress.log(f"warning {warning['code']}: {warning['message']}")
@@ -241,7 +249,8 @@ class VertexBackend(Backend):
             job = jobs.find_job(client, conn.parent, L.run_label_value(run.run_id), conn.timeout)
             if job is None:
                 return RunResult(status=run.status, message="no tuning job found for this run")  # type: ignore[arg-type]
-        return _describe_request(self._finished(job), (run.plan or {}).get("job", {}), run.where)
+        planned = (run.plan or {}).get("job", {})
+        return _describe_request(self._finished(job, None, planned.get("max_tokens_per_example")), planned, run.where)
 
     def cancel(self, run: "RunRecord") -> RunResult:
         from tunespec_vertex import jobs

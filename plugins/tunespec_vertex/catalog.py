@@ -24,7 +24,7 @@ CATALOG_FILE = Path(__file__).with_name("catalog.yaml")
 class Retirement(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    since: str = Field(description="Date (YYYY-MM-DD) from which the service refuses new tuning jobs.")
+    since: str | None = Field(default=None, description="Date (YYYY-MM-DD) from which the service refuses new tuning jobs, when known.")
     replacement: str = Field(description="The model to use instead; named in the diagnostic.")
 
 
@@ -57,8 +57,16 @@ class ModelEntry(BaseModel):
     output_uri: bool = Field(
         default=False, description="Whether the job accepts `outputUri` (open models write their tuned weights there; Gemini models do not)."
     )
-    max_sequence_length: int | None = Field(default=None, description="Longest training sequence, in tokens (open models).")
+    max_sequence_length: int | None = Field(default=None, description="Longest training sequence, in tokens, whatever the method.")
+    max_sequence_lengths: dict[Literal["peft", "full"], int] = Field(
+        default_factory=dict, description="Longest training sequence per tuning method, in tokens (open models: e.g. 4096 for PEFT, 8192 full)."
+    )
     retired: Retirement | None = Field(default=None, description="Set when the model can no longer be tuned.")
+
+
+    def sequence_limit(self, method: str) -> int | None:
+        """The longest sequence the service trains on for `method` (peft or full), if known."""
+        return self.max_sequence_lengths.get(method) or self.max_sequence_length  # type: ignore[call-overload]
 
 
 class Catalog(BaseModel):

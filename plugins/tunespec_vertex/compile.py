@@ -164,7 +164,8 @@ class _Compiler:
             return None
         key, entry = found
         if entry.retired is not None:
-            self.diag("TS310", where, f"`{model_id}` was retired on {entry.retired.since}: Vertex no longer tunes it",
+            since = f" on {entry.retired.since}" if entry.retired.since else ""
+            self.diag("TS310", where, f"`{model_id}` was retired{since}: Vertex no longer tunes it",
                       f"use `{entry.retired.replacement}` instead")
             return None
         return entry
@@ -259,7 +260,10 @@ class _Compiler:
         if entry is None:
             return None
         self.entry_id = model_id
-        if self.config.location not in entry.regions:
+        if self.config.location == "global":
+            self.diag("TS305", "backend.location", "Vertex AI tuning jobs do not run on the `global` endpoint (Google lists tuning "
+                      "among the features the global endpoint lacks)", "tuning regions for this model: " + ", ".join(entry.regions))
+        elif self.config.location not in entry.regions:
             self.diag("TS305", "backend.location", f"`{model_id}` cannot be tuned in `{self.config.location}`",
                       "tuning regions for this model: " + ", ".join(entry.regions))
         if self.job.data.modality not in entry.modalities:
@@ -485,7 +489,7 @@ class _Compiler:
         """Vertex has no truncation setting: the service's own limit applies. Data validation
         reports truncation at `data.max_seq_length`, so the honest value is that limit."""
         value = self.job.data.max_seq_length
-        limit = entry.max_sequence_length if entry is not None and entry.max_sequence_length else None
+        limit = entry.sequence_limit(self.job.method.type) if entry is not None else None
         if limit is None and self.catalog is not None:
             limit = self.catalog.data_rules.max_tokens_per_example
         if limit is None:

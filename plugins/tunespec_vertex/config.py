@@ -55,8 +55,9 @@ class VertexConfig(BaseModel):
     )
     location: str = Field(
         default="us-central1",
-        pattern=r"^[a-z]+-[a-z]+[0-9]+$",
-        description="Region the job runs in. Must be one the base model tunes in (see the model catalog).",
+        pattern=r"^([a-z]+-[a-z]+[0-9]+|global)$",
+        description="Region the job runs in. Must be one the base model tunes in (see the model catalog); tuning does not "
+        "run on the `global` endpoint.",
     )
     staging_bucket: str | None = Field(
         default=None,

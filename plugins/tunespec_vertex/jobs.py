@@ -180,13 +180,14 @@ def wait_for(client: Any, name: str, interval: float, timeout: float, progress: 
             raise
 
 
-def result_of(job: Any) -> RunResult:
-    """The job as a RunResult: status, outputs (resource names, data stats), metrics, error."""
+def result_of(job: Any, token_limit: int | None = None) -> RunResult:
+    """The job as a RunResult: status, outputs (resource names, data stats), metrics, error.
+    `token_limit` (the model's sequence limit) goes into the hint about truncated examples."""
     from google.protobuf import json_format
 
     state = state_name(job)
     status = STATUS_OF_STATE.get(state, "running")
-    warnings = data_stat_warnings(job)
+    warnings = data_stat_warnings(job, token_limit)
     outputs: dict[str, Any] = {"tuning_job": job.name, "state": state.removeprefix("JOB_STATE_")}
     if job.tuned_model.model:
         outputs["tuned_model"] = job.tuned_model.model
@@ -230,7 +231,7 @@ def result_of(job: Any) -> RunResult:
     return RunResult(status=status, message=message, remote_id=job.name, outputs=outputs, metrics=metrics, error=error)  # type: ignore[arg-type]
 
 
-def data_stat_warnings(job: Any) -> list[Diagnostic]:
+def data_stat_warnings(job: Any, token_limit: int | None = None) -> list[Diagnostic]:
     """What the service did silently to the data: truncated or dropped examples."""
     sts = job.tuning_data_stats.supervised_tuning_data_stats
     where = Location(job.name or None, path="tuning_data_stats.supervised_tuning_data_stats")
@@ -240,7 +241,8 @@ def data_stat_warnings(job: Any) -> list[Diagnostic]:
         out.append(Diagnostic(
             "TS215", f"the service truncated {sts.total_truncated_example_count} training example(s)"
             + (f" (0-based indices {indices})" if indices else ""),
-            where, "shorten those examples below 131,072 tokens; truncated examples lose their ends", Severity.WARNING,
+            where, f"shorten those examples below {token_limit:,} tokens, the model's limit; truncated examples lose their ends"
+            if token_limit else "shorten those examples below the model's sequence limit; truncated examples lose their ends", Severity.WARNING,
         ))
     if sts.dropped_example_reasons:
         reasons = sorted(set(sts.dropped_example_reasons))[:5]

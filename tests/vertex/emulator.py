@@ -198,7 +198,7 @@ class TuningEmulator:
         pb = TuningJob.pb()()
         json_format.ParseDict(parsed, pb)
         job = TuningJob.wrap(pb)
-        problem = self.refuse_creates or _invalid(job, preference)
+        problem = self.refuse_creates or _invalid(job, preference, parent.split("/")[3])
         if problem:
             return _error(400, problem)
         live = [j for n, j in self.jobs.items() if n.startswith(parent + "/") and j.state.name in LIVE]
@@ -362,7 +362,7 @@ class _Drop(Exception):
     """Raised inside a handler to answer by closing the connection."""
 
 
-def _invalid(job: TuningJob, preference: dict | None = None) -> str | None:
+def _invalid(job: TuningJob, preference: dict | None = None, location: str = "us-central1") -> str | None:
     """The service's own checks beyond the schema (the few that tests rely on)."""
     if job.name or job.state:
         return "name and state are output only"
@@ -374,6 +374,40 @@ def _invalid(job: TuningJob, preference: dict | None = None) -> str | None:
     for key, value in job.labels.items():
         if not re.fullmatch(r"[a-z][a-z0-9_-]{0,62}", key) or not re.fullmatch(r"[a-z0-9_-]{0,63}", value):
             return f"invalid label {key}={value}"
+    return _against_google_tables(job, location, preference)
+
+
+ADAPTER_SIZE = {"ADAPTER_SIZE_ONE": 1, "ADAPTER_SIZE_TWO": 2, "ADAPTER_SIZE_FOUR": 4, "ADAPTER_SIZE_EIGHT": 8,
+                "ADAPTER_SIZE_SIXTEEN": 16, "ADAPTER_SIZE_THIRTY_TWO": 32}
+
+
+def _against_google_tables(job: TuningJob, location: str, preference: dict | None) -> str | None:
+    """The service's model rules, from Google's published tables (tests/vertex/google_tables.py,
+    written down independently of the backend's catalog.yaml): retired models, regions,
+    adapter sizes, open-model tuning modes. A model the tables do not know is let through
+    (a catalog override may add one)."""
+    from tests.vertex import google_tables as G
+
+    base = job.base_model
+    if not base:
+        return None
+    if any(base.startswith(retired.rsplit("-", 1)[0]) for retired in G.RETIRED):
+        return f"Base model {base} is not supported for tuning."
+    if base in G.GEMINI:
+        table = G.GEMINI[base]
+        if location not in table["regions"]:
+            return f"Tuning {base} is not supported in {location}."
+        size = job.supervised_tuning_spec.hyper_parameters.adapter_size.name
+        if preference is None and size in ADAPTER_SIZE and ADAPTER_SIZE[size] not in table["adapter_sizes"]:
+            return f"adapter size {ADAPTER_SIZE[size]} is not supported for {base}."
+    if base in G.OPEN_MODELS:
+        if location not in G.OPEN_MODEL_REGIONS:
+            return f"Tuning {base} is not supported in {location}."
+        mode = {"TUNING_MODE_FULL": "full", "TUNING_MODE_PEFT_ADAPTER": "peft"}.get(job.supervised_tuning_spec.tuning_mode.name)
+        if mode is not None and mode not in G.OPEN_MODELS[base]["modes"]:
+            return f"Tuning mode {job.supervised_tuning_spec.tuning_mode.name} is not supported for {base}."
+        if not job.output_uri:
+            return "output_uri is required for open model tuning."
     return None
 
 
