@@ -39,7 +39,7 @@ class VertexBackend(Backend):
     name = "vertex"
     description = "Vertex AI managed tuning jobs (Gemini PEFT adapters; open models full or PEFT)"
     config_model = VertexConfig
-    requires = ("google.cloud.aiplatform_v1beta1", "google.cloud.storage")
+    requires = ("google.cloud.aiplatform_v1beta1", "google.cloud.storage", "pypdf", "mutagen")
     install_hint = "pip install 'tunespec[vertex]'"
     remote = True
 
@@ -63,8 +63,45 @@ class VertexBackend(Backend):
         # Warnings travel in the plan (compile), so that they are shown once; when there is
         # an error, compile does not run, and everything is returned here.
         compiled = compile_job(spec, data)
-        diagnostics = compiled.diagnostics + self._data_checks(spec, data, compiled.entry)
+        diagnostics = compiled.diagnostics + self._data_checks(spec, data, compiled.entry) + self._split_sizes(spec, data)
+        if data is not None and data.errors == 0 and spec.job.data.modality in ("audio", "document", "video"):
+            diagnostics += self._media_lengths(spec)
         return diagnostics if any(d.is_error for d in diagnostics) else []
+
+    # Google's dataset-size rules beyond a fixed count per split ("Prepare supervised
+    # fine-tuning data"): multimodal training sets hold at most 300K examples, and above
+    # 1,000 training examples the validation set is at most 30% of the training set.
+    MAX_MULTIMODAL_TRAINING = 300_000
+    VALIDATION_SHARE_ABOVE = 1_000
+    VALIDATION_MAX_SHARE = 0.30
+
+    def _split_sizes(self, spec: ResolvedSpec, data: "DataReport | None") -> list[Diagnostic]:
+        if data is None or spec.job.method.objective != "sft":
+            return []
+        train = data.splits.get("train")
+        val = data.splits.get("validation")
+        out = []
+        if train is not None and spec.job.data.modality != "text" and train.examples > self.MAX_MULTIMODAL_TRAINING:
+            out.append(Diagnostic("TS216", f"{train.examples:,} multimodal training examples; Vertex takes at most "
+                                  f"{self.MAX_MULTIMODAL_TRAINING:,}", spec.locate("data.train"), "use fewer examples"))
+        if train is not None and val is not None and train.examples > self.VALIDATION_SHARE_ABOVE:
+            limit = int(train.examples * self.VALIDATION_MAX_SHARE)
+            if val.examples > limit:
+                out.append(Diagnostic(
+                    "TS216", f"{val.examples:,} validation examples for {train.examples:,} training examples; above "
+                    f"{self.VALIDATION_SHARE_ABOVE:,} training examples Vertex takes a validation set of at most 30% of it ({limit:,})",
+                    spec.locate("data.validation"), f"keep at most {limit:,} validation examples (move the rest to training)",
+                ))
+        return out
+
+    @staticmethod
+    def _media_lengths(spec: ResolvedSpec) -> list[Diagnostic]:
+        """Audio and video durations, PDF page counts of local files (real readers)."""
+        from tunespec.data import iter_conversations
+        from tunespec_vertex.media import check_media
+
+        splits = [s for s in ("train", "validation") if getattr(spec.job.data, s)]
+        return check_media(spec, lambda split: iter_conversations(spec, split), splits)  # type: ignore[arg-type]
 
     def _data_checks(self, spec: ResolvedSpec, data: "DataReport | None", entry: Any) -> list[Diagnostic]:
         limit = entry.sequence_limit(spec.job.method.type) if entry is not None else None
@@ -84,7 +121,7 @@ class VertexBackend(Backend):
         from tunespec_vertex.clients import Connection
 
         compiled = compile_job(spec, data)
-        diagnostics = compiled.diagnostics + self._data_checks(spec, data, compiled.entry)
+        diagnostics = compiled.diagnostics + self._data_checks(spec, data, compiled.entry) + self._split_sizes(spec, data)
         errors = [d for d in diagnostics if d.is_error]
         if errors:
             raise DiagnosticError(errors)

@@ -80,6 +80,7 @@ CODES: dict[str, str] = {
     "TS231": "preference pair whose preferred and non-preferred responses are the same",
     "TS232": "preference pair whose two conversations do not share the same prompt",
     "TS233": "example kind does not match `method.objective` (a pair for sft, or a conversation for preference)",
+    "TS234": "media file longer than allowed (audio or video duration, PDF pages)",
     # Backend
     "TS300": "backend not available (dependencies missing)",
     "TS301": "base model not supported by this backend",
