@@ -54,6 +54,9 @@ class ModelEntry(BaseModel):
         default=False,
         description="Whether examples may hold function-calling parts (`functionCall`, `functionResponse`) and `tools`.",
     )
+    evaluation_regions: list[str] = Field(
+        default_factory=list, description="Regions where the job takes an `evaluationConfig` (Gen AI evaluation after tuning; preview)."
+    )
     output_uri: bool = Field(
         default=False, description="Whether the job accepts `outputUri` (open models write their tuned weights there; Gemini models do not)."
     )

@@ -62,10 +62,10 @@ SERVICE_OWNED: dict[str, tuple[Severity, str]] = {
     "hyperparameters.packing": (Severity.WARNING, "Vertex decides on sequence packing itself"),
     "hyperparameters.seed": (Severity.WARNING, "Vertex has no seed setting: runs are not bit-reproducible"),
     "hyperparameters.precision": (Severity.WARNING, "Vertex chooses the training precision"),
-    "evaluation.metrics": (Severity.WARNING, "the vertex backend does not run generation metrics; the service reports validation loss"),
-    "evaluation.compare_base": (Severity.WARNING, "the vertex backend does not evaluate the base model"),
-    "evaluation.max_examples": (Severity.WARNING, "the vertex backend does not run generation metrics"),
-    "evaluation.max_new_tokens": (Severity.WARNING, "the vertex backend does not run generation metrics"),
+    "evaluation.metrics": (Severity.WARNING, "this model and region have no evaluationConfig; the service reports validation loss"),
+    "evaluation.compare_base": (Severity.WARNING, "the service evaluates the tuned model only, not the base model"),
+    "evaluation.max_examples": (Severity.WARNING, "the service evaluates on the whole validation dataset"),
+    "evaluation.max_new_tokens": (Severity.WARNING, "this model and region have no evaluationConfig"),
 }
 
 # Spec fields that tunespec itself consumes before the service sees anything.
@@ -187,6 +187,7 @@ class _Compiler:
             sts["hyperParameters"] = hp
         if cfg.export_last_checkpoint_only:
             sts["exportLastCheckpointOnly"] = True
+        self.evaluation(sts, entry)
         body[self.spec_key] = sts
         self.metadata(body)
         self.backend_options(body, entry)
@@ -383,6 +384,47 @@ class _Compiler:
         else:
             self.map("hyperparameters.batch_size", None, h.batch_size, "not sent: Gemini tuning chooses the batch size")
 
+    # Spec metrics the Gen AI evaluation service computes itself (the rest have no equivalent).
+    EVALUATION_METRICS = {"exact_match": {"exactMatchSpec": {}, "aggregationMetrics": ["AVERAGE"]}}
+
+    def evaluation(self, sts: dict[str, Any], entry: ModelEntry | None) -> None:
+        """`evaluation` written in the spec becomes the job's `evaluationConfig` (Gen AI
+        evaluation of the tuned model on the validation set, after tuning) where the model
+        and region have it; its results come back in the job and in the manifest."""
+        ev, cfg = self.job.evaluation, self.config
+        if "evaluation" not in self.job.model_fields_set or self.objective != "sft" or entry is None:
+            return
+        if cfg.location not in entry.evaluation_regions:
+            where = ", ".join(entry.evaluation_regions) or "no region"
+            self.diag("TS303", "evaluation", f"`{self.entry_id}` has evaluationConfig in {where}, not in `{cfg.location}`: "
+                      "the job runs without it", "remove `evaluation` for this job, or tune in a region that has it", Severity.WARNING)
+            return
+        if not self.job.data.validation:
+            self.diag("TS303", "evaluation", "the service evaluates the tuned model on the validation dataset, and there is none",
+                      "add `data.validation`", Severity.WARNING)
+            return
+        if cfg.staging_bucket is None:
+            self.diag("TS313", "evaluation", "evaluation results are written to Cloud Storage, but no staging bucket is set",
+                      "set `backend.staging_bucket: gs://BUCKET[/prefix]`")
+            return
+        metrics = [self.EVALUATION_METRICS[m] for m in ev.metrics if m in self.EVALUATION_METRICS]
+        unsent = [m for m in ev.metrics if m not in self.EVALUATION_METRICS]
+        if unsent:
+            self.diag("TS303", "evaluation.metrics", f"the Gen AI evaluation service has no {', '.join(unsent)} metric; not sent",
+                      "use `exact_match`, or evaluate the tuned model with the local backend", Severity.WARNING)
+        if not metrics:
+            return
+        bucket, prefix = cfg.bucket_and_prefix
+        out = f"gs://{bucket}/{prefix + '/' if prefix else ''}evaluations/"
+        sts["evaluationConfig"] = {
+            "metrics": metrics,
+            "outputConfig": {"gcsDestination": {"outputUriPrefix": out}},
+            "inferenceGenerationConfig": {"maxOutputTokens": ev.max_new_tokens},
+        }
+        self.map("evaluation.metrics", f"{self.spec_key}.evaluationConfig.metrics", [m for m in ev.metrics if m not in unsent],
+                 f"the Gen AI evaluation service scores the tuned model; results under {out}")
+        self.map("evaluation.max_new_tokens", f"{self.spec_key}.evaluationConfig.inferenceGenerationConfig.maxOutputTokens", ev.max_new_tokens)
+
     def service_chooses(self) -> list[str]:
         """What the plan shows as left to the service."""
         return [name for path, name in (("hyperparameters.epochs", "epochs"), ("method.lora.rank", "adapter size"))
@@ -506,6 +548,8 @@ class _Compiler:
 
     def service_owned(self) -> None:
         for path, (severity, why) in SERVICE_OWNED.items():
+            if any(m.field == path and m.target for m in self.mappings):
+                continue  # sent after all (evaluationConfig)
             if self.user_set(path):
                 self.diag("TS303", path, f"`{path}` cannot be honoured by Vertex: {why}",
                           f"remove `{path}` for this backend", severity)

@@ -228,7 +228,46 @@ def result_of(job: Any, token_limit: int | None = None) -> RunResult:
             message = f"vertex job {state.removeprefix('JOB_STATE_').lower()}: {error['message']}"
     if warnings:
         message += f" ({len(warnings)} data warning{'s' if len(warnings) > 1 else ''} from the service)"
-    return RunResult(status=status, message=message, remote_id=job.name, outputs=outputs, metrics=metrics, error=error)  # type: ignore[arg-type]
+    evaluation = evaluation_of(job, stats)
+    return RunResult(status=status, message=message, remote_id=job.name, outputs=outputs, metrics=metrics, error=error,  # type: ignore[arg-type]
+                     evaluation=evaluation)
+
+
+# The Gen AI evaluation service's scores, by the spec's metric name.
+EVALUATION_VALUES = {"exact_match_metric_value": "exact_match", "bleu_metric_value": "bleu", "rouge_metric_value": "rouge"}
+
+
+def evaluation_of(job: Any, stats: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's evaluation: the tuned model's scores from the job's evaluation runs
+    (`evaluationConfig`; AVERAGE aggregations, the last checkpoint's), and the service's
+    `tuning_data_stats`. Vertex does not evaluate the base model, so there is no `base`;
+    the TuningJob message carries no loss curve (it is in the job's Vertex AI experiment,
+    named in `experiment`)."""
+    from google.protobuf import json_format
+
+    tuned: dict[str, Any] = {}
+    runs = []
+    for run in job.evaluate_dataset_runs:
+        runs.append(json_format.MessageToDict(type(run).pb(run), preserving_proto_field_name=True))
+        if run.error.code or run.error.message:
+            continue
+        for result in run.evaluate_dataset_response.aggregation_output.aggregation_results:
+            if result.aggregation_metric.name not in ("AVERAGE", "AGGREGATION_METRIC_UNSPECIFIED"):
+                continue
+            for field, metric in EVALUATION_VALUES.items():
+                if field in result:  # proto-plus: a set message field
+                    tuned[metric] = getattr(result, field).score
+    evaluation: dict[str, Any] = {}
+    if tuned:
+        evaluation["tuned"] = tuned
+        evaluation["metrics"] = sorted(tuned)
+    if runs:
+        evaluation["vertex_evaluation_runs"] = runs
+    if stats:
+        evaluation["tuning_data_stats"] = stats
+    if job.experiment:
+        evaluation["experiment"] = job.experiment
+    return evaluation
 
 
 def data_stat_warnings(job: Any, token_limit: int | None = None) -> list[Diagnostic]:

@@ -98,6 +98,8 @@ class TuningEmulator:
     """When set, every create is answered 400 with this message (a permanent error)."""
     reject_label_filter: bool = False
     page_size: int = 2
+    exact_match_score: float = 0.75
+    """The exact-match average a job with an `evaluationConfig` reports."""
     jobs: dict[str, TuningJob] = field(default_factory=dict)
     preference_specs: dict[str, dict] = field(default_factory=dict)
     """Job name -> the `preferenceOptimizationSpec` it was created with (JSON)."""
@@ -299,6 +301,17 @@ class TuningEmulator:
             "truncated_example_indices": truncated,
             "dropped_example_reasons": self.dropped.get(job.tuned_model_display_name, []),
         }}
+        evaluation = job.supervised_tuning_spec.evaluation_config
+        if evaluation.metrics:  # the Gen AI evaluation service scores the last checkpoint
+            out = evaluation.output_config.gcs_destination.output_uri_prefix
+            job.evaluate_dataset_runs = [{
+                "operation_name": f"{parent}/operations/{model_id}", "checkpoint_id": str(epochs),
+                "evaluate_dataset_response": {
+                    "aggregation_output": {"aggregation_results": [
+                        {"exact_match_metric_value": {"score": self.exact_match_score}, "aggregation_metric": "AVERAGE"}]},
+                    "output_info": {"gcs_output_directory": f"{out}{model_id}"},
+                },
+            }]
         job.state = "JOB_STATE_PARTIALLY_SUCCEEDED" if outcome == "partially_succeeded" else "JOB_STATE_SUCCEEDED"
 
 
