@@ -68,7 +68,8 @@ class VertexConfig(BaseModel):
     service_account: str | None = Field(
         default=None,
         description="Service account the tuning job runs as (`name@project.iam.gserviceaccount.com`). "
-        "Default: the Vertex AI service agent.",
+        "Default: the project's Vertex AI Secure Fine-Tuning Service Agent. The account needs read access to the "
+        "data; you need `roles/iam.serviceAccountUser` on it (see docs/vertex.md, Permissions).",
     )
     encryption_key: str | None = Field(
         default=None,

@@ -83,3 +83,9 @@ def test_a_wrong_catalog_entry_is_caught_by_the_emulator(cli, project, gcs, tuni
     result = cli("apply", spec, "--yes", "--output", "json", "--state", tmp_path / "state.db")
     assert result.code == 1
     assert "adapter size 16 is not supported for gemini-2.5-pro" in result.out
+
+
+@pytest.mark.parametrize("modality", ["text", "image", "audio", "document"])
+def test_example_specs_have_the_documented_minimum_of_training_examples(project, modality):
+    checked = project.check(project.example(modality))
+    assert checked.data.splits["train"].examples >= G.MIN_TRAINING_EXAMPLES
