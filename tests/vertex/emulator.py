@@ -98,6 +98,8 @@ class TuningEmulator:
     """When set, every create is answered 400 with this message (a permanent error)."""
     reject_label_filter: bool = False
     page_size: int = 2
+    cancel_steps: int = 1
+    """Gets a cancelled job answers in CANCELLING before it is CANCELLED."""
     exact_match_score: float = 0.75
     """The exact-match average a job with an `evaluationConfig` reports."""
     jobs: dict[str, TuningJob] = field(default_factory=dict)
@@ -109,6 +111,7 @@ class TuningEmulator:
         self._lock = threading.Lock()
         self._ids = itertools.count(1000)
         self._gets: dict[str, int] = {}
+        self._cancel_gets: dict[str, int] = {}
         self._server: ThreadingHTTPServer | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -264,8 +267,10 @@ class TuningEmulator:
             job.state = "JOB_STATE_RUNNING"
             return
         if state == "JOB_STATE_CANCELLING":
-            job.state = "JOB_STATE_CANCELLED"
-            job.error = {"code": 1, "message": "CANCELED"}
+            self._cancel_gets[job.name] = self._cancel_gets.get(job.name, 0) + 1
+            if self._cancel_gets[job.name] >= self.cancel_steps:  # google.rpc.Code.CANCELLED, as the API reference says
+                job.state = "JOB_STATE_CANCELLED"
+                job.error = {"code": 1, "message": "CANCELED"}
             return
         if state != "JOB_STATE_RUNNING":
             return

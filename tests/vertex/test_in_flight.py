@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tunespec import DiagnosticError
+from tunespec import DiagnosticError, Progress
 from tunespec_vertex import jobs
 from tunespec_vertex.backend import to_proto
 from tunespec_vertex.clients import Connection, tuning_client
@@ -134,3 +134,29 @@ def test_rest_errors_map_to_their_documented_diagnostics(tuning, code, operation
     assert problem.code == diagnostic and hint in (problem.hint or "")
     assert ERROR_TEXT[code].split("'")[0].split("{")[0] in problem.message
     assert len(tuning.creates()) == (1 if operation == "create" else 0)
+
+
+def test_a_job_goes_through_the_states_a_real_job_does(tuning):
+    conn = Connection("test-project", "us-central1", tuning.endpoint, True, 5)
+    client = tuning_client(conn)
+    body = {"baseModel": "gemini-2.5-flash", "supervisedTuningSpec": {"trainingDatasetUri": "gs://b/t.jsonl"}}
+    failing = dict(body, tunedModelDisplayName="will-fail")
+    tuning.outcome_for["will-fail"] = "failed"
+    job, _ = jobs.submit(client, conn.parent, to_proto(body), "r-1", 5)
+    states = [jobs.state_name(job)] + [jobs.state_name(jobs.get_job(client, job.name, 5)) for _ in range(4)]
+    assert states == ["JOB_STATE_PENDING", "JOB_STATE_QUEUED", "JOB_STATE_RUNNING", "JOB_STATE_RUNNING", "JOB_STATE_SUCCEEDED"]
+    bad, _ = jobs.submit(client, conn.parent, to_proto(failing), "r-2", 5)
+    final = jobs.wait_for(client, bad.name, 0.01, 5, Progress(enabled=False))
+    assert jobs.state_name(final) == "JOB_STATE_FAILED" and final.error.message
+
+
+def test_cancel_while_the_service_is_still_cancelling_is_followed_by_status(cli, env):
+    env.tuning.cancel_steps = 3  # the service takes a while to stop the job
+    spec = env.project.example("text")
+    spec.write_text(spec.read_text().replace("  poll_interval: 0.05\n", "  wait: false\n"))
+    assert _apply(cli, env, spec).code == 0
+    result = cli("cancel", "vertex-text-capitals", "--output", "json", "--state", env.state)
+    assert result.code == 0, result.out + result.err
+    assert result.json["run"]["status"] == "running" and "CANCELLING" in result.json["run"]["message"]
+    finished = _status_until(cli, env, spec, "cancelled")
+    assert _same_job(finished["remote_id"], next(iter(env.tuning.jobs)))
