@@ -100,7 +100,8 @@ class VertexBackend(Backend):
         from tunespec.data import iter_conversations
         from tunespec_vertex.media import check_media
 
-        splits = [s for s in ("train", "validation") if getattr(spec.job.data, s)]
+        # Only splits with local files: media referenced from Cloud Storage are the service's to judge.
+        splits = [s for s in ("train", "validation") if any("://" not in src.path for src in getattr(spec.job.data, s) or [])]
         return check_media(spec, lambda split: iter_conversations(spec, split), splits)  # type: ignore[arg-type]
 
     def _data_checks(self, spec: ResolvedSpec, data: "DataReport | None", entry: Any) -> list[Diagnostic]:
