@@ -148,7 +148,7 @@ class VertexBackend(Backend):
             val = data.splits.get("validation")
             epochs_known = "epochs" not in compiled.service_chooses
             if not epochs_known:
-                summary["trained_tokens"] += f"; with {spec.job.hyperparameters.epochs} epochs, the service may choose another number"
+                summary["trained_tokens"] += f"; an estimate at {spec.job.hyperparameters.epochs} epochs: the service chooses the number"
             if val is not None and val.examples:
                 # Google's estimator bills validation tokens too, once per epoch.
                 billable = data.trained_tokens + val.tokens_total * spec.job.hyperparameters.epochs
