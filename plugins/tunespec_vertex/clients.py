@@ -182,7 +182,10 @@ def retry_policy(deadline: float = 600.0, initial: float = 1.0, maximum: float =
 
 
 QUOTA_DOC = "https://cloud.google.com/vertex-ai/generative-ai/docs/quotas"
-QUOTA_FALLBACK = "concurrent tuning jobs (aiplatform.googleapis.com, per project and region)"
+# Google: "Quota is enforced on the number of concurrent tuning jobs. Every project comes
+# with a default quota to run at least one tuning job. This is a global quota, shared
+# across all available regions and supported models."
+QUOTA_FALLBACK = "concurrent tuning jobs (aiplatform.googleapis.com; one per project by default, shared across regions and models)"
 
 
 def service_error(exc: BaseException, what: str, where: Location | None = None) -> DiagnosticError:
