@@ -160,3 +160,15 @@ def test_cancel_while_the_service_is_still_cancelling_is_followed_by_status(cli,
     assert result.json["run"]["status"] == "running" and "CANCELLING" in result.json["run"]["message"]
     finished = _status_until(cli, env, spec, "cancelled")
     assert _same_job(finished["remote_id"], next(iter(env.tuning.jobs)))
+
+
+def test_a_429_from_google_genai_is_the_same_quota_diagnostic_and_is_not_retried():
+    """Preference jobs are created through google-genai, whose errors are its own classes."""
+    from google.genai import errors
+
+    from tunespec_vertex.clients import QUOTA_FALLBACK, diagnose, quota_exceeded
+
+    exc = errors.ClientError(429, {"error": {"code": 429, "message": "Resource exhausted.", "status": "RESOURCE_EXHAUSTED"}})
+    assert quota_exceeded(exc)
+    [problem] = diagnose(exc, "create tuning job").diagnostics
+    assert problem.code == "TS314" and QUOTA_FALLBACK in problem.message  # no quota details: Google's documented quota
