@@ -174,9 +174,54 @@ def check_spec(spec: ResolvedSpec, host: PluginHost, state: StateStore | None, p
         if not diagnostics.has_errors:
             checked.plan = backend.compile(spec, checked.data)
             diagnostics.extend(_plan_warnings(checked.plan))
+            if spec.upstream is not None:  # shown by plan, and stored with the run (see _changed_fields)
+                checked.plan.summary[BUILDS_ON] = spec.upstream.describe()
     except DiagnosticError as exc:
         diagnostics.extend(exc.diagnostics)
     return checked
+
+
+BUILDS_ON = "builds on"
+"""The plan summary row naming the run a `run:` spec builds on."""
+
+
+def check_specs(specs: list[ResolvedSpec], host: PluginHost, state: StateStore | None, progress: Progress) -> tuple[list[Checked], list[Diagnostic]]:
+    """Check every spec of a command, in dependency order (a spec after the spec its
+    `model.base: run:` names), linking each `run:` reference as it goes: to the upstream's
+    latest succeeded run, or, when the upstream is in this command and will run first
+    (create, replace, resume), to that pending run. Returns the checked specs in the order
+    `apply` runs them, and the problems of specs left out (cycles)."""
+    from tunespec.chains import link_upstream, order_specs
+
+    ordered, problems = order_specs(specs)
+    names = [spec.name for spec in specs]
+    pending: set[str] = set()
+    checked_all = []
+    for spec in ordered:
+        link_problems = link_upstream(spec, state, pending, names)
+        if link_problems:
+            checked = Checked(spec, host.backends()[spec.job.backend.name], Diagnostics(max_per_code=spec.job.data.max_reported_problems))
+            checked.diagnostics.extend(link_problems)
+        else:
+            checked = check_spec(spec, host, state, progress)
+        checked_all.append(checked)
+        if not checked.ok or diff(checked, state).action != "no-op":
+            pending.add(spec.name)  # what builds on it cannot be planned against an existing run
+    return checked_all, problems
+
+
+def recheck_after_upstream(checked: Checked, host: PluginHost, state: StateStore, progress: Progress) -> Checked:
+    """Check a spec again once the spec it builds on has run in this apply: its `run:`
+    reference now names that new run, which changes its plan and fingerprint."""
+    from tunespec.chains import link_upstream
+
+    spec = checked.spec
+    problems = link_upstream(spec, state, (), ())
+    if problems:
+        again = Checked(spec, checked.backend, Diagnostics())
+        again.diagnostics.extend(problems)
+        return again
+    return check_spec(spec, host, state, progress)
 
 
 def _output_problems(spec: ResolvedSpec) -> list[Diagnostic]:
@@ -245,12 +290,16 @@ def diff(checked: Checked, state: StateStore | None) -> Change:
             alive = previous.owner_alive or (previous.remote_id and previous.status != "interrupted")
             return Change("in-flight" if alive else "resume", previous)
         return Change("replace", previous, ["previous run " + previous.status])
-    return Change("replace", previous, _changed_fields(previous, stored_spec(spec), _data_json(checked.data)))
+    return Change("replace", previous, _changed_fields(previous, stored_spec(spec), _data_json(checked.data), checked.plan))
 
 
-def _changed_fields(previous: RunRecord, current: dict[str, Any], data: dict[str, Any]) -> list[str]:
-    """Spec fields and data files that differ from the previous run's."""
+def _changed_fields(previous: RunRecord, current: dict[str, Any], data: dict[str, Any], plan: Plan | None = None) -> list[str]:
+    """Spec fields, data files and the upstream run that differ from the previous run's."""
     changed = _diff_paths(previous.spec or {}, current)
+    was = ((previous.plan or {}).get("summary") or {}).get(BUILDS_ON)
+    now = plan.summary.get(BUILDS_ON) if plan is not None else None
+    if now != was and (now or was):
+        changed.append(f"upstream: {now or 'none'} (was {was or 'none'})")
     old = {f["path"]: f["sha256"] for f in (previous.data or {}).get("files", [])}
     new = {f["path"]: f["sha256"] for f in data.get("files", [])}
     changed += [f"data content: {path}" for path in sorted(set(old) | set(new)) if old.get(path) != new.get(path)]

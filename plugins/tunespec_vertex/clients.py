@@ -110,6 +110,29 @@ def tuning_client(conn: Connection, where: Location | None = None) -> Any:
     )
 
 
+def genai_client(conn: Connection, where: Location | None = None) -> Any:
+    """A google-genai client on Vertex AI (v1beta1 REST): the supported Google client that
+    creates preference tuning jobs (`tunings.tune` with `method: PREFERENCE_TUNING`), which
+    google-cloud-aiplatform's TuningJob message does not know yet. It never retries on its
+    own (no `retry_options`): `jobs.submit` decides when a create may be tried again."""
+    import warnings
+
+    from google import genai
+    from google.genai import types
+
+    warnings.filterwarnings("ignore", message=".*tuning implementation is experimental.*")
+    if conn.use_anonymous:
+        # google-genai always sends a bearer token on Vertex; an emulator ignores it.
+        from google.oauth2.credentials import Credentials
+
+        creds: Any = Credentials(token="anonymous")
+    else:
+        creds = credentials(conn, where)
+    endpoint = conn.endpoint if "://" in conn.endpoint else f"https://{conn.endpoint}"
+    return genai.Client(vertexai=True, project=conn.project, location=conn.location, credentials=creds,
+                        http_options=types.HttpOptions(base_url=endpoint, api_version="v1beta1", timeout=int(conn.timeout * 1000)))
+
+
 def storage_client(conn: Connection, where: Location | None = None) -> Any:
     """A Cloud Storage client (STORAGE_EMULATOR_HOST, when set, points it at an emulator)."""
     from google.cloud import storage
@@ -127,7 +150,28 @@ def transient(exc: BaseException) -> bool:
 
     if if_transient_error(exc):
         return True
+    if _genai_error(exc) is not None:  # google-genai: an HTTP status, or httpx's network errors
+        return _genai_error(exc) in (429, 500, 502, 503, 504)
+    if type(exc).__module__.startswith("httpx") and isinstance(exc, Exception) and any(
+            cls.__name__ in ("TransportError", "TimeoutException") for cls in type(exc).__mro__):
+        return True
     return isinstance(exc, (gexc.DeadlineExceeded, gexc.GatewayTimeout, requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError))
+
+
+def quota_exceeded(exc: BaseException) -> bool:
+    """HTTP 429 from either client (google-api-core's TooManyRequests, google-genai's APIError)."""
+    from google.api_core import exceptions as gexc
+
+    return isinstance(exc, gexc.TooManyRequests) or _genai_error(exc) == 429
+
+
+def _genai_error(exc: BaseException) -> int | None:
+    """The HTTP status of a google-genai APIError, else None."""
+    try:
+        from google.genai import errors
+    except ImportError:
+        return None
+    return int(exc.code) if isinstance(exc, errors.APIError) else None
 
 
 def retry_policy(deadline: float = 600.0, initial: float = 1.0, maximum: float = 30.0) -> Any:
@@ -137,24 +181,67 @@ def retry_policy(deadline: float = 600.0, initial: float = 1.0, maximum: float =
     return Retry(predicate=transient, initial=initial, maximum=maximum, multiplier=2.0, timeout=deadline)
 
 
+QUOTA_DOC = "https://cloud.google.com/vertex-ai/generative-ai/docs/quotas"
+# Google: "Quota is enforced on the number of concurrent tuning jobs. Every project comes
+# with a default quota to run at least one tuning job. This is a global quota, shared
+# across all available regions and supported models."
+QUOTA_FALLBACK = "concurrent tuning jobs (aiplatform.googleapis.com; one per project by default, shared across regions and models)"
+
+
 def service_error(exc: BaseException, what: str, where: Location | None = None) -> DiagnosticError:
-    """A permanent API error as a TS308 diagnostic (or TS307 for missing permission)."""
+    """A permanent API error as a TS308 diagnostic (TS307 for missing permission).
+
+    Over REST, google-api-core raises the HTTP classes (`Forbidden`, `BadRequest`,
+    `TooManyRequests`, `NotFound`, `Unauthorized`), whose gRPC-named subclasses
+    (`PermissionDenied`, `InvalidArgument`...) only come from gRPC: match the HTTP ones."""
     from google.api_core import exceptions as gexc
 
     message = getattr(exc, "message", None) or str(exc)
-    if isinstance(exc, (gexc.PermissionDenied, gexc.Unauthenticated)):
+    where = where or Location(subject="Vertex AI")
+    if isinstance(exc, (gexc.Forbidden, gexc.Unauthorized)):
         return DiagnosticError(Diagnostic(
-            "TS307", f"{what}: permission denied: {message}", where or Location(subject="Vertex AI"),
-            "the credentials need roles/aiplatform.user on the project and storage access to the staging bucket",
+            "TS307", f"{what}: permission denied: {message}", where,
+            "the credentials need roles/aiplatform.user on the project and storage access to the staging bucket "
+            "(expired credentials: `gcloud auth application-default login` again); see docs/vertex.md#permissions",
         ))
+    if isinstance(exc, gexc.TooManyRequests):
+        return quota_error(exc, what, where)
     hint = None
     if isinstance(exc, gexc.NotFound):
         hint = "check `backend.project`, `backend.location` and the resource name"
-    elif isinstance(exc, gexc.InvalidArgument):
+    elif isinstance(exc, gexc.BadRequest):
         hint = "the service refused the request; `tunespec plan` shows the exact body sent"
-    elif isinstance(exc, gexc.ResourceExhausted):
-        hint = "quota exhausted (concurrent tuning jobs per project); retry later or request more quota"
-    return DiagnosticError(Diagnostic("TS308", f"{what}: {type(exc).__name__}: {message}", where or Location(subject="Vertex AI"), hint))
+    return DiagnosticError(Diagnostic("TS308", f"{what}: {type(exc).__name__}: {message}", where, hint))
+
+
+def quota_name(exc: BaseException) -> str | None:
+    """The quota a 429 names: google.rpc.QuotaFailure's subject, or ErrorInfo's
+    `quota_metric`/`quota_limit` metadata, as Google's errors carry them."""
+    for detail in getattr(exc, "details", None) or ():
+        if isinstance(detail, dict):
+            for violation in detail.get("violations") or ():
+                if isinstance(violation, dict) and (violation.get("quotaId") or violation.get("subject")):
+                    return str(violation.get("quotaId") or violation.get("subject"))
+            meta = detail.get("metadata") or {}
+            if isinstance(meta, dict) and (meta.get("quota_metric") or meta.get("quota_limit")):
+                return str(meta.get("quota_limit") or meta.get("quota_metric"))
+    meta = getattr(exc, "metadata", None)  # google-api-core: the ErrorInfo's metadata
+    if isinstance(meta, dict) and (meta.get("quota_metric") or meta.get("quota_limit")):
+        return str(meta.get("quota_limit") or meta.get("quota_metric"))
+    return None
+
+
+def quota_error(exc: BaseException, what: str, where: Location) -> DiagnosticError:
+    """HTTP 429: a quota is used up. For a create this is the project's concurrent tuning
+    jobs quota: retrying for minutes would not free it, so it is reported at once."""
+    message = getattr(exc, "message", None) or str(exc)
+    name = quota_name(exc) or QUOTA_FALLBACK
+    return DiagnosticError(Diagnostic(
+        "TS314", f"{what}: quota exceeded ({name}): {message}", where,
+        f"wait for running tuning jobs to finish (`tunespec runs`), or request a higher value for `{name}`: "
+        "Google Cloud console > IAM & Admin > Quotas & System Limits, filter on the quota, Edit quota "
+        f"(or `gcloud beta quotas preferences create --service=aiplatform.googleapis.com ...`); see {QUOTA_DOC}",
+    ))
 
 
 def call(what: str, fn: Callable[[], Any], where: Location | None = None) -> Any:
@@ -177,6 +264,9 @@ def diagnose(exc: BaseException, what: str, where: Location | None = None) -> Di
 
     if isinstance(exc, gexc.GoogleAPIError):
         return service_error(exc, what, where)
+    code = _genai_error(exc)
+    if code is not None and (not transient(exc) or code == 429):  # google-genai's errors, as the same diagnostics
+        return service_error(gexc.from_http_status(code, getattr(exc, "message", None) or str(exc)), what, where)
     if isinstance(exc, GoogleAuthError):
         return DiagnosticError(Diagnostic("TS307", f"{what}: authentication failed: {exc}", where or Location(subject="Vertex AI"), ADC_HINT))
     if transient(exc):  # retries exhausted

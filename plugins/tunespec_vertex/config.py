@@ -38,6 +38,9 @@ class CatalogOverride(BaseModel):
         description="Dataset limits to override (tunespec DataRules fields), e.g. `{max_examples: {validation: 1000}}`; "
         "`media` merges kind by kind.",
     )
+    preference_data_rules: dict[str, Any] = Field(
+        default_factory=dict, description="Dataset limits of preference tuning to override, like `data_rules`."
+    )
 
 
 class VertexConfig(BaseModel):
@@ -52,8 +55,9 @@ class VertexConfig(BaseModel):
     )
     location: str = Field(
         default="us-central1",
-        pattern=r"^[a-z]+-[a-z]+[0-9]+$",
-        description="Region the job runs in. Must be one the base model tunes in (see the model catalog).",
+        pattern=r"^([a-z]+-[a-z]+[0-9]+|global)$",
+        description="Region the job runs in. Must be one the base model tunes in (see the model catalog); tuning does not "
+        "run on the `global` endpoint.",
     )
     staging_bucket: str | None = Field(
         default=None,
@@ -64,12 +68,14 @@ class VertexConfig(BaseModel):
     service_account: str | None = Field(
         default=None,
         description="Service account the tuning job runs as (`name@project.iam.gserviceaccount.com`). "
-        "Default: the Vertex AI service agent.",
+        "Default: the project's Vertex AI Secure Fine-Tuning Service Agent. The account needs read access to the "
+        "data; you need `roles/iam.serviceAccountUser` on it (see docs/vertex.md, Permissions).",
     )
     encryption_key: str | None = Field(
         default=None,
         description="Cloud KMS key for customer-managed encryption (CMEK) of the job and tuned model: "
-        "`projects/P/locations/L/keyRings/R/cryptoKeys/K`. Only for models whose catalog entry has `cmek: true`.",
+        "`projects/P/locations/L/keyRings/R/cryptoKeys/K`, with L the job's `location`. Only for models whose catalog "
+        "entry has `cmek: true`.",
     )
     labels: dict[str, str] = Field(
         default_factory=dict,
@@ -80,7 +86,8 @@ class VertexConfig(BaseModel):
     output_uri: str | None = Field(
         default=None,
         pattern=r"^gs://.+",
-        description="`gs://` folder where an open model's tuned weights are written. Required for open models.",
+        description="`gs://` folder where an open model's tuned weights are written. Required for open models; "
+        "refused for models whose catalog entry has no `output_uri: true` (Gemini keeps its tuned model in Vertex).",
     )
     custom_base_model: str | None = Field(
         default=None,

@@ -15,8 +15,8 @@ from typing import Any, Callable
 
 from tunespec import Diagnostic, Location, Progress, RunResult, Severity
 
-from tunespec_vertex.clients import call, diagnose, retry_policy, transient
-from tunespec_vertex.labels import RUN_LABEL
+from tunespec_vertex.clients import call, diagnose, quota_exceeded, retry_policy, transient
+from tunespec_vertex.labels import FINGERPRINT_LABEL, RUN_LABEL
 
 # Every JobState, mapped to tunespec's run status. PARTIALLY_SUCCEEDED and EXPIRED are
 # terminal: the first is judged by whether a tuned model exists, the second is a failure.
@@ -43,18 +43,30 @@ def state_name(job: Any) -> str:
 
 def find_job(client: Any, parent: str, run_id: str, timeout: float) -> Any | None:
     """The job labelled with this run id, if the service has one."""
+    return next(iter(labelled_jobs(client, parent, RUN_LABEL, run_id, timeout)), None)
+
+
+def find_live_job(client: Any, parent: str, fingerprint: str, timeout: float) -> Any | None:
+    """A job of the same spec and fingerprint (another run id) that is still queued or
+    running. tunespec's state may have lost track of it (a run recorded failed by an older
+    version, a deleted state database, another machine): adopting it is cheaper than a
+    second billable job doing the same work."""
+    live = [j for j in labelled_jobs(client, parent, FINGERPRINT_LABEL, fingerprint, timeout) if state_name(j) not in TERMINAL]
+    return live[0] if live else None
+
+
+def labelled_jobs(client: Any, parent: str, key: str, value: str, timeout: float) -> list[Any]:
+    """Jobs whose label `key` is `value`. The service is asked to filter; the label is
+    checked here too, and a refused filter falls back to listing every job."""
     from google.api_core import exceptions as gexc
 
-    def matching(jobs: Any) -> Any | None:
-        return next((j for j in jobs if j.labels.get(RUN_LABEL) == run_id), None)
-
-    def list_matching(request: dict[str, Any]) -> Any | None:
-        return matching(client.list_tuning_jobs(request=request, retry=retry_policy(), timeout=timeout))
+    def matching(request: dict[str, Any]) -> list[Any]:
+        return [j for j in client.list_tuning_jobs(request=request, retry=retry_policy(), timeout=timeout) if j.labels.get(key) == value]
 
     try:
-        return list_matching({"parent": parent, "filter": f'labels.{RUN_LABEL}="{run_id}"'})
+        return matching({"parent": parent, "filter": f'labels.{key}="{value}"'})
     except gexc.BadRequest:  # the filter was refused: list everything and filter here
-        return call("list tuning jobs", lambda: list_matching({"parent": parent}))
+        return call("list tuning jobs", lambda: matching({"parent": parent}))
     except Exception as exc:
         raise diagnose(exc, "list tuning jobs") or exc from None
 
@@ -66,22 +78,28 @@ def submit(
     run_id: str,
     timeout: float,
     *,
+    create: Callable[[], Any] | None = None,
     deadline: float = 600.0,
     initial_delay: float = 1.0,
     log: Callable[[str], None] = lambda m: None,
 ) -> tuple[Any, bool]:
     """Create the job; returns (job, created). The caller has looked for an existing job
     of this run (`find_job`) first; a create whose answer is lost is not blindly retried:
-    the service is asked for the run's job before each new attempt."""
+    the service is asked for the run's job before each new attempt. `create` sends the
+    request another way (google-genai for preference jobs) and returns the job's name."""
     delay, give_up = initial_delay, time.monotonic() + deadline
     while True:
         try:
             # No automatic retry here: a blind retry of a create that the service accepted
             # but whose answer was lost would start a second job.
+            if create is not None:
+                return get_job(client, create(), timeout), True
             created = client.create_tuning_job(parent=parent, tuning_job=job, retry=None, timeout=timeout)
             return created, True
         except Exception as exc:
-            if not transient(exc) or time.monotonic() + delay > give_up:
+            # A 429 on create is the concurrent tuning-job quota: it frees when a job ends,
+            # minutes or hours away, so it is reported now rather than retried.
+            if not transient(exc) or quota_exceeded(exc) or time.monotonic() + delay > give_up:
                 raise diagnose(exc, "create tuning job") or exc from None
             log(f"create tuning job: {type(exc).__name__}; checking whether the service created it, then retrying in {delay:.1f}s")
             time.sleep(delay)
@@ -90,6 +108,45 @@ def submit(
             if existing is not None:
                 log(f"the service had created the job: {existing.name}")
                 return existing, True
+
+
+def genai_request(body: dict[str, Any]) -> tuple[str, Any, Any]:
+    """A preference tuning request body (the JSON `plan` prints) as google-genai's
+    `tunings.tune(base_model, training_dataset, config)` arguments, which send exactly it
+    back (tests/vertex checks the emulator receives the planned body)."""
+    from google.genai import types
+
+    spec = body["preferenceOptimizationSpec"]
+    hp = spec.get("hyperParameters", {})
+    pre = body.get("preTunedModel") or {}
+    extra = {k: body[k] for k in ("serviceAccount", "description") if k in body}
+    config = types.CreateTuningJobConfig(
+        method="PREFERENCE_TUNING",
+        tuned_model_display_name=body.get("tunedModelDisplayName"),
+        validation_dataset=types.TuningValidationDataset(gcs_uri=spec["validationDatasetUri"]) if spec.get("validationDatasetUri") else None,
+        epoch_count=hp.get("epochCount"),
+        learning_rate_multiplier=hp.get("learningRateMultiplier"),
+        adapter_size=hp.get("adapterSize"),
+        beta=hp.get("beta"),
+        export_last_checkpoint_only=spec.get("exportLastCheckpointOnly"),
+        pre_tuned_model_checkpoint_id=pre.get("checkpointId"),
+        labels=body.get("labels"),
+        encryption_spec=types.EncryptionSpec(kms_key_name=body["encryptionSpec"]["kmsKeyName"]) if "encryptionSpec" in body else None,
+        # Fields the SDK's config does not name travel as they are, in the same body.
+        http_options=types.HttpOptions(extra_body=extra) if extra else None,
+    )
+    base = pre.get("tunedModelName") or body["baseModel"]  # the SDK sends a projects/... base as preTunedModel
+    return base, types.TuningDataset(gcs_uri=spec["trainingDatasetUri"]), config
+
+
+def genai_create(genai: Any, body: dict[str, Any]) -> Callable[[], str]:
+    """`submit`'s create for a preference job: google-genai sends the body, the job's name comes back."""
+
+    def create() -> str:
+        base, dataset, config = genai_request(body)
+        return genai.tunings.tune(base_model=base, training_dataset=dataset, config=config).name
+
+    return create
 
 
 def get_job(client: Any, name: str, timeout: float) -> Any:
@@ -123,13 +180,14 @@ def wait_for(client: Any, name: str, interval: float, timeout: float, progress: 
             raise
 
 
-def result_of(job: Any) -> RunResult:
-    """The job as a RunResult: status, outputs (resource names, data stats), metrics, error."""
+def result_of(job: Any, token_limit: int | None = None) -> RunResult:
+    """The job as a RunResult: status, outputs (resource names, data stats), metrics, error.
+    `token_limit` (the model's sequence limit) goes into the hint about truncated examples."""
     from google.protobuf import json_format
 
     state = state_name(job)
     status = STATUS_OF_STATE.get(state, "running")
-    warnings = data_stat_warnings(job)
+    warnings = data_stat_warnings(job, token_limit)
     outputs: dict[str, Any] = {"tuning_job": job.name, "state": state.removeprefix("JOB_STATE_")}
     if job.tuned_model.model:
         outputs["tuned_model"] = job.tuned_model.model
@@ -170,10 +228,49 @@ def result_of(job: Any) -> RunResult:
             message = f"vertex job {state.removeprefix('JOB_STATE_').lower()}: {error['message']}"
     if warnings:
         message += f" ({len(warnings)} data warning{'s' if len(warnings) > 1 else ''} from the service)"
-    return RunResult(status=status, message=message, remote_id=job.name, outputs=outputs, metrics=metrics, error=error)  # type: ignore[arg-type]
+    evaluation = evaluation_of(job, stats)
+    return RunResult(status=status, message=message, remote_id=job.name, outputs=outputs, metrics=metrics, error=error,  # type: ignore[arg-type]
+                     evaluation=evaluation)
 
 
-def data_stat_warnings(job: Any) -> list[Diagnostic]:
+# The Gen AI evaluation service's scores, by the spec's metric name.
+EVALUATION_VALUES = {"exact_match_metric_value": "exact_match", "bleu_metric_value": "bleu", "rouge_metric_value": "rouge"}
+
+
+def evaluation_of(job: Any, stats: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's evaluation: the tuned model's scores from the job's evaluation runs
+    (`evaluationConfig`; AVERAGE aggregations, the last checkpoint's), and the service's
+    `tuning_data_stats`. Vertex does not evaluate the base model, so there is no `base`;
+    the TuningJob message carries no loss curve (it is in the job's Vertex AI experiment,
+    named in `experiment`)."""
+    from google.protobuf import json_format
+
+    tuned: dict[str, Any] = {}
+    runs = []
+    for run in job.evaluate_dataset_runs:
+        runs.append(json_format.MessageToDict(type(run).pb(run), preserving_proto_field_name=True))
+        if run.error.code or run.error.message:
+            continue
+        for result in run.evaluate_dataset_response.aggregation_output.aggregation_results:
+            if result.aggregation_metric.name not in ("AVERAGE", "AGGREGATION_METRIC_UNSPECIFIED"):
+                continue
+            for field, metric in EVALUATION_VALUES.items():
+                if field in result:  # proto-plus: a set message field
+                    tuned[metric] = getattr(result, field).score
+    evaluation: dict[str, Any] = {}
+    if tuned:
+        evaluation["tuned"] = tuned
+        evaluation["metrics"] = sorted(tuned)
+    if runs:
+        evaluation["vertex_evaluation_runs"] = runs
+    if stats:
+        evaluation["tuning_data_stats"] = stats
+    if job.experiment:
+        evaluation["experiment"] = job.experiment
+    return evaluation
+
+
+def data_stat_warnings(job: Any, token_limit: int | None = None) -> list[Diagnostic]:
     """What the service did silently to the data: truncated or dropped examples."""
     sts = job.tuning_data_stats.supervised_tuning_data_stats
     where = Location(job.name or None, path="tuning_data_stats.supervised_tuning_data_stats")
@@ -183,7 +280,8 @@ def data_stat_warnings(job: Any) -> list[Diagnostic]:
         out.append(Diagnostic(
             "TS215", f"the service truncated {sts.total_truncated_example_count} training example(s)"
             + (f" (0-based indices {indices})" if indices else ""),
-            where, "shorten those examples below 131,072 tokens; truncated examples lose their ends", Severity.WARNING,
+            where, f"shorten those examples below {token_limit:,} tokens, the model's limit; truncated examples lose their ends"
+            if token_limit else "shorten those examples below the model's sequence limit; truncated examples lose their ends", Severity.WARNING,
         ))
     if sts.dropped_example_reasons:
         reasons = sorted(set(sts.dropped_example_reasons))[:5]

@@ -101,6 +101,20 @@ def manifest_exists(uri: str, client: Any = None) -> bool:
         raise DiagnosticError(Diagnostic("TS308", f"cannot read {uri}: {type(exc).__name__}: {exc}", Location(f"{uri.rstrip('/')}/{MANIFEST_FILE}"))) from None
 
 
+def read_gcs_manifest(uri: str, client: Any = None) -> bytes | None:
+    """The bytes of the run's manifest.json at `uri`, or None when it has none."""
+    bucket_name, prefix = split_uri(uri)
+    blob = _client(client).bucket(bucket_name).blob(f"{prefix}/{MANIFEST_FILE}" if prefix else MANIFEST_FILE)
+    try:
+        return blob.download_as_bytes(retry=_retry())
+    except Exception as exc:
+        from google.api_core.exceptions import NotFound
+
+        if isinstance(exc, NotFound):
+            return None
+        raise DiagnosticError(Diagnostic("TS308", f"cannot read {uri}: {type(exc).__name__}: {exc}", Location(f"{uri.rstrip('/')}/{MANIFEST_FILE}"))) from None
+
+
 def sha256_blob(blob: Any) -> str:
     """sha256 of an object's bytes, streamed (Cloud Storage keeps md5/crc32c, not sha256)."""
     digest = hashlib.sha256()

@@ -21,16 +21,17 @@ def _progress(args: argparse.Namespace) -> Progress:
 
 
 def _check_all(args: argparse.Namespace) -> tuple[list[Any], list[Diagnostic], Any]:
-    """Load every spec under args.paths and run every check on each. The state database is
-    opened if it exists (it caches data hashes), never created here."""
-    from tunespec.pipeline import check_spec, load_specs, state_for
+    """Load every spec under args.paths and run every check on each, in dependency order
+    (specs that build on another spec's run after it). The state database is opened if it
+    exists (it caches data hashes and resolves `run:` references), never created here."""
+    from tunespec.pipeline import check_specs, load_specs, state_for
 
     host = plugin_host()
     specs, problems = load_specs(args.paths, host)
     state = state_for(args.paths, args.state, create=False)
     with _progress(args) as progress:
-        checked = [check_spec(spec, host, state, progress) for spec in specs]
-    return checked, problems, state
+        checked, order_problems = check_specs(specs, host, state, progress)
+    return checked, problems + order_problems, state
 
 
 def _report_problems(args: argparse.Namespace, problems: list[Diagnostic], checked: list[Any]) -> int:
@@ -52,7 +53,9 @@ def _data_rows(report: Any) -> list[tuple[str, Any]]:
 
 
 def _checked_json(c: Any) -> dict[str, Any]:
+    upstream = c.spec.upstream.to_json() if c.spec.upstream is not None else None
     return {
+        "upstream": upstream,
         "name": c.spec.name,
         "file": str(c.spec.file),
         "document": c.spec.document,
@@ -99,14 +102,26 @@ def plan(args: argparse.Namespace) -> int:
                 item["plan"] = c.spec.redact(c.plan.model_dump(mode="json"))
                 item["change"] = {"action": change.action, "changed": change.changed, "previous_run": change.previous.run_id if change.previous else None}
             specs.append(item)
-        render.print_json({"specs": specs, "diagnostics": [d.to_json() for d in problems], "errors": errors})
+        render.print_json({"specs": specs, "order": [c.spec.name for c in checked], "diagnostics": [d.to_json() for d in problems], "errors": errors})
     else:
+        _print_order(checked)
         for c in checked:
             if c.ok:
                 _print_plan(c, changes[c.spec.name])
     if errors:
         return EXIT_ERROR
     return EXIT_CHANGES if any(ch.action in ("create", "replace", "resume") for ch in changes.values()) else EXIT_OK
+
+
+def _print_order(checked: list[Any]) -> None:
+    """When specs build on each other, the order `apply` runs them in, each after its upstream."""
+    if not any(c.spec.job.model.upstream for c in checked):
+        return
+    steps = []
+    for c in checked:
+        upstream = c.spec.job.model.upstream
+        steps.append(f"{c.spec.name}" + (f" [dim](after {upstream})[/dim]" if upstream else ""))
+    render.out.print("[bold]order[/bold]: " + " → ".join(steps))
 
 
 ACTION_STYLE = {"create": "green", "replace": "yellow", "resume": "cyan", "no-op": "dim", "in-flight": "cyan"}
@@ -162,13 +177,16 @@ def apply(args: argparse.Namespace) -> int:
     state = state or state_for(args.paths, args.state, create=True)  # the first apply of a project makes it
     outcomes = []
     failed = False
+    applied: dict[str, Any] = {}
     try:
         with _progress(args) as progress:
-            for c in checked:
+            for c in checked:  # dependency order: a spec after the spec it builds on
                 try:
-                    outcome = apply_checked(c, state, progress, force=args.force, confirm=confirm)
+                    c, blocked = _after_upstream(c, applied, state, progress)
+                    outcome = blocked or apply_checked(c, state, progress, force=args.force, confirm=confirm)
                 except _NeedsConfirmation:
                     outcome = _confirmation_error(c)
+                applied[c.spec.name] = outcome
                 outcomes.append(outcome)
                 failed |= outcome.failed
                 if args.output == "human":
@@ -178,6 +196,30 @@ def apply(args: argparse.Namespace) -> int:
     if args.output == "json":
         render.print_json({"runs": [_outcome_json(o) for o in outcomes], "errors": sum(o.failed for o in outcomes)})
     return EXIT_ERROR if failed else EXIT_OK
+
+
+def _after_upstream(c: Any, applied: dict[str, Any], state: Any, progress: Progress) -> tuple[Any, Any]:
+    """A spec whose upstream ran earlier in this apply: check it again against that new run
+    (or, when the upstream did not succeed, do not apply it). Returns the spec to apply and,
+    when it must not be applied, the outcome saying why."""
+    from tunespec.chains import PendingUpstream
+    from tunespec.pipeline import Outcome, recheck_after_upstream
+
+    upstream = c.spec.upstream
+    if not isinstance(upstream, PendingUpstream):
+        return c, None
+    before = applied.get(upstream.spec_name)
+    succeeded = before is not None and before.run is not None and before.run.status == "succeeded" and not before.failed
+    if not succeeded:
+        what = before.action if before is not None else "not applied"
+        status = f", run {before.run.status}" if before is not None and before.run is not None else ""
+        return c, Outcome(c.spec.name, "error", diagnostics=[Diagnostic(
+            "TS126", f"{c.spec.name} was not applied: it builds on {upstream.spec_name}, which did not succeed in this apply ({what}{status})",
+            c.spec.locate("model.base"), f"fix {upstream.spec_name} (see above), then apply again")])
+    again = recheck_after_upstream(c, plugin_host(), state, progress)
+    if again.diagnostics.has_errors or again.plan is None:
+        return again, Outcome(c.spec.name, "error", diagnostics=list(again.diagnostics))
+    return again, None
 
 
 class _NeedsConfirmation(Exception):

@@ -20,7 +20,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
 
-from tunespec.data.conversation import Conversation, Part
+from tunespec.data.conversation import FUNCTION_KINDS, Conversation, Part
 from tunespec.data.rules import DataRules, media_kind
 from tunespec.data.sources import DataSource, FileStat
 from tunespec.diagnostics import Diagnostic, DiagnosticError, Location, Severity
@@ -158,6 +158,9 @@ def inspect_conversation(conv: Conversation, rules: DataRules, files: FileRefere
         parts = turn.parts
         if not parts:
             add("TS209", f"{role} turn has no content", turn.path, "remove the empty turn or give it text")
+        for part in parts:
+            if part.kind in FUNCTION_KINDS:
+                _check_function_part(part, role, rules, add)
         n_parts += len(parts)
         turn_chars, turn_media = _check_parts(parts, conv, rules, files, media_counts, add)
         chars += turn_chars
@@ -166,6 +169,8 @@ def inspect_conversation(conv: Conversation, rules: DataRules, files: FileRefere
         add("TS206", "example has no model turn: nothing to learn", "$", "add the answer the model should give as the last turn")
     if turns and rules.require_last_model and previous != "model":
         add("TS208", f"last turn is {previous!r}, not the model's", turns[-1].path, "end each example with the model's answer")
+    if conv.rejected is not None or rules.objective == "preference":
+        _check_pair(conv, rules, files, add)
     if rules.max_parts_per_example is not None and n_parts > rules.max_parts_per_example:
         add("TS212", f"{n_parts} parts in one example, over the limit of {rules.max_parts_per_example}", "$", "split the example")
     if media_counts:
@@ -174,6 +179,35 @@ def inspect_conversation(conv: Conversation, rules: DataRules, files: FileRefere
             if limit is not None and n > limit:
                 add("TS212", f"{n} {kind} parts in one example, over the limit of {limit}", "$", f"use at most {limit} {kind} file(s) per example")
     return (problems if problems is not None else _NO_PROBLEMS), chars, n_media
+
+
+PAIR_FORMATS = "gemini_preference (`contents` + `completions`), openai_preference (`input` + `preferred_output` + `non_preferred_output`) or prompt_chosen_rejected (`prompt`, `chosen`, `rejected`)"
+
+
+def _check_pair(conv: Conversation, rules: DataRules, files: FileReferences | None, add: Callable[..., None]) -> None:
+    """The rules of preference pairs, whatever their format: the spec's objective takes
+    pairs, and the non-preferred response is a real, different model response."""
+    rejected = conv.rejected
+    if rejected is None:
+        add("TS233", "this example is a conversation, not a preference pair: `method.objective: preference` learns from pairs", "$",
+            f"write pairs as {PAIR_FORMATS} (docs/data.md), or set `method.objective: sft`")
+        return
+    if rules.objective == "sft":
+        add("TS233", "this example is a preference pair, but `method.objective` is `sft`", "$",
+            "set `method.objective: preference` to learn from pairs, or give conversations for supervised tuning")
+    if not rejected.parts:
+        add("TS209", "the non-preferred response has no content", rejected.path, "give it the text of the worse answer")
+        return
+    _check_parts(rejected.parts, conv, rules, files, {}, add)
+    chosen = conv.turns[-1] if conv.turns else None
+    if chosen is not None and _response_key(chosen) == _response_key(rejected):
+        add("TS231", "the preferred and non-preferred responses are the same", rejected.path,
+            "a pair must compare two different answers to the prompt; fix or remove it")
+
+
+def _response_key(turn) -> tuple:
+    """What a response says, for comparing two (text trimmed, media by reference)."""
+    return tuple((p.text or "").strip() if p.kind == "text" else (p.kind, p.mime_type, p.uri, p.data) for p in turn.parts)
 
 
 def _check_parts(
@@ -189,10 +223,28 @@ def _check_parts(
                 add("TS209", "empty text part", part.path, "remove the part or give it text")
             if text:
                 chars += len(text)
+        elif part.kind in FUNCTION_KINDS:
+            chars += len(part.value_text)  # the call's JSON is what the model reads and writes
         else:
             n_media += 1
             _check_media(part, conv, rules, files, media_counts, add)
     return chars, n_media
+
+
+FUNCTION_ROLES = {"function_call": ("model", "functionCall"), "function_response": ("user", "functionResponse")}
+
+
+def _check_function_part(part: Part, role: str, rules: DataRules, add: Callable[..., None]) -> None:
+    """Function-calling parts: only where the backend's model tunes on them, a call in a
+    model turn (what the model learns to emit) and a response in a user turn."""
+    wanted, key = FUNCTION_ROLES[part.kind]
+    if rules.allow_function_calls is not True:
+        add("TS203", f"`{key}` parts are not accepted for this backend and model", part.path,
+            "function-calling tuning is for the models whose catalog entry allows it (e.g. Gemini on the vertex backend); "
+            "remove function-calling examples for this model")
+    elif role != wanted:
+        add("TS210", f"`{key}` in a {role} turn; it belongs in a {wanted} turn", part.path,
+            "the model's turn calls the function (functionCall); the next user turn returns its result (functionResponse)")
 
 
 def _check_media(

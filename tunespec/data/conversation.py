@@ -12,17 +12,22 @@ fails on a part can point at ``train.jsonl:12 [$.contents[1].parts[0]]``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
-PartKind = Literal["text", "file", "inline"]
+import orjson
+
+PartKind = Literal["text", "file", "inline", "function_call", "function_response"]
+FUNCTION_KINDS = ("function_call", "function_response")
 Role = Literal["system", "user", "model"]
 
 
 @dataclass(slots=True)
 class Part:
-    """One piece of a turn: text, a reference to a file, or inline (base64) data.
+    """One piece of a turn: text, a reference to a file, inline (base64) data, or a
+    function call / function response (Gemini function-calling examples).
 
     kind:      ``text`` | ``file`` (``uri`` names it) | ``inline`` (``data`` holds base64)
+               | ``function_call`` | ``function_response`` (``value`` holds the object)
     text:      the text, for ``text`` parts
     mime_type: the MIME type, for ``file`` and ``inline`` parts
     uri:       ``gs://...``, ``https://...`` or a local path (relative to the data file
@@ -34,6 +39,8 @@ class Part:
                (``"$.prompt"``), or a %-template filled with the ``at`` indices
                (``"$.contents[%d].parts[%d]"``, ``(1, 0)``). Formats fill the template so
                that no path string is built unless a problem is reported; read `path`.
+    value:     the `functionCall` / `functionResponse` object as it appeared in the record
+               (``{"name": ..., "args": ...}``), kept verbatim for writers
     """
 
     kind: PartKind
@@ -44,6 +51,12 @@ class Part:
     data: str | None = None
     where: str = "$"
     at: tuple[int, ...] | None = None
+    value: dict[str, Any] | None = None
+
+    @property
+    def value_text(self) -> str:
+        """A function part's object as compact JSON (what counts toward its tokens)."""
+        return orjson.dumps(self.value, option=orjson.OPT_SORT_KEYS).decode() if self.value is not None else ""
 
     @property
     def path(self) -> str:
@@ -86,6 +99,11 @@ class Conversation:
 
     file/line say where the record is (line is the 1-based line of a JSONL file, the
     element's first line in a JSON array file, or the 1-based row of a Parquet file).
+
+    A preference pair is a conversation whose last turn is the preferred model response
+    and whose `rejected` turn is the non-preferred response to the same prompt (every turn
+    before the last). Everything that reads conversations sees the preferred one, so the
+    conversation rules apply to prompt + preferred response; `pair_views` gives both.
     """
 
     turns: list[Turn]
@@ -93,12 +111,33 @@ class Conversation:
     file: str | None = None
     line: int | None = None
     format: str | None = None
+    rejected: Turn | None = None
+    """The non-preferred model response of a preference pair; None for a plain conversation."""
+    extra: dict[str, Any] | None = None
+    """Top-level fields of the record besides the conversation itself (Gemini's `tools`,
+    `generationConfig`...), kept verbatim so that a writer reproduces the whole example."""
+
+    @property
+    def is_pair(self) -> bool:
+        return self.rejected is not None
+
+    @property
+    def prompt_turns(self) -> list[Turn]:
+        """A pair's prompt: every turn before the preferred response."""
+        return self.turns[:-1]
+
+    def pair_views(self) -> tuple["Conversation", "Conversation"]:
+        """A pair as two plain conversations: prompt + preferred, prompt + non-preferred."""
+        assert self.rejected is not None
+        chosen = Conversation(self.turns, self.system, self.file, self.line, self.format)
+        rejected = Conversation([*self.turns[:-1], self.rejected], self.system, self.file, self.line, self.format)
+        return chosen, rejected
 
     def texts(self) -> list[str]:
         """Every text in the example, system first (what a tokenizer sees, minus template)."""
         out = [p.text for p in self.system if p.text is not None]
         for turn in self.turns:
-            out.extend(p.text for p in turn.parts if p.text is not None)
+            out.extend(p.text if p.text is not None else p.value_text for p in turn.parts if p.text is not None or p.value is not None)
         return out
 
     def parts(self):
@@ -113,9 +152,17 @@ class Conversation:
         """A canonical text of the example's content (roles, texts, file URIs), used to
         find the same example in two splits whatever format or whitespace it was in."""
         out = []
-        for role, p in self.parts():
+        parts = list(self.parts())
+        if self.rejected is not None:  # a pair differs from another by either response
+            parts += [("rejected", p) for p in self.rejected.parts]
+        for role, p in parts:
             out.append(role)
-            out.append(p.text if p.kind == "text" else f"<{p.kind}:{p.mime_type}:{p.uri or p.size}>")
+            if p.kind == "text":
+                out.append(p.text)
+            elif p.value is not None:
+                out.append(f"<{p.kind}:{p.value_text}>")
+            else:
+                out.append(f"<{p.kind}:{p.mime_type}:{p.uri or p.size}>")
         return "\x1e".join(out)  # type: ignore[arg-type]
 
 

@@ -54,11 +54,22 @@ class DataRules(BaseModel):
     require_first_user: bool = Field(default=True, description="The first turn must be the user's.")
     require_last_model: bool = Field(default=True, description="The last turn must be the model's (the target the model learns).")
     allow_inline_data: bool = Field(default=True, description="Media may be inlined as base64 (`inlineData`) instead of referenced.")
+    allow_function_calls: bool | None = Field(
+        default=None,
+        description="Function-calling parts (`functionCall` in model turns, `functionResponse` in user turns): True where the "
+        "backend's model tunes on them, False where it refuses them, None (no opinion). Accepted only when one table says "
+        "True and none says False.",
+    )
     file_uri_schemes: list[str] = Field(
         default_factory=lambda: ["gs", "https", "http", "file", "local"],
         description="Where referenced files may live: URI schemes, plus `local` for paths relative to the data file or spec.",
     )
     check_file_references: bool = Field(default=True, description="Check that referenced files exist (and their size) through the data sources.")
+    objective: Literal["sft", "preference"] | None = Field(
+        default=None,
+        description="What every example must be: `sft` conversations, or `preference` pairs (a prompt, a preferred and a "
+        "non-preferred response). Set from the spec's `method.objective`; None accepts both.",
+    )
 
     def merge(self, other: "DataRules | None") -> "DataRules":
         """Both tables at once: the stricter value of each limit wins."""
@@ -87,8 +98,10 @@ class DataRules(BaseModel):
             require_first_user=self.require_first_user or other.require_first_user,
             require_last_model=self.require_last_model or other.require_last_model,
             allow_inline_data=self.allow_inline_data and other.allow_inline_data,
+            allow_function_calls=_tri_and(self.allow_function_calls, other.allow_function_calls),
             file_uri_schemes=[s for s in self.file_uri_schemes if s in other.file_uri_schemes],
             check_file_references=self.check_file_references or other.check_file_references,
+            objective=self.objective or other.objective,
         )
 
     def kind_of(self, mime_type: str) -> MediaKind | None:
@@ -97,6 +110,13 @@ class DataRules(BaseModel):
             if mime_type in limits.mime_types:
                 return kind
         return None
+
+
+def _tri_and(a: bool | None, b: bool | None) -> bool | None:
+    """False from either wins; else True from either; else no opinion."""
+    if a is False or b is False:
+        return False
+    return True if (a or b) else None
 
 
 def _min(a: int | None, b: int | None) -> int | None:
@@ -126,9 +146,10 @@ _MODALITY_MEDIA: dict[str, dict[str, MediaLimits]] = {
 }
 
 
-def rules_for(modality: str) -> DataRules:
-    """tunespec's default rules for a `data.modality` (text, image, audio, document, video)."""
-    return DataRules(media=dict(_MODALITY_MEDIA.get(modality, {})))
+def rules_for(modality: str, objective: str | None = None) -> DataRules:
+    """tunespec's default rules for a `data.modality` (text, image, audio, document, video)
+    and a `method.objective` (sft: conversations, preference: pairs)."""
+    return DataRules(media=dict(_MODALITY_MEDIA.get(modality, {})), objective=objective)
 
 
 def media_kind(mime_type: str) -> MediaKind | None:

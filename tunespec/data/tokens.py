@@ -59,6 +59,8 @@ def estimate_tokens(conversation: Conversation) -> int:
         for part in turn.parts:
             if part.kind == "text":
                 chars += len(part.text or "")
+            elif part.value is not None:  # a function call or response: its JSON
+                chars += len(part.value_text)
             else:
                 n_media += 1
     return estimate_from(conversation, chars, n_media)
@@ -70,7 +72,7 @@ def estimate_from(conversation: Conversation, chars: int, n_media: int) -> int:
     tokens = estimate_text(len(conversation.turns), bool(conversation.system), chars)
     if n_media:
         for _, part in conversation.parts():
-            if part.kind != "text":
+            if part.kind != "text" and part.value is None:
                 tokens += TOKENS_PER_MEDIA[media_kind(part.mime_type or "")]
     return tokens
 

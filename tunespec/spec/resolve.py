@@ -52,6 +52,9 @@ class ResolvedSpec:
     """Data source path -> content hash, filled by data validation."""
     interpolations: list[tuple[str, str]] = field(default_factory=list, repr=False)
     """(`${env:...}` reference, value) pairs; values never leave the process (see `redact`)."""
+    upstream: Any = None
+    """For `model.base: run:<spec>`: the run it builds on (`tunespec.chains.UpstreamRun`, or
+    `PendingUpstream` while that spec has yet to run in this command); set by `link_upstream`."""
 
     def redact(self, value: Any) -> Any:
         """`value` (JSON-like) with every interpolated value replaced by its `${env:...}`
@@ -113,13 +116,30 @@ class ResolvedSpec:
     def fingerprint(self) -> str:
         """sha256 over the resolved spec, the interpolated values, the data content and the
         backend: equal fingerprints mean an identical job."""
+        from tunespec.chains import fingerprint_part
+
         payload = {
-            "spec": self.job.model_dump(mode="json", by_alias=True),
+            "spec": _fingerprinted_spec(self.job),
             "config": self.config.model_dump(mode="json"),
             "secrets": self.secret_digest,
             "data": dict(sorted(self.data_hashes.items())),
         }
+        upstream = fingerprint_part(self)
+        if upstream is not None:  # only for specs built on another spec's run
+            payload["upstream"] = upstream
         return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _fingerprinted_spec(job: TuningJob) -> dict[str, Any]:
+    """The spec as the fingerprint sees it. Fields added after a spec was first applied are
+    left out while they hold the value that reproduces the old behaviour (a supervised
+    objective), so upgrading tunespec does not make every applied spec look changed."""
+    spec = job.model_dump(mode="json", by_alias=True)
+    method = spec.get("method", {})
+    if method.get("objective") == "sft" and method.get("preference") is None:
+        method.pop("objective", None)
+        method.pop("preference", None)
+    return spec
 
 
 def redact(value: Any, interpolations: list[tuple[str, str]]) -> Any:

@@ -445,6 +445,13 @@ class StateStore:
         rows = self._query("SELECT * FROM runs WHERE spec_name = ? ORDER BY created_at DESC, rowid DESC LIMIT 1", (spec_name,))
         return RunRecord.from_row(rows[0]) if rows else None
 
+    def latest_succeeded(self, spec_name: str) -> RunRecord | None:
+        """The newest run of `spec_name` that succeeded (what another spec builds on)."""
+        rows = self._query(
+            "SELECT * FROM runs WHERE spec_name = ? AND status = 'succeeded' ORDER BY created_at DESC, rowid DESC LIMIT 1", (spec_name,)
+        )
+        return RunRecord.from_row(rows[0]) if rows else None
+
     def get_run(self, run_id: str) -> RunRecord | None:
         rows = self._query("SELECT * FROM runs WHERE run_id = ?", (run_id,))
         return RunRecord.from_row(rows[0]) if rows else None
