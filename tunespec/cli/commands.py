@@ -17,7 +17,7 @@ EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
 
 def _progress(args: argparse.Namespace) -> Progress:
-    return Progress(enabled=args.output == "human" and sys.stderr.isatty(), quiet=args.output == "json")
+    return Progress(enabled=args.output == "human" and sys.stderr.isatty(), quiet=args.output != "human")
 
 
 def _check_all(args: argparse.Namespace) -> tuple[list[Any], list[Diagnostic], Any]:
@@ -103,6 +103,10 @@ def plan(args: argparse.Namespace) -> int:
                 item["change"] = {"action": change.action, "changed": change.changed, "previous_run": change.previous.run_id if change.previous else None}
             specs.append(item)
         render.print_json({"specs": specs, "order": [c.spec.name for c in checked], "diagnostics": [d.to_json() for d in problems], "errors": errors})
+    elif args.output == "markdown":
+        from tunespec.cli.markdown import plan_markdown
+
+        sys.stdout.write(plan_markdown(checked, changes, problems, errors))
     else:
         _print_order(checked)
         for c in checked:

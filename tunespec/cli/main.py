@@ -52,10 +52,12 @@ def build_parser() -> "argparse.ArgumentParser":
     parser.add_argument("--version", action="version", version=f"tunespec {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
-    def command(name: str, help_: str, func: Callable[[argparse.Namespace], int], specs: bool = False) -> argparse.ArgumentParser:
+    def command(name: str, help_: str, func: Callable[[argparse.Namespace], int], specs: bool = False,
+                outputs: tuple[str, ...] = ("human", "json")) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_)
         p.set_defaults(func=func)
-        p.add_argument("--output", "-o", choices=["human", "json"], default="human", help="output format (json for CI)")
+        p.add_argument("--output", "-o", choices=list(outputs), default="human",
+                       help="output format (json for CI" + (", markdown for a pull-request comment)" if "markdown" in outputs else ")"))
         if specs:
             p.add_argument("paths", nargs="*", default=["."], help="spec files or directories (default: .)")
             p.add_argument("--state", help="state database (default: the project's .tunespec/state.db)")
@@ -64,7 +66,8 @@ def build_parser() -> "argparse.ArgumentParser":
     from tunespec.cli import commands as c
 
     command("validate", "check specs, data and backend rules", c.validate, specs=True)
-    command("plan", "show the job each spec compiles to and what apply would change", c.plan, specs=True)
+    command("plan", "show the job each spec compiles to and what apply would change", c.plan, specs=True,
+            outputs=("human", "json", "markdown"))
     p = command("apply", "start (or resume) the runs whose specs changed", c.apply, specs=True)
     p.add_argument("--yes", "-y", action="store_true", help="do not ask before starting billable remote jobs")
     p.add_argument("--force", action="store_true", help="run again even if an identical run succeeded")
