@@ -34,6 +34,8 @@ _EXPORTS = {
     "Progress": "tunespec.progress",
     "RunRecord": "tunespec.state",
     "TuningJob": "tunespec.spec.model",
+    "Tracker": "tunespec.tracking",
+    "TrackedRun": "tunespec.tracking",
     "ResolvedSpec": "tunespec.spec.resolve",
 }
 
@@ -65,3 +67,4 @@ if TYPE_CHECKING:
     from tunespec.state import RunRecord
     from tunespec.spec.model import TuningJob
     from tunespec.spec.resolve import ResolvedSpec
+    from tunespec.tracking import TrackedRun, Tracker

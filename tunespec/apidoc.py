@@ -64,6 +64,8 @@ def sections() -> list[Section]:
         Section("Location", tunespec.Location),
         Section("DiagnosticError", tunespec.DiagnosticError),
         Section("Diagnostics", tunespec.Diagnostics, ("add", "extend", "error", "warning", "absorb", "has_errors", "omitted")),
+        Section("Tracker", tunespec.Tracker, ("send",)),
+        Section("TrackedRun", tunespec.TrackedRun, ("flat_params", "step_metrics", "evaluation_metrics")),
     ]
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-HEAVY = ("torch", "ray", "peft", "transformers", "accelerate", "google", "grpc", "pyarrow", "numpy")
+HEAVY = ("torch", "ray", "peft", "transformers", "accelerate", "google", "grpc", "pyarrow", "numpy",
+         "mlflow", "wandb", "tensorboard", "tensorboardX", "sqlalchemy")
 
 PROBE = """
 import json, sys

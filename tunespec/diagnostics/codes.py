@@ -45,6 +45,8 @@ CODES: dict[str, str] = {
     "TS124": "specs build on each other in a cycle (`model.base: run:<spec>`)",
     "TS125": "`model.base: run:<spec>` names a spec without a usable succeeded run (never succeeded, or its run folder is missing)",
     "TS126": "not applied: the spec it builds on did not succeed in this apply",
+    "TS127": "unknown tracker in `tracking`",
+    "TS128": "tracker not available (its library is not installed): runs will not be sent to it",
     # Data
     "TS200": "data source not found or unreadable",
     "TS201": "malformed JSON",
@@ -102,6 +104,7 @@ CODES: dict[str, str] = {
     "TS403": "run failed",
     "TS404": "run cancelled",
     "TS405": "state database cannot be created or written",
+    "TS406": "run not (fully) sent to a tracker: a warning; the run is published and its manifest's `tracking` says what was not sent",
     # Artifacts
     "TS500": "manifest missing or invalid",
     "TS501": "checksum mismatch",
