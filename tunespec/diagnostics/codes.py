@@ -105,6 +105,8 @@ CODES: dict[str, str] = {
     "TS404": "run cancelled",
     "TS405": "state database cannot be created or written",
     "TS406": "run not (fully) sent to a tracker: a warning; the run is published and its manifest's `tracking` says what was not sent",
+    "TS407": "run cannot be used by predict or export: it did not succeed, or published no tuned model",
+    "TS408": "backend cannot predict with, or export as this format, its runs",
     # Artifacts
     "TS500": "manifest missing or invalid",
     "TS501": "checksum mismatch",
