@@ -550,6 +550,17 @@ def _write_new_file(path: Path, text: str, overwrite: bool = False) -> None:
                                          "choose a path in a folder that exists and that you can write")) from None
 
 
+def completion(args: argparse.Namespace) -> int:
+    """`tunespec completion bash|zsh|fish`: argcomplete's script for the shell, to source."""
+    try:
+        from tunespec.cli.completion import script
+    except ImportError:  # argcomplete is a core dependency; a broken install still gets a diagnostic
+        raise DiagnosticError(Diagnostic("TS300", "shell completion needs argcomplete, which is not installed", Location(subject="completion"),
+                                         "pip install argcomplete")) from None
+    sys.stdout.write(script(args.shell))
+    return EXIT_OK
+
+
 def plugins(args: argparse.Namespace) -> int:
     host = plugin_host()
     if args.output == "json":
