@@ -10,7 +10,6 @@ where each thing is declared (class and method docstrings, attribute docstrings,
 
 from __future__ import annotations
 
-import argparse
 import ast
 import dataclasses
 import inspect
@@ -201,20 +200,10 @@ def _cell(text: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tunespec.apidoc", description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if the file is stale instead of writing it")
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
-    args = parser.parse_args(argv)
-    text = render()
-    if args.check:
-        current = args.output.read_text() if args.output.exists() else ""
-        if current != text:
-            print(f"{args.output} is stale: run `python -m tunespec.apidoc`", file=sys.stderr)
-            return 1
-        return 0
-    args.output.write_text(text)
-    print(f"wrote {args.output}")
-    return 0
+    from tunespec.docgen import write_or_check
+
+    return write_or_check(argv, prog="python -m tunespec.apidoc", description=__doc__.splitlines()[0],
+                          default_output=DEFAULT_OUTPUT, render=render)
 
 
 if __name__ == "__main__":

@@ -237,15 +237,22 @@ def _is_list(annotation: Any) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tunespec.docgen", description="Generate the spec reference from the models.")
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help=f"file to write (default: {DEFAULT_OUTPUT})")
+    return write_or_check(argv, prog="python -m tunespec.docgen", description="Generate the spec reference from the models.",
+                          default_output=DEFAULT_OUTPUT, render=render)
+
+
+def write_or_check(argv: list[str] | None, *, prog: str, description: str, default_output: Path, render: Any) -> int:
+    """The command line of a generated document: write it, or (`--check`) exit 1 when the
+    committed file differs from what `render()` gives now (CI catches stale docs)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--output", type=Path, default=default_output, help=f"file to write (default: {default_output})")
     parser.add_argument("--check", action="store_true", help="do not write; exit 1 if the file differs from what would be written")
     args = parser.parse_args(argv)
     text = render()
     if args.check:
         current = args.output.read_text() if args.output.exists() else ""
         if current != text:
-            print(f"{args.output} is stale: run `python -m tunespec.docgen` and commit it", file=sys.stderr)
+            print(f"{args.output} is stale: run `{prog}` and commit it", file=sys.stderr)
             return 1
         print(f"{args.output} is up to date")
         return 0
