@@ -473,9 +473,13 @@ def predict(args: argparse.Namespace) -> int:
     with _progress(args) as progress:
         written = run_predict(run, backend, read_prompts(args.input), out, options, progress, total)
     if to_stdout:
-        sys.stdout.write(out.read_text())
+        text = out.read_text()
         out.unlink()
         out.parent.rmdir()
+        if args.output == "json":  # one JSON document, as every command's JSON output
+            render.print_json({"run_id": run.run_id, "predictions": [json.loads(line) for line in text.splitlines()]})
+        else:
+            sys.stdout.write(text)
     elif args.output == "json":
         render.print_json({"run_id": run.run_id, "predictions": written, "wrote": str(out)})
     else:
