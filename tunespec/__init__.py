@@ -21,6 +21,9 @@ _EXPORTS = {
     "Plan": "tunespec.backend",
     "RunContext": "tunespec.backend",
     "RunResult": "tunespec.backend",
+    "Predictor": "tunespec.backend",
+    "PredictOptions": "tunespec.backend",
+    "PublishedRun": "tunespec.results",
     "Diagnostic": "tunespec.diagnostics",
     "DiagnosticError": "tunespec.diagnostics",
     "Diagnostics": "tunespec.diagnostics",
@@ -34,6 +37,8 @@ _EXPORTS = {
     "Progress": "tunespec.progress",
     "RunRecord": "tunespec.state",
     "TuningJob": "tunespec.spec.model",
+    "Tracker": "tunespec.tracking",
+    "TrackedRun": "tunespec.tracking",
     "ResolvedSpec": "tunespec.spec.resolve",
 }
 
@@ -56,7 +61,8 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from typing import Any
 
-    from tunespec.backend import Backend, FieldMapping, Plan, RunContext, RunResult
+    from tunespec.backend import Backend, FieldMapping, Plan, PredictOptions, Predictor, RunContext, RunResult
+    from tunespec.results import PublishedRun
     from tunespec.diagnostics import Diagnostic, DiagnosticError, Diagnostics, Location, Severity
     from tunespec.models import ModelResolver, ResolvedModel, resolve_model
     from tunespec.plugins.hookspecs import hookimpl
@@ -65,3 +71,4 @@ if TYPE_CHECKING:
     from tunespec.state import RunRecord
     from tunespec.spec.model import TuningJob
     from tunespec.spec.resolve import ResolvedSpec
+    from tunespec.tracking import TrackedRun, Tracker

@@ -52,7 +52,7 @@ def sections() -> list[Section]:
     import tunespec
 
     return [
-        Section("Backend", tunespec.Backend, ("data_rules", "token_counter", "validate", "compile", "apply", "status", "cancel")),
+        Section("Backend", tunespec.Backend, ("data_rules", "token_counter", "validate", "compile", "apply", "status", "cancel", "predictor", "export")),
         Section("RunContext", tunespec.RunContext),
         Section("RunResult", tunespec.RunResult),
         Section("RunRecord", tunespec.RunRecord, ("finished", "staging_dir", "where")),
@@ -63,6 +63,11 @@ def sections() -> list[Section]:
         Section("Location", tunespec.Location),
         Section("DiagnosticError", tunespec.DiagnosticError),
         Section("Diagnostics", tunespec.Diagnostics, ("add", "extend", "error", "warning", "absorb", "has_errors", "omitted")),
+        Section("PredictOptions", tunespec.PredictOptions),
+        Section("Predictor", tunespec.Predictor, ("generate", "close")),
+        Section("PublishedRun", tunespec.PublishedRun, ("run_id", "has")),
+        Section("Tracker", tunespec.Tracker, ("send",)),
+        Section("TrackedRun", tunespec.TrackedRun, ("flat_params", "step_metrics", "evaluation_metrics")),
     ]
 
 

@@ -23,7 +23,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from tunespec.diagnostics import Diagnostic
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from tunespec.artifacts import RunDirectory
+    from tunespec.results import PublishedRun
     from tunespec.data import DataReport, DataRules, TokenCounter
     from tunespec.progress import Progress
     from tunespec.spec.resolve import ResolvedSpec
@@ -94,6 +97,30 @@ class RunResult(BaseModel):
     )
     outputs: dict[str, Any] = Field(default_factory=dict, description="What the run produced besides its files: remote resources (tuning job, tuned model, endpoint) by name.")
     error: dict[str, Any] | None = Field(default=None, description="Why a failed run failed, for the manifest: e.g. `{\"diagnostics\": [Diagnostic.to_json(), ...]}`.")
+
+
+@dataclass
+class PredictOptions:
+    """How `tunespec predict` asks for generations."""
+
+    max_new_tokens: int = 256
+    """Generation length limit."""
+    batch_size: int = 8
+    """Prompts per batch."""
+    temperature: float = 0.0
+    """0: greedy decoding (deterministic); above 0: sampling."""
+
+
+class Predictor:
+    """Generates with one run's tuned model. `generate` is called once per batch."""
+
+    def generate(self, prompts: list[list[dict[str, str]]]) -> list[str]:
+        """One completion per prompt (chat messages: `role` system | user | assistant,
+        `content`), in order."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Free what the predictor holds (a model in memory, a client)."""
 
 
 @dataclass
@@ -176,6 +203,24 @@ class Backend:
     def status(self, run: "RunRecord") -> RunResult:
         """Current status of a run started earlier. Local runs answer from the state store."""
         return RunResult(status=run.status, remote_id=run.remote_id)  # type: ignore[arg-type]
+
+    export_formats: ClassVar[tuple[str, ...]] = ()
+    """What `tunespec export RUN --to FORMAT` can make of this backend's runs (e.g. `merged`)."""
+
+    def predictor(self, run: "PublishedRun", options: "PredictOptions") -> "Predictor":
+        """Something that generates with the tuned model of `run` (a succeeded run of this
+        backend, read through its manifest and folders): local weights loaded once, or a
+        client of the service's tuned endpoint. Raise `DiagnosticError` when it cannot."""
+        from tunespec.diagnostics import DiagnosticError, Location
+
+        raise DiagnosticError(Diagnostic("TS408", f"backend {self.name!r} cannot generate with its tuned models",
+                                         Location(subject=run.run_id), "use the tuned model where the backend published it (see the run's manifest outputs)"))
+
+    def export(self, run: "PublishedRun", format: str, target: "Path", progress: "Progress") -> dict[str, Any]:
+        """Write `run`'s tuned model as `format` (one of `export_formats`) into the empty
+        folder `target`; return what to record about it (e.g. `{"base_model": ...}`).
+        tunespec writes the export's manifest and publishes the folder."""
+        raise NotImplementedError
 
     def cancel(self, run: "RunRecord") -> RunResult:
         """Stop the remote job of a run in flight (called for `remote` backends and runs with

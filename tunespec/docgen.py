@@ -14,6 +14,7 @@ their own), so the output does not depend on what else is installed.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import types
@@ -56,12 +57,14 @@ class Block:
     path: str
     model: type[BaseModel]
     backend: str | None = None
+    """The backend (or tracker) whose options these are."""
+    kind: str = "backend"
 
     @property
     def title(self) -> str:
         if self.path == "TuningJob":
             return "Top level"
-        return f"`{self.path}` ({self.backend} backend)" if self.backend else f"`{self.path}`"
+        return f"`{self.path}` ({self.backend} {self.kind})" if self.backend else f"`{self.path}`"
 
     @property
     def anchor(self) -> str:
@@ -81,6 +84,14 @@ def render() -> str:
         intro = f"`name: {name}`: {backend.description}".rstrip() + "\n"
         parts.append(_section(own[0], own, level=3, intro=intro))
         parts.extend(_section(b, own, level=4) for b in own[1:])
+    parts.append("## Trackers\n\nEach `tracking` entry is `name` plus that tracker's own options, below for each built-in tracker "
+                 "(a bare name takes every default). `tunespec plugins` lists installed trackers; see docs/tracking.md.\n")
+    from tunespec.tracking.builtin import BUILTIN_TRACKERS
+
+    for tracker in sorted(BUILTIN_TRACKERS, key=lambda t: t.name):
+        own = [dataclasses.replace(b, kind="tracker") for b in _blocks(tracker.config_model, "tracking[]", backend=tracker.name)]
+        intro = f"`name: {tracker.name}`: {tracker.description}".rstrip() + "\n"
+        parts.append(_section(own[0], own, level=3, intro=intro))
     return "\n".join(parts).rstrip() + "\n"
 
 

@@ -171,6 +171,7 @@ def check_spec(spec: ResolvedSpec, host: PluginHost, state: StateStore | None, p
             hash_cache=state,
         )
         diagnostics.extend(backend.validate(spec, checked.data))
+        diagnostics.extend(_tracker_warnings(spec, host))
         if not diagnostics.has_errors:
             checked.plan = backend.compile(spec, checked.data)
             diagnostics.extend(_plan_warnings(checked.plan))
@@ -222,6 +223,21 @@ def recheck_after_upstream(checked: Checked, host: PluginHost, state: StateStore
         again.diagnostics.extend(problems)
         return again
     return check_spec(spec, host, state, progress)
+
+
+def _tracker_warnings(spec: ResolvedSpec, host: PluginHost) -> list[Diagnostic]:
+    """A tracker whose library is missing: said at validate, since at apply it would only
+    be a warning after the run (the run is never failed for a tracker)."""
+    from tunespec.diagnostics import Severity
+
+    out = []
+    for i, entry in enumerate(spec.job.tracking):
+        tracker = host.trackers().get(entry.name)
+        missing = missing_requirements(tracker) if tracker is not None else []
+        if missing:
+            out.append(Diagnostic("TS128", f"tracker {entry.name!r} needs {', '.join(missing)}, which is not installed: runs will not be sent to it",
+                                  spec.locate(("tracking", i, "name")), tracker.install_hint or f"install {', '.join(missing)}", Severity.WARNING))
+    return out
 
 
 def _output_problems(spec: ResolvedSpec) -> list[Diagnostic]:
@@ -407,22 +423,25 @@ def apply_checked(
         current = state.get_run(run.run_id)
         if current is not None and current.status == "cancelling":
             result = RunResult(status="cancelled", message="cancelled by `tunespec cancel`")
-            run = finish_run(current, result, state, backend)
-            return Outcome(spec.name, "cancelled", run=run, result=result, run_dir=run.run_dir)
+            warnings: list[Diagnostic] = []
+            run = finish_run(current, result, state, backend, warnings)
+            return Outcome(spec.name, "cancelled", run=run, result=result, run_dir=run.run_dir, diagnostics=warnings)
         state.update_run(run.run_id, status="interrupted", message="interrupted; `tunespec apply` resumes it")
         raise
     except DiagnosticError as exc:
         result = RunResult(status="failed", message=exc.diagnostics[0].message, error={"diagnostics": [d.to_json() for d in exc.diagnostics]})
-        run = finish_run(state.get_run(run.run_id), result, state, backend)  # type: ignore[arg-type]
-        return Outcome(spec.name, action, run=run, result=result, run_dir=run.run_dir, diagnostics=exc.diagnostics)
+        diagnostics = list(exc.diagnostics)
+        run = finish_run(state.get_run(run.run_id), result, state, backend, diagnostics)  # type: ignore[arg-type]
+        return Outcome(spec.name, action, run=run, result=result, run_dir=run.run_dir, diagnostics=diagnostics)
     # One rule for everything stored: an interpolated value is kept as its ${env:...}
     # reference, even inside a resource name the service returned.
     result = RunResult.model_validate(spec.redact(result.model_dump(mode="json")))
     if result.status in ("pending", "running"):
         run = state.update_run(run.run_id, status=result.status, remote_id=result.remote_id or run.remote_id, message=result.message)
         return Outcome(spec.name, "submitted", run=run, result=result)
-    run = finish_run(state.get_run(run.run_id), result, state, backend)  # type: ignore[arg-type]
-    return Outcome(spec.name, action, run=run, result=result, run_dir=run.run_dir)
+    warnings = []
+    run = finish_run(state.get_run(run.run_id), result, state, backend, warnings)  # type: ignore[arg-type]
+    return Outcome(spec.name, action, run=run, result=result, run_dir=run.run_dir, diagnostics=warnings)
 
 
 def _data_json(report: Any) -> dict[str, Any]:
@@ -445,10 +464,13 @@ def output_layout(spec_or_root: ResolvedSpec | str, state: StateStore, spec_name
     return lambda run_id: RunDirectory(root, spec_name, run_id)
 
 
-def finish_run(run: RunRecord, result: RunResult, state: StateStore, backend: Backend) -> RunRecord:
+def finish_run(run: RunRecord, result: RunResult, state: StateStore, backend: Backend,
+               problems: list[Diagnostic] | None = None) -> RunRecord:
     """Write spec.yaml + manifest.json, publish the run directory atomically (uploading it
-    for a gs:// root), and record the final status. Failed and cancelled runs are
-    published the same way, so every finished run in the state has its folder."""
+    for a gs:// root), send it to the spec's trackers, and record the final status. Failed
+    and cancelled runs are published the same way, so every finished run in the state has
+    its folder. A tracker that fails adds a TS406 warning to `problems` (printed to stderr
+    when None) and never fails the run."""
     run.require_resolved()
     status = result.status if result.status in ("succeeded", "failed", "cancelled") else "failed"
     spec = run.spec or {}
@@ -473,6 +495,8 @@ def finish_run(run: RunRecord, result: RunResult, state: StateStore, backend: Ba
         environment=environment_versions(tuple(m.split(".")[0] for m in backend.requires)),
     )
     final = run_dir.finalize(manifest, yaml.safe_dump(spec, sort_keys=False))
+    if spec.get("tracking"):
+        _send_to_trackers(run, final, state, problems)
     location = str(final)
     if run.output_root.startswith("gs://"):
         from tunespec.artifacts.gcs import upload_run
@@ -480,6 +504,31 @@ def finish_run(run: RunRecord, result: RunResult, state: StateStore, backend: Ba
         location = f"{run.output_root.rstrip('/')}/{run.spec_name}/{run.run_id}"
         upload_run(final, location)
     return state.update_run(run.run_id, status=status, run_dir=location, message=result.message, owner_pid=None)
+
+
+def _send_to_trackers(run: RunRecord, final: Path, state: StateStore, problems: list[Diagnostic] | None) -> None:
+    """Send the published run to its trackers, then record in its manifest what each one
+    got (the manifest is not among the files it checksums, so `verify` still holds)."""
+    import orjson
+
+    from tunespec.artifacts.rundir import manifest_bytes, write_atomic
+    from tunespec.plugins.host import plugin_host
+    from tunespec.tracking import TrackedRun, track_run
+    from tunespec.tracking.send import read_metrics
+
+    manifest = orjson.loads((final / MANIFEST_FILE).read_bytes())
+    tracked = TrackedRun(
+        run_id=run.run_id, spec_name=run.spec_name, status=manifest["status"], backend=run.backend, fingerprint=run.fingerprint,
+        params=run.spec or {}, metrics=read_metrics(final), data=manifest.get("data") or {}, evaluation=manifest.get("evaluation") or {},
+        manifest=manifest, run_dir=final, project_dir=state.path.parent.absolute(),
+    )
+    record, warnings = track_run(tracked, (run.spec or {}).get("tracking") or [], plugin_host())
+    write_atomic(final / MANIFEST_FILE, manifest_bytes(Manifest.model_validate({**manifest, "tracking": record})))
+    if problems is not None:
+        problems.extend(warnings)
+    else:
+        for w in warnings:
+            sys.stderr.write(f"tunespec: warning {w.code} {w.message}\n      hint: {w.hint}\n")
 
 
 def run_published(run: RunRecord) -> bool:

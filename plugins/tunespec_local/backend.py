@@ -32,6 +32,7 @@ class LocalBackend(Backend):
     config_model = LocalConfig
     requires = ("torch", "transformers", "peft", "tokenizers", "safetensors")
     install_hint = "pip install 'tunespec[local]'"
+    export_formats = ("merged",)
 
     # -- light: validate / plan ---------------------------------------------------------
 
@@ -188,6 +189,33 @@ class LocalBackend(Backend):
         from tunespec_local.run import run
 
         return run(ctx, _config(ctx.spec), resolve_model(ctx.spec))
+
+    # -- using a published run (tunespec predict / export) -------------------------------
+
+    def predictor(self, run, options):
+        from tunespec_local.using import LocalPredictor
+
+        return LocalPredictor(run, options, _run_cache_dir(run))
+
+    def export(self, run, format, target, progress):
+        from tunespec_local.using import export_merged
+
+        return export_merged(run, target, _run_cache_dir(run), progress.log)
+
+
+def _run_cache_dir(run: Any) -> Path:
+    """The model cache the run's spec used (`backend.cache_dir` in its spec.yaml), where its
+    base model was converted or downloaded."""
+    import yaml
+
+    from tunespec import secrets
+
+    try:
+        stored = yaml.safe_load((run.run_dir / "spec.yaml").read_text()) or {}
+        cache_dir = (stored.get("backend") or {}).get("cache_dir")
+    except (OSError, yaml.YAMLError, AttributeError):
+        cache_dir = None
+    return cache_root(secrets.expand(cache_dir)[0] if isinstance(cache_dir, str) else None)
 
 
 def _preference(method: Any) -> dict[str, Any] | None:

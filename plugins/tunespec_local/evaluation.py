@@ -62,9 +62,10 @@ def score(outputs: Sequence[str], references: Sequence[str], metrics: Sequence[s
     return {name: round(sum(METRICS[name](o, r) for o, r in zip(outputs, references)) / n, 4) for name in metrics}
 
 
-def generate(model: Any, tokenizer: ChatTokenizer, prompts: Sequence[Prompt], max_new_tokens: int, batch_size: int, device: Any, on_batch: Any = None) -> list[str]:
-    """Greedy completions of `prompts`, in order. Prompts are left-padded into batches
-    (sorted by length, so a batch wastes little on padding)."""
+def generate(model: Any, tokenizer: ChatTokenizer, prompts: Sequence[Prompt], max_new_tokens: int, batch_size: int, device: Any, on_batch: Any = None,
+             temperature: float = 0.0) -> list[str]:
+    """Completions of `prompts`, in order: greedy, or sampled when `temperature` > 0.
+    Prompts are left-padded into batches (sorted by length, so a batch wastes little on padding)."""
     import torch
 
     model.eval()
@@ -82,7 +83,8 @@ def generate(model: Any, tokenizer: ChatTokenizer, prompts: Sequence[Prompt], ma
                 input_ids=torch.tensor(ids, device=device),
                 attention_mask=torch.tensor(mask, device=device),
                 max_new_tokens=max_new_tokens,
-                do_sample=False,
+                do_sample=temperature > 0,
+                **({"temperature": temperature} if temperature > 0 else {}),
                 pad_token_id=pad,
                 eos_token_id=eos,
                 use_cache=True,

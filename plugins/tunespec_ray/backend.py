@@ -27,6 +27,7 @@ class RayBackend(Backend):
     config_model = RayConfig
     requires = ("ray.train", "torch", "peft", "transformers", "tunespec_local")
     install_hint = "pip install 'tunespec[ray]'"
+    export_formats = ("merged",)
 
     # The loop is the local backend's: so are its data limits, its tokenizer-backed counter,
     # its model and method checks and its training plan.
@@ -91,6 +92,13 @@ class RayBackend(Backend):
         from tunespec_ray.remote import stop_job
 
         return stop_job(run)
+
+    # A Ray run publishes what a local run does (adapter/ or model/): it is used the same way.
+    def predictor(self, run, options):
+        return _local_backend().predictor(run, options)
+
+    def export(self, run, format, target, progress):
+        return _local_backend().export(run, format, target, progress)
 
 
 def local_view(spec: ResolvedSpec) -> ResolvedSpec:

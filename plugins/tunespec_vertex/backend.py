@@ -308,6 +308,13 @@ class VertexBackend(Backend):
             result.message = f"cancel requested for {name} (state {jobs.state_name(job).removeprefix('JOB_STATE_')})"
         return result
 
+    # -- using a published run: the tuned endpoint answers (`tunespec predict`) -------------
+
+    def predictor(self, run, options):
+        from tunespec_vertex.predict import EndpointPredictor
+
+        return EndpointPredictor(run, options)
+
 
 def _describe_request(result: RunResult, job: dict[str, Any], run_folder: Any) -> RunResult:
     """What the request said that aiplatform's view of the job does not show: the datasets

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 import tunespec
 from tunespec import Backend, FieldMapping, Plan, RunContext, RunResult
+from tunespec.artifacts import MetricsLog
 
 
 class EchoConfig(BaseModel):
@@ -27,6 +28,7 @@ class EchoConfig(BaseModel):
     step_seconds: float = Field(default=0.0, ge=0, description="Sleep per step, to hold a run in flight.")
     marker: str | None = Field(default=None, description="File that step 1 creates, so tests know the run started.")
     billable: bool = Field(default=False, description="Pretend the job costs money (apply must ask first).")
+    report: bool = Field(default=False, description="Log a train_loss per step to metrics.jsonl and report a base vs tuned evaluation, as a trainer does.")
 
 
 class EchoBackend(Backend):
@@ -55,9 +57,13 @@ class EchoBackend(Backend):
             time.sleep(cfg.step_seconds)
             with open(log, "a") as f:
                 f.write(f"step {step}\n")
+            if cfg.report:
+                MetricsLog(Path(ctx.run_dir.path) / "metrics.jsonl").append({"step": step, "epoch": 1, "train_loss": 1.0 / step, "learning_rate": 1e-4})
         if cfg.outcome == "failed":
             return RunResult(status="failed", message="echo failed as asked", error={"message": "asked to fail"})
-        return RunResult(status="succeeded", metrics={"steps": cfg.steps, "resumed_from": done}, outputs={"log": "steps.txt"})
+        evaluation = {"base": {"exact_match": 0.25, "examples": 4}, "tuned": {"exact_match": 0.75, "examples": 4},
+                      "improvement": {"exact_match": 0.5}, "metrics": ["exact_match"]} if cfg.report else {}
+        return RunResult(status="succeeded", metrics={"steps": cfg.steps, "resumed_from": done}, outputs={"log": "steps.txt"}, evaluation=evaluation)
 
 
 @tunespec.hookimpl

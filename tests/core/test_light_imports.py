@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-HEAVY = ("torch", "ray", "peft", "transformers", "accelerate", "google", "grpc", "pyarrow", "numpy")
+HEAVY = ("torch", "ray", "peft", "transformers", "accelerate", "google", "grpc", "pyarrow", "numpy",
+         "mlflow", "wandb", "tensorboard", "tensorboardX", "sqlalchemy")
 
 PROBE = """
 import json, sys
@@ -63,3 +64,13 @@ def test_validate_and_plan_import_nothing_heavy(command, spec, tmp_path):
 def test_plugins_imports_nothing_heavy():
     result = run_probe("plugins", "--output", "json")
     assert result["code"] == 0 and result["heavy"] == []
+
+
+def test_a_spec_with_trackers_validates_and_plans_without_their_libraries(tmp_path):
+    """mlflow, wandb and tensorboard are imported when a run is sent, never to check a spec."""
+    spec = tmp_path / "tracked.yaml"
+    spec.write_text((REPO / "specs" / "vertex" / "text.yaml").read_text().replace("data/text-", str(REPO / "specs" / "vertex" / "data" / "text-"))
+                    + "tracking:\n  - mlflow\n  - {name: wandb, mode: offline}\n  - tensorboard\n")
+    for command in ("validate", "plan"):
+        result = run_probe(command, str(spec), "--output", "json", "--state", str(tmp_path / "state.db"))
+        assert result["code"] in (0, 2) and result["heavy"] == []

@@ -7,6 +7,7 @@ api_endpoint=http://127.0.0.1:PORT) talks to it:
     GET  /v1beta1/{parent}/tuningJobs              list (filter, pageSize, pageToken)
     GET  /v1beta1/{name}                           get
     POST /v1beta1/{name}:cancel                    cancel
+    POST /v1beta1/{endpoint}:generateContent       a succeeded job's tuned endpoint answers
 
 Every create body is parsed into `google.cloud.aiplatform_v1beta1.types.TuningJob` with
 `json_format.Parse(..., ignore_unknown_fields=False)`; what does not parse (an unknown
@@ -47,6 +48,7 @@ PARENT = r"projects/[^/]+/locations/[^/]+"
 JOBS = re.compile(rf"^/v1beta1/({PARENT})/tuningJobs$")
 JOB = re.compile(rf"^/v1beta1/({PARENT}/tuningJobs/[^/:]+)$")
 CANCEL = re.compile(rf"^/v1beta1/({PARENT}/tuningJobs/[^/:]+):cancel$")
+GENERATE = re.compile(rf"^/v1beta1/({PARENT}/endpoints/[^/:]+):generateContent$")
 LABEL_FILTER = re.compile(r'^labels\.([a-z][a-z0-9_-]*)\s*=\s*"?([a-z0-9_-]*)"?$')
 STATUS_NAMES = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 409: "ALREADY_EXISTS", 429: "RESOURCE_EXHAUSTED",
                 500: "INTERNAL", 503: "UNAVAILABLE"}
@@ -187,6 +189,8 @@ class TuningEmulator:
             return self._get(m.group(1))
         if method == "POST" and (m := CANCEL.match(path)):
             return self._cancel(m.group(1))
+        if method == "POST" and (m := GENERATE.match(path)):
+            return self._generate(m.group(1), raw)
         return _error(404, f"no route for {method} {path}")
 
     # -- the API -------------------------------------------------------------------------
@@ -254,6 +258,29 @@ class TuningEmulator:
         if job.state.name in ("JOB_STATE_PENDING", "JOB_STATE_RUNNING", "JOB_STATE_QUEUED"):
             job.state = "JOB_STATE_CANCELLING"  # the service stops it asynchronously
         return 200, {}
+
+    def _generate(self, endpoint: str, raw: bytes) -> tuple[int, Any]:
+        """generateContent on a tuned endpoint: only one a succeeded job created answers, the
+        body is held to the GenerateContentRequest message, and the answer is deterministic
+        (`<endpoint id> says: <last user text, upper-cased>`), so tests can tell which
+        endpoint answered which prompt."""
+        from google.cloud.aiplatform_v1beta1.types import GenerateContentRequest
+
+        if not any(j.tuned_model.endpoint == endpoint for j in self.jobs.values() if j.state.name == "JOB_STATE_SUCCEEDED"):
+            return _error(404, f"Endpoint {endpoint} not found")
+        request = GenerateContentRequest.pb()()
+        try:
+            json_format.Parse(raw.decode() or "{}", request, ignore_unknown_fields=False)
+        except (json_format.ParseError, UnicodeDecodeError) as exc:
+            return _error(400, f"Invalid JSON payload received. {exc}")
+        if not request.contents or request.contents[-1].role != "user":
+            return _error(400, "contents must end with a user turn")
+        text = " ".join(p.text for p in request.contents[-1].parts).upper()
+        answer = f"{endpoint.rsplit('/', 1)[1]} says: {text}"
+        if request.generation_config.max_output_tokens:
+            answer = " ".join(answer.split()[: request.generation_config.max_output_tokens])
+        return 200, {"candidates": [{"content": {"role": "model", "parts": [{"text": answer}]}, "finishReason": "STOP"}],
+                     "usageMetadata": {"promptTokenCount": len(text.split()), "candidatesTokenCount": len(answer.split())}}
 
     def _json(self, job: TuningJob) -> Any:
         return _json(job, self.preference_specs.get(job.name))

@@ -49,6 +49,17 @@ class Manifest(BaseModel):
     error: dict[str, Any] | None = None
     files: list[OutputFile] = Field(default_factory=list, description="Every file in the run directory except manifest.json.")
     environment: dict[str, Any] = Field(default_factory=dict, description="Python, platform and package versions.")
+    tracking: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Per tracker the spec names (`tracking`): the parts `sent` and `not_sent` (params, metrics, data, "
+        "evaluation, manifest), `where` the run is in the tracker (its run id, URI, folder), and the `error` when it failed. "
+        "Written after the trackers ran; the manifest they received has this empty.",
+    )
+    exports: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="What `tunespec export` made from this run: `{format, path, created_at}` each (the export's own "
+        "folder has its own manifest.json).",
+    )
 
 
 def environment_versions(extra_packages: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -131,6 +131,11 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` in one rename: a reader sees the old file or the new one."""
+    _write_atomic(path, data)
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "wb") as f:

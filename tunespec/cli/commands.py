@@ -17,7 +17,7 @@ EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
 
 def _progress(args: argparse.Namespace) -> Progress:
-    return Progress(enabled=args.output == "human" and sys.stderr.isatty(), quiet=args.output == "json")
+    return Progress(enabled=args.output == "human" and sys.stderr.isatty(), quiet=args.output != "human")
 
 
 def _check_all(args: argparse.Namespace) -> tuple[list[Any], list[Diagnostic], Any]:
@@ -103,6 +103,10 @@ def plan(args: argparse.Namespace) -> int:
                 item["change"] = {"action": change.action, "changed": change.changed, "previous_run": change.previous.run_id if change.previous else None}
             specs.append(item)
         render.print_json({"specs": specs, "order": [c.spec.name for c in checked], "diagnostics": [d.to_json() for d in problems], "errors": errors})
+    elif args.output == "markdown":
+        from tunespec.cli.markdown import plan_markdown
+
+        sys.stdout.write(plan_markdown(checked, changes, problems, errors))
     else:
         _print_order(checked)
         for c in checked:
@@ -432,6 +436,70 @@ def run_job(args: argparse.Namespace) -> int:
     return EXIT_OK if result is not None and result.status == "succeeded" else EXIT_ERROR
 
 
+# predict / export: using a published run ----------------------------------------------------
+
+
+def _published(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The run the command names, and the backend that made it (TS300 when not installed)."""
+    from tunespec.pipeline import state_for
+    from tunespec.results import find_run
+
+    run = find_run(args.run, state_for([], args.state, create=False))
+    backend = plugin_host().backends().get(run.manifest.backend)
+    if backend is None:
+        raise DiagnosticError(Diagnostic("TS300", f"run {run.run_id} ran on backend {run.manifest.backend!r}, which is not installed",
+                                         Location(str(run.run_dir)), "see `tunespec plugins`"))
+    return run, backend
+
+
+def predict(args: argparse.Namespace) -> int:
+    from tunespec.backend import PredictOptions
+    from tunespec.results import read_prompts
+    from tunespec.results.predict import count_prompts, predict as run_predict
+
+    for name, value in (("--batch-size", args.batch_size), ("--max-new-tokens", args.max_new_tokens)):
+        if value < 1:
+            raise DiagnosticError(Diagnostic("TS005", f"usage: {name} must be at least 1", Location(subject="command line")))
+    run, backend = _published(args)
+    total = count_prompts(args.input)  # also reads every prompt once: a bad line fails before a model is loaded
+    to_stdout = args.out == "-"
+    if to_stdout:
+        import tempfile
+
+        out = Path(tempfile.mkdtemp(prefix="tunespec-predict-")) / "predictions.jsonl"
+    else:
+        out = Path(args.out)
+    options = PredictOptions(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, temperature=args.temperature)
+    with _progress(args) as progress:
+        written = run_predict(run, backend, read_prompts(args.input), out, options, progress, total)
+    if to_stdout:
+        text = out.read_text()
+        out.unlink()
+        out.parent.rmdir()
+        if args.output == "json":  # one JSON document, as every command's JSON output
+            render.print_json({"run_id": run.run_id, "predictions": [json.loads(line) for line in text.splitlines()]})
+        else:
+            sys.stdout.write(text)
+    elif args.output == "json":
+        render.print_json({"run_id": run.run_id, "predictions": written, "wrote": str(out)})
+    else:
+        render.err.print(f"wrote {written} predictions of run {run.run_id} to {out}")
+    return EXIT_OK
+
+
+def export(args: argparse.Namespace) -> int:
+    from tunespec.results.export import export_run
+
+    run, backend = _published(args)
+    with _progress(args) as progress:
+        folder = export_run(run, backend, args.to, progress, force=args.force)
+    if args.output == "json":
+        render.print_json({"run_id": run.run_id, "format": args.to, "path": str(folder)})
+    else:
+        render.out.print(f"[green]exported[/green] run {run.run_id} ({args.to}) → {folder}")
+    return EXIT_OK
+
+
 # verify / schema / plugins / init -------------------------------------------------------
 
 
@@ -484,6 +552,17 @@ def _write_new_file(path: Path, text: str, overwrite: bool = False) -> None:
     except OSError as exc:
         raise DiagnosticError(Diagnostic("TS007", f"cannot write {path}: {exc.strerror}", Location(str(path)),
                                          "choose a path in a folder that exists and that you can write")) from None
+
+
+def completion(args: argparse.Namespace) -> int:
+    """`tunespec completion bash|zsh|fish`: argcomplete's script for the shell, to source."""
+    try:
+        from tunespec.cli.completion import script
+    except ImportError:  # argcomplete is a core dependency; a broken install still gets a diagnostic
+        raise DiagnosticError(Diagnostic("TS300", "shell completion needs argcomplete, which is not installed", Location(subject="completion"),
+                                         "pip install argcomplete")) from None
+    sys.stdout.write(script(args.shell))
+    return EXIT_OK
 
 
 def plugins(args: argparse.Namespace) -> int:

@@ -52,41 +52,60 @@ def build_parser() -> "argparse.ArgumentParser":
     parser.add_argument("--version", action="version", version=f"tunespec {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
-    def command(name: str, help_: str, func: Callable[[argparse.Namespace], int], specs: bool = False) -> argparse.ArgumentParser:
+    def command(name: str, help_: str, func: Callable[[argparse.Namespace], int], specs: bool = False,
+                outputs: tuple[str, ...] = ("human", "json")) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_)
         p.set_defaults(func=func)
-        p.add_argument("--output", "-o", choices=["human", "json"], default="human", help="output format (json for CI)")
+        p.add_argument("--output", "-o", choices=list(outputs), default="human",
+                       help="output format (json for CI" + (", markdown for a pull-request comment)" if "markdown" in outputs else ")"))
         if specs:
-            p.add_argument("paths", nargs="*", default=["."], help="spec files or directories (default: .)")
+            p.add_argument("paths", nargs="*", default=["."], help="spec files or directories (default: .)").completer = completion.spec_paths()  # type: ignore[attr-defined]
             p.add_argument("--state", help="state database (default: the project's .tunespec/state.db)")
         return p
 
     from tunespec.cli import commands as c
+    from tunespec.cli import completion
 
     command("validate", "check specs, data and backend rules", c.validate, specs=True)
-    command("plan", "show the job each spec compiles to and what apply would change", c.plan, specs=True)
+    command("plan", "show the job each spec compiles to and what apply would change", c.plan, specs=True,
+            outputs=("human", "json", "markdown"))
     p = command("apply", "start (or resume) the runs whose specs changed", c.apply, specs=True)
     p.add_argument("--yes", "-y", action="store_true", help="do not ask before starting billable remote jobs")
     p.add_argument("--force", action="store_true", help="run again even if an identical run succeeded")
     p = command("status", "show the latest run of each spec, refreshing remote ones", c.status)
-    p.add_argument("paths", nargs="*", help="only the specs in these files or directories (default: every spec in the state database)")
+    p.add_argument("paths", nargs="*", help="only the specs in these files or directories (default: every spec in the state database)").completer = completion.spec_paths()  # type: ignore[attr-defined]
     p.add_argument("--state", help="state database (default: the project's .tunespec/state.db)")
     p = command("runs", "list recorded runs", c.runs)
-    p.add_argument("spec_name", nargs="?", help="only runs of this spec")
+    p.add_argument("spec_name", nargs="?", help="only runs of this spec").completer = completion.spec_names  # type: ignore[attr-defined]
     p.add_argument("--state", help="state database (default: the project's .tunespec/state.db)")
     p = command("cancel", "cancel the in-flight run of a spec (or a run id)", c.cancel)
-    p.add_argument("target", help="spec name or run id")
+    p.add_argument("target", help="spec name or run id").completer = completion.runs_and_specs  # type: ignore[attr-defined]
     p.add_argument("--state", help="state database (default: the project's .tunespec/state.db)")
     p = command("run-job", "run one spec here, into a given run folder (what a remote backend's job runs)", c.run_job)
-    p.add_argument("spec", help="the spec file the job was given")
+    p.add_argument("spec", help="the spec file the job was given").completer = completion.spec_paths()  # type: ignore[attr-defined]
     p.add_argument("--run-dir", required=True, help="the run's staging folder to write into (checkpoints there are resumed)")
     p.add_argument("--run-id", help="the run's id (default: from the folder's name)")
     p.add_argument("--name", help="which spec, when the file holds several")
+    p = command("predict", "generate with a run's tuned model: prompts in, JSONL out", c.predict)
+    p.add_argument("run", help="a run folder, a run id, or a spec name (its latest run)").completer = completion.runs_and_specs  # type: ignore[attr-defined]
+    p.add_argument("--input", "-i", required=True, help="prompts: a data file in any format tunespec reads (JSONL, JSON, CSV, Parquet), or a .txt file with one prompt per line")
+    p.add_argument("--out", default="-", help="JSONL file to write (default: stdout)")
+    p.add_argument("--batch-size", type=int, default=8, help="prompts per batch (default: 8)")
+    p.add_argument("--max-new-tokens", type=int, default=256, help="generation length limit (default: 256)")
+    p.add_argument("--temperature", type=float, default=0.0, help="0 (default): greedy, deterministic; above 0: sampling")
+    p.add_argument("--state", help="state database (default: the project's .tunespec/state.db)")
+    p = command("export", "write a run's tuned model as a standalone folder beside the run", c.export)
+    p.add_argument("run", help="a run folder, a run id, or a spec name (its latest run)").completer = completion.runs_and_specs  # type: ignore[attr-defined]
+    p.add_argument("--to", required=True, choices=["merged"], help="merged: a Hugging Face folder with the adapter merged into its base")
+    p.add_argument("--force", action="store_true", help="export again over an earlier export")
+    p.add_argument("--state", help="state database (default: the project's .tunespec/state.db)")
     p = command("verify", "check a run directory against its manifest", c.verify)
-    p.add_argument("runs", nargs="+", help="run directories (local or gs://)")
+    p.add_argument("runs", nargs="+", help="run directories (local or gs://)").completer = completion.run_folders()  # type: ignore[attr-defined]
     p = command("schema", "print the JSON Schema of specs (with installed backends)", c.schema)
     p.add_argument("--write", metavar="FILE", help="write to FILE instead of stdout")
-    command("plugins", "list plugins, what they register, and whether they can run", c.plugins)
+    p = command("completion", "print the shell completion script (bash, zsh or fish) to source", c.completion)
+    p.add_argument("shell", choices=completion.SHELLS, help="your shell")
+    p = command("plugins", "list plugins, what they register, and whether they can run", c.plugins)
     p = command("init", "write a commented starter spec", c.init)
     p.add_argument("path", nargs="?", default="tunespec.yaml",
                    help="the spec file to write (default: tunespec.yaml); with --plugin, the folder to create the package in (default: .)")
@@ -123,7 +142,11 @@ def _main(argv: list[str]) -> int:
     _terminate_like_ctrl_c()
     sys.unraisablehook = _keep_interrupts
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        from tunespec.cli.completion import hook
+
+        hook(parser)  # a shell asking for completions: answered here, and the process exits
+        args = parser.parse_args(argv)
     except UsageError as exc:
         return _usage_error(exc, json_output)
     except KeyboardInterrupt:

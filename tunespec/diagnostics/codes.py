@@ -45,6 +45,8 @@ CODES: dict[str, str] = {
     "TS124": "specs build on each other in a cycle (`model.base: run:<spec>`)",
     "TS125": "`model.base: run:<spec>` names a spec without a usable succeeded run (never succeeded, or its run folder is missing)",
     "TS126": "not applied: the spec it builds on did not succeed in this apply",
+    "TS127": "unknown tracker in `tracking`",
+    "TS128": "tracker not available (its library is not installed): runs will not be sent to it",
     # Data
     "TS200": "data source not found or unreadable",
     "TS201": "malformed JSON",
@@ -104,6 +106,9 @@ CODES: dict[str, str] = {
     "TS403": "run failed",
     "TS404": "run cancelled",
     "TS405": "state database cannot be created or written",
+    "TS406": "run not (fully) sent to a tracker: a warning; the run is published and its manifest's `tracking` says what was not sent",
+    "TS407": "run cannot be used by predict or export: it did not succeed, or published no tuned model",
+    "TS408": "backend cannot predict with, or export as this format, its runs",
     # Artifacts
     "TS500": "manifest missing or invalid",
     "TS501": "checksum mismatch",

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from tunespec.data.formats import DataFormat
     from tunespec.data.sources import DataSource
     from tunespec.models import ModelResolver
+    from tunespec.tracking import Tracker
 
 hookspec = pluggy.HookspecMarker("tunespec")
 hookimpl = pluggy.HookimplMarker("tunespec")
@@ -59,3 +60,13 @@ def tunespec_model_resolvers() -> "Sequence[ModelResolver]":
     """Return model resolvers: objects that turn a spec's ``model.base`` string (a folder,
     a hub id, a GGUF file, ``package:...``) into a `ResolvedModel` a trainer can load.
     The first resolver whose ``handles(ref)`` is true resolves it."""
+
+
+@hookspec
+def tunespec_trackers() -> "Sequence[Tracker]":
+    """Return experiment trackers: instances of a `tunespec.tracking.Tracker` subclass with
+    a unique ``name`` (what specs write in ``tracking: [{name: ...}]``), a ``config_model``
+    for the rest of that entry, and ``send(run, config, sent)``, called once for every
+    published run whose spec names the tracker, for every backend. ``send`` imports its
+    tracking library; a failure is a warning and the run's manifest records what was not sent.
+    """

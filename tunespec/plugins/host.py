@@ -29,7 +29,7 @@ ENTRY_POINT_GROUP = "tunespec"
 DISABLE_ENV = "TUNESPEC_DISABLE_PLUGINS"
 # Extra plugin modules by import path, for developing a plugin before packaging it.
 LOAD_ENV = "TUNESPEC_PLUGINS"
-BUILTIN_MODULES = {"tunespec.data": "tunespec.data.builtin"}
+BUILTIN_MODULES = {"tunespec.data": "tunespec.data.builtin", "tunespec.tracking": "tunespec.tracking.builtin"}
 
 
 @dataclass
@@ -98,6 +98,11 @@ class PluginHost:
                 info.status = "unavailable"
                 info.missing.extend(missing)
                 info.install_hint = backend.install_hint or None
+        for tracker in self._call(name, "tunespec_trackers"):  # a tracker missing its library is a warning when used, not a broken plugin
+            missing = [m for m in missing_requirements(tracker) if m not in info.missing]
+            if missing:
+                info.missing.extend(missing)
+                info.install_hint = info.install_hint or tracker.install_hint or None
 
     def _call(self, plugin_name: str, hook: str) -> list[Any]:
         plugin = self.pm.get_plugin(plugin_name)
@@ -113,6 +118,7 @@ class PluginHost:
             ("tunespec_data_sources", "data sources"),
             ("tunespec_data_formats", "data formats"),
             ("tunespec_model_resolvers", "model resolvers"),
+            ("tunespec_trackers", "trackers"),
         ):
             names = [getattr(obj, "name", type(obj).__name__) for obj in self._call(plugin_name, hook)]
             if names:
@@ -141,6 +147,11 @@ class PluginHost:
     def model_resolvers(self) -> list[Any]:
         return self._collect("tunespec_model_resolvers")
 
+    @cache
+    def trackers(self) -> dict[str, Any]:
+        """Experiment trackers by name (`tunespec.tracking.Tracker`)."""
+        return {t.name: t for t in self._collect("tunespec_trackers")}
+
 
 def distribution_version(module: str) -> str | None:
     """The version of the installed distribution that provides `module` (a plugin loaded
@@ -155,8 +166,9 @@ def distribution_version(module: str) -> str | None:
     return None
 
 
-def missing_requirements(backend: "Backend") -> list[str]:
-    """The modules in `backend.requires` that are not installed (checked without importing)."""
+def missing_requirements(backend: Any) -> list[str]:
+    """The modules in `backend.requires` (a backend's or a tracker's) that are not installed
+    (checked without importing)."""
     return [m for m in backend.requires if not _importable(m)]
 
 

@@ -278,6 +278,25 @@ class OutputSpec(StrictModel):
     )
 
 
+class TrackerSpec(BaseModel):
+    """One experiment tracker: `name` picks it, the other keys are its own options,
+    validated by its `config_model` (see docs/tracking.md). A bare name (`- mlflow`)
+    means the tracker with its defaults."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(description="Tracker to send runs to: `mlflow`, `wandb`, `tensorboard`, or one a plugin adds.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_name(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
 class TuningJob(StrictModel):
     """One fine-tuning job: what to tune (model, data, method, hyperparameters, evaluation)
     and where (backend, output)."""
@@ -292,6 +311,14 @@ class TuningJob(StrictModel):
     evaluation: Evaluation = Field(default_factory=Evaluation)
     backend: BackendSpec
     output: OutputSpec = Field(default_factory=OutputSpec)
+    tracking: list[TrackerSpec] = Field(
+        default_factory=list,
+        description="Experiment trackers every run of this spec is sent to once it is published: its params "
+        "(the resolved spec, `${env:...}` values as references), per-step metrics, data report, base vs tuned "
+        "evaluation and manifest, linked by the run id. Each entry is a tracker name or `{name: ..., options}`: "
+        "`mlflow`, `wandb`, `tensorboard` (docs/tracking.md), or one a plugin adds. Not part of the fingerprint: "
+        "changing it does not run a spec again. A tracker failure is a warning; the manifest says what was not sent.",
+    )
 
     @property
     def name(self) -> str:
@@ -321,5 +348,6 @@ __all__ = [
     "PromptCompletionFields",
     "RUN_PREFIX",
     "Source",
+    "TrackerSpec",
     "TuningJob",
 ]

@@ -110,7 +110,17 @@ class ResolvedSpec:
         """True if `parts` can name a field of this spec (its backend block included)."""
         if parts[:1] == ("backend",) and len(parts) > 1:
             return parts[1] == "name" or names_a_field(type(self.config), parts[1:])
+        if parts[:1] == ("tracking",) and len(parts) > 2 and isinstance(parts[1], int):
+            return parts[2] == "name" or self._names_a_tracker_option(parts[1], parts[2:])
         return names_a_field(TuningJob, parts)
+
+    def _names_a_tracker_option(self, index: int, parts: tuple) -> bool:
+        from tunespec.plugins.host import plugin_host
+
+        if index >= len(self.job.tracking):
+            return False
+        tracker = plugin_host().trackers().get(self.job.tracking[index].name)
+        return tracker is not None and names_a_field(tracker.config_model, parts)
 
     @property
     def fingerprint(self) -> str:
@@ -135,6 +145,7 @@ def _fingerprinted_spec(job: TuningJob) -> dict[str, Any]:
     left out while they hold the value that reproduces the old behaviour (a supervised
     objective), so upgrading tunespec does not make every applied spec look changed."""
     spec = job.model_dump(mode="json", by_alias=True)
+    spec.pop("tracking", None)  # where a run is reported, not what is trained
     method = spec.get("method", {})
     if method.get("objective") == "sft" and method.get("preference") is None:
         method.pop("objective", None)

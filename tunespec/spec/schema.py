@@ -53,6 +53,7 @@ def validate_document(doc: LoadedDocument, host: PluginHost) -> tuple[ResolvedSp
     if isinstance(backend_block, dict) and isinstance(backend_block.get("name"), str):
         config, problems = _validate_backend_block(backend_block, doc, host)
         diagnostics.extend(problems)
+    diagnostics.extend(_validate_tracking(data.get("tracking") if isinstance(data, dict) else None, doc, host))
     if job is not None and config is not None:
         diagnostics.extend(_unrepresentable(job.model_dump(by_alias=True), doc, ()))
         diagnostics.extend(_unrepresentable(config.model_dump(), doc, ("backend",)))
@@ -130,6 +131,31 @@ def _validate_backend_block(block: dict, doc: LoadedDocument, host: PluginHost) 
         return None, _convert(exc, doc, backend.config_model, ("backend",))
 
 
+def _validate_tracking(entries: Any, doc: LoadedDocument, host: PluginHost) -> list[Diagnostic]:
+    """Each `tracking` entry names an installed tracker and its options pass that tracker's
+    `config_model` (the entry's shape itself is the `TuningJob` model's to check)."""
+    if not isinstance(entries, list):
+        return []
+    trackers = host.trackers()
+    out: list[Diagnostic] = []
+    for i, entry in enumerate(entries):
+        block = {"name": entry} if isinstance(entry, str) else entry
+        if not isinstance(block, dict) or not isinstance(block.get("name"), str):
+            continue
+        name = block["name"]
+        tracker = trackers.get(name)
+        where = ("tracking", i) if isinstance(entry, str) else ("tracking", i, "name")
+        if tracker is None:
+            hint = _did_you_mean(name, trackers) or "see `tunespec plugins` for installed trackers"
+            out.append(Diagnostic("TS127", f"unknown tracker {_show(name)}; installed: {', '.join(sorted(trackers)) or 'none'}", doc.location(where), hint))
+            continue
+        try:
+            tracker.config_model.model_validate({k: v for k, v in block.items() if k != "name"})
+        except ValidationError as exc:
+            out.extend(_convert(exc, doc, tracker.config_model, ("tracking", i)))
+    return out
+
+
 def _convert(exc: ValidationError, doc: LoadedDocument, root: type[BaseModel], prefix: tuple) -> list[Diagnostic]:
     out = []
     for error in exc.errors(include_url=False):
@@ -142,8 +168,11 @@ def _data_path(data: Any, prefix: tuple, loc: tuple) -> tuple:
     """Pydantic locations include union-member tags ('literal[...]', 'list[str]'); keep only
     the parts that exist in the data, and the first missing key (for `missing` errors)."""
     node = data
-    for part in prefix:
-        node = node.get(part) if isinstance(node, dict) else None
+    for part in prefix:  # `("backend",)`, or `("tracking", 2)` for a list entry
+        if isinstance(node, list) and isinstance(part, int):
+            node = node[part] if 0 <= part < len(node) else None
+        else:
+            node = node.get(part) if isinstance(node, dict) else None
     path: list[Any] = []
     for part in loc:
         if isinstance(node, dict) and part in node:
