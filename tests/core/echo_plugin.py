@@ -27,6 +27,7 @@ class EchoConfig(BaseModel):
     steps: int = Field(default=3, ge=1, le=1000, description="Steps to 'train' (one file line each).")
     step_seconds: float = Field(default=0.0, ge=0, description="Sleep per step, to hold a run in flight.")
     marker: str | None = Field(default=None, description="File that step 1 creates, so tests know the run started.")
+    hold_until: str | None = Field(default=None, description="After step 1, wait (up to 120 s) until this file exists: holds a run in flight however slow the machine.")
     billable: bool = Field(default=False, description="Pretend the job costs money (apply must ask first).")
     report: bool = Field(default=False, description="Log a train_loss per step to metrics.jsonl and report a base vs tuned evaluation, as a trainer does.")
 
@@ -55,6 +56,8 @@ class EchoBackend(Backend):
             if cfg.marker and step == 1:
                 Path(cfg.marker).write_text(str(os.getpid()))
             time.sleep(cfg.step_seconds)
+            if cfg.hold_until and step == 1:
+                _wait_for_file(Path(cfg.hold_until), timeout=120)
             with open(log, "a") as f:
                 f.write(f"step {step}\n")
             if cfg.report:
@@ -64,6 +67,12 @@ class EchoBackend(Backend):
         evaluation = {"base": {"exact_match": 0.25, "examples": 4}, "tuned": {"exact_match": 0.75, "examples": 4},
                       "improvement": {"exact_match": 0.5}, "metrics": ["exact_match"]} if cfg.report else {}
         return RunResult(status="succeeded", metrics={"steps": cfg.steps, "resumed_from": done}, outputs={"log": "steps.txt"}, evaluation=evaluation)
+
+
+def _wait_for_file(path: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 @tunespec.hookimpl

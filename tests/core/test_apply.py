@@ -127,13 +127,15 @@ def _wait_for(path: Path, timeout: float = 30) -> None:
 
 
 def test_two_concurrent_applies_start_one_run(project):
-    marker = project.root / "started"
-    spec = project.spec(backend_extra=f"  steps: 4\n  step_seconds: 0.5\n  marker: {marker}\n")
+    marker, release = project.root / "started", project.root / "release"
+    # the first run holds after step 1 until the second apply has answered, however slow the machine
+    spec = project.spec(backend_extra=f"  steps: 4\n  marker: {marker}\n  hold_until: {release}\n")
     first = _apply_process(spec, project.root)
     _wait_for(marker)
     second = _apply_process(spec, project.root)
-    out2, _ = second.communicate(timeout=60)
-    out1, _ = first.communicate(timeout=60)
+    out2, _ = second.communicate(timeout=120)
+    release.touch()
+    out1, _ = first.communicate(timeout=120)
     assert json.loads(out2)["runs"][0]["action"] == "in-flight"
     assert json.loads(out1)["runs"][0]["result"]["status"] == "succeeded"
     assert len(list((project.root / "runs" / "echo-job").iterdir())) == 1
