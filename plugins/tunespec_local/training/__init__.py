@@ -13,6 +13,7 @@ in-process one. Importing this package does not import torch.
 
 from tunespec_local.training.config import TrainConfig, TrainData
 from tunespec_local.training.env import LocalEnv, TrainEnv, default_device
-from tunespec_local.training.loop import TrainResult, build_model, save_outputs, train
+from tunespec_local.training.loop import TrainResult, save_outputs, train
+from tunespec_local.training.model import build_model
 
 __all__ = ["LocalEnv", "TrainConfig", "TrainData", "TrainEnv", "TrainResult", "build_model", "default_device", "save_outputs", "train"]
