@@ -11,6 +11,7 @@ module only fixes `name`; see `tunespec.spec.schema`.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
