@@ -17,7 +17,9 @@ bench:
 	scripts/bootstrap
 	for b in bench/*.py; do .venv/bin/python $$b || exit 1; done
 
-# Regenerate docs/spec-reference.md from the schema (a test fails when it is stale).
+# Regenerate docs/spec-reference.md from the schema and docs/api.md from the public API's
+# docstrings (a test fails when either is stale).
 docs:
 	scripts/bootstrap
 	.venv/bin/python -m tunespec.docgen
+	.venv/bin/python -m tunespec.apidoc

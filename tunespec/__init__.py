@@ -32,6 +32,7 @@ _EXPORTS = {
     "hookimpl": "tunespec.plugins.hookspecs",
     "plugin_host": "tunespec.plugins.host",
     "Progress": "tunespec.progress",
+    "RunRecord": "tunespec.state",
     "TuningJob": "tunespec.spec.model",
     "ResolvedSpec": "tunespec.spec.resolve",
 }
@@ -61,5 +62,6 @@ if TYPE_CHECKING:
     from tunespec.plugins.hookspecs import hookimpl
     from tunespec.plugins.host import plugin_host
     from tunespec.progress import Progress
+    from tunespec.state import RunRecord
     from tunespec.spec.model import TuningJob
     from tunespec.spec.resolve import ResolvedSpec

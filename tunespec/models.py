@@ -18,15 +18,22 @@ from tunespec.diagnostics import Diagnostic, DiagnosticError, Location
 class ResolvedModel:
     ref: str
     """The spec's `model.base`, as written."""
-    kind: Literal["hf_folder", "hub", "gguf"]
+    kind: Literal["hf_folder", "hub", "gguf", "run"]
     location: str
-    """Folder (hf_folder, gguf: the folder holding the file) or hub id."""
+    """Folder (hf_folder, gguf: the folder holding the file; run: the upstream run's
+    `adapter/` folder) or hub id."""
     gguf_file: str | None = None
     """File name inside `location` when kind is gguf."""
     revision: str | None = None
+    run_id: str | None = None
+    """For kind `run` (`model.base: run:<spec>` whose run published an adapter): the run
+    whose adapter, merged into the base it was trained on, is the model. None while that
+    run is still to be made in this apply."""
 
     @property
     def display(self) -> str:
+        if self.kind == "run":
+            return f"{self.ref} (run {self.run_id}: its adapter merged into its base)" if self.run_id else f"{self.ref} (the run this apply makes first)"
         return f"{self.location}/{self.gguf_file}" if self.gguf_file else self.location
 
 
@@ -53,7 +60,7 @@ def resolve_model(ref: str, base_dir: Path, where: Location | None = None) -> Re
         Diagnostic(
             "TS306",
             f"no model resolver understands `{ref}` (resolvers: {names})",
-            where or Location(),
+            where or Location(subject=f"model {ref}"),
             "use a folder, a .gguf file, `package:<pkg>/<file>` or an `org/name` hub id",
         )
     )

@@ -174,9 +174,54 @@ def check_spec(spec: ResolvedSpec, host: PluginHost, state: StateStore | None, p
         if not diagnostics.has_errors:
             checked.plan = backend.compile(spec, checked.data)
             diagnostics.extend(_plan_warnings(checked.plan))
+            if spec.upstream is not None:  # shown by plan, and stored with the run (see _changed_fields)
+                checked.plan.summary[BUILDS_ON] = spec.upstream.describe()
     except DiagnosticError as exc:
         diagnostics.extend(exc.diagnostics)
     return checked
+
+
+BUILDS_ON = "builds on"
+"""The plan summary row naming the run a `run:` spec builds on."""
+
+
+def check_specs(specs: list[ResolvedSpec], host: PluginHost, state: StateStore | None, progress: Progress) -> tuple[list[Checked], list[Diagnostic]]:
+    """Check every spec of a command, in dependency order (a spec after the spec its
+    `model.base: run:` names), linking each `run:` reference as it goes: to the upstream's
+    latest succeeded run, or, when the upstream is in this command and will run first
+    (create, replace, resume), to that pending run. Returns the checked specs in the order
+    `apply` runs them, and the problems of specs left out (cycles)."""
+    from tunespec.chains import link_upstream, order_specs
+
+    ordered, problems = order_specs(specs)
+    names = [spec.name for spec in specs]
+    pending: set[str] = set()
+    checked_all = []
+    for spec in ordered:
+        link_problems = link_upstream(spec, state, pending, names)
+        if link_problems:
+            checked = Checked(spec, host.backends()[spec.job.backend.name], Diagnostics(max_per_code=spec.job.data.max_reported_problems))
+            checked.diagnostics.extend(link_problems)
+        else:
+            checked = check_spec(spec, host, state, progress)
+        checked_all.append(checked)
+        if not checked.ok or diff(checked, state).action != "no-op":
+            pending.add(spec.name)  # what builds on it cannot be planned against an existing run
+    return checked_all, problems
+
+
+def recheck_after_upstream(checked: Checked, host: PluginHost, state: StateStore, progress: Progress) -> Checked:
+    """Check a spec again once the spec it builds on has run in this apply: its `run:`
+    reference now names that new run, which changes its plan and fingerprint."""
+    from tunespec.chains import link_upstream
+
+    spec = checked.spec
+    problems = link_upstream(spec, state, (), ())
+    if problems:
+        again = Checked(spec, checked.backend, Diagnostics())
+        again.diagnostics.extend(problems)
+        return again
+    return check_spec(spec, host, state, progress)
 
 
 def _output_problems(spec: ResolvedSpec) -> list[Diagnostic]:
@@ -245,12 +290,16 @@ def diff(checked: Checked, state: StateStore | None) -> Change:
             alive = previous.owner_alive or (previous.remote_id and previous.status != "interrupted")
             return Change("in-flight" if alive else "resume", previous)
         return Change("replace", previous, ["previous run " + previous.status])
-    return Change("replace", previous, _changed_fields(previous, stored_spec(spec), _data_json(checked.data)))
+    return Change("replace", previous, _changed_fields(previous, stored_spec(spec), _data_json(checked.data), checked.plan))
 
 
-def _changed_fields(previous: RunRecord, current: dict[str, Any], data: dict[str, Any]) -> list[str]:
-    """Spec fields and data files that differ from the previous run's."""
+def _changed_fields(previous: RunRecord, current: dict[str, Any], data: dict[str, Any], plan: Plan | None = None) -> list[str]:
+    """Spec fields, data files and the upstream run that differ from the previous run's."""
     changed = _diff_paths(previous.spec or {}, current)
+    was = ((previous.plan or {}).get("summary") or {}).get(BUILDS_ON)
+    now = plan.summary.get(BUILDS_ON) if plan is not None else None
+    if now != was and (now or was):
+        changed.append(f"upstream: {now or 'none'} (was {was or 'none'})")
     old = {f["path"]: f["sha256"] for f in (previous.data or {}).get("files", [])}
     new = {f["path"]: f["sha256"] for f in data.get("files", [])}
     changed += [f"data content: {path}" for path in sorted(set(old) | set(new)) if old.get(path) != new.get(path)]
@@ -534,6 +583,89 @@ def _backend_of(run: RunRecord) -> Backend:
     from tunespec.plugins.host import plugin_host
 
     return plugin_host().backends()[run.backend]
+
+
+# Remote executors: one spec's run, on the machine a remote backend started ------------------
+
+RESULT_FILE = "result.json"
+"""What `run_job` leaves in the run folder for the backend that started the job: the
+`RunResult` as JSON. The backend's `status` reads it (`read_job_result`) once the job has
+ended, and returns it; tunespec then publishes the run folder as usual."""
+
+
+def run_job(spec_file: str | Path, run_dir: str | Path, run_id: str | None, host: PluginHost, progress: Progress,
+            name: str | None = None) -> tuple[RunResult | None, list[Diagnostic]]:
+    """Run one spec here, writing into `run_dir` as its staging folder: what a remote
+    backend's job (a container, a batch node, a pod; under `torchrun` every process) runs,
+    through `tunespec run-job`. No state database is involved: the backend that started the
+    job owns the run's record, and collects `run_dir`'s files when the job ends.
+
+    The spec runs on the backend it names (a remote backend ships a spec that names the
+    backend to run it with, usually `local`). `${env:...}` references are resolved from this
+    machine's environment (the remote backend ships their values as secret environment
+    variables, never in files); every text file left in `run_dir` is scrubbed of them.
+    A run folder that holds checkpoints resumes from them."""
+    specs, problems = load_specs([spec_file], host)
+    if name is not None:
+        specs = [s for s in specs if s.name == name]
+    if problems or len(specs) != 1:
+        if not problems:
+            what = f"no spec named {name!r} in {spec_file}" if name else f"{spec_file} holds {len(specs)} specs: pass --name"
+            problems = [Diagnostic("TS001", what, Location(str(spec_file)))]
+        return None, problems
+    spec = specs[0]
+    checked = check_spec(spec, host, None, progress)
+    if not checked.ok:
+        return None, [d for d in checked.diagnostics if d.is_error]
+    if checked.backend.remote:
+        where = spec.locate("backend.name")
+        return None, [Diagnostic("TS302", f"run-job runs a spec on this machine; backend {checked.backend.name!r} starts remote jobs", where,
+                                 "ship the job a spec whose backend runs here, e.g. `backend: {name: local}`")]
+    folder = Path(run_dir)
+    staged = RunDirectory.staged_at(folder, spec.name, run_id or folder.name.strip(".").removesuffix(".partial")).create()
+    ctx = RunContext(run_id=staged.run_id, spec=spec, plan=checked.plan, data=checked.data, run_dir=staged,  # type: ignore[arg-type]
+                     progress=progress, resuming=(folder / "checkpoints").is_dir())
+    diagnostics: list[Diagnostic] = []
+    try:
+        result = checked.backend.apply(ctx)
+    except DiagnosticError as exc:
+        diagnostics = exc.diagnostics
+        result = RunResult(status="failed", message=exc.diagnostics[0].message, error={"diagnostics": [d.to_json() for d in exc.diagnostics]})
+    if is_main_process():
+        result = RunResult.model_validate(spec.redact(result.model_dump(mode="json")))
+        write_job_result(folder, result)
+        from tunespec.artifacts.rundir import scrub_secrets
+
+        scrub_secrets(folder)
+    return result, diagnostics
+
+
+def is_main_process() -> bool:
+    """False in the other processes of a `torchrun` group (RANK > 0): they train, the main
+    process writes the run's results."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def write_job_result(folder: str | Path, result: RunResult) -> None:
+    import orjson
+
+    target = Path(folder) / RESULT_FILE
+    partial = target.with_name(f".{RESULT_FILE}.partial")
+    partial.write_bytes(orjson.dumps(result.model_dump(mode="json"), option=orjson.OPT_INDENT_2))
+    os.replace(partial, target)
+
+
+def read_job_result(folder: str | Path) -> RunResult | None:
+    """The `RunResult` a finished `run_job` left in `folder` (taken out of the folder, so it
+    is not published as one of the run's files), or None while there is none."""
+    import orjson
+
+    path = Path(folder) / RESULT_FILE
+    if not path.is_file():
+        return None
+    result = RunResult.model_validate(orjson.loads(path.read_bytes()))
+    path.unlink()
+    return result
 
 
 # Where the state database is --------------------------------------------------------------

@@ -34,7 +34,7 @@ def scaffold_plugin(name: str, dest_dir: str | Path) -> int:
             Diagnostic(
                 "TS116",
                 f"invalid plugin name {name!r}",
-                Location(),
+                Location(subject="command line"),
                 "use 2-32 lowercase letters, digits and '-', starting with a letter (it becomes `backend: {name: ...}`)",
             )
         )

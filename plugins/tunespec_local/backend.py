@@ -18,7 +18,7 @@ import tunespec
 from tunespec import Backend, Diagnostic, DiagnosticError, FieldMapping, Plan, ResolvedModel, ResolvedSpec, RunContext, RunResult, Severity
 
 from tunespec_local.config import LocalConfig
-from tunespec_local.models.cache import cache_root, cached_folder
+from tunespec_local.models.cache import cache_root, cached_folder, tokenizer_folder
 
 LORA_AUTO_TARGETS = "all-linear"
 """`target_modules: auto` means every linear layer of the transformer blocks (attention
@@ -41,7 +41,7 @@ class LocalBackend(Backend):
         from tunespec_local.encode import ChatTokenCounter
 
         try:
-            folder = cached_folder(resolve_model(spec), cache_root(_config(spec).cache_dir))
+            folder = tokenizer_folder(resolve_model(spec), cache_root(_config(spec).cache_dir))
             if folder is None:
                 return None
             if not (folder / "tokenizer.json").is_file() or not (spec.job.model.chat_template or _has_chat_template(folder)):
@@ -99,7 +99,7 @@ class LocalBackend(Backend):
                 hint="add `data.validation` to see whether tuning beat the base model",
                 severity=Severity.WARNING,
             )
-        folder = cached_folder(model, cache_root(_config(spec).cache_dir)) if model.kind != "hub" else None
+        folder = tokenizer_folder(model, cache_root(_config(spec).cache_dir)) if model.kind != "hub" else None
         limit = _max_positions(folder) if folder is not None else None
         if limit is not None and job.data.max_seq_length > limit:
             yield Diagnostic(
@@ -129,6 +129,8 @@ class LocalBackend(Backend):
         targets = (LORA_AUTO_TARGETS if lora and lora.target_modules == "auto" else lora.target_modules) if lora else None
         training = {
             "method": job.method.type,
+            "objective": job.method.objective,
+            "preference": _preference(job.method),
             "lora": {"rank": lora.rank, "alpha": lora.alpha, "dropout": lora.dropout, "target_modules": targets} if lora else None,
             "learning_rate": learning_rate(spec),
             "optimizer": hp.optimizer,
@@ -165,6 +167,7 @@ class LocalBackend(Backend):
         summary = {
             "model": model.display + ("" if model.kind != "gguf" else (" (converted, cached)" if cached else " (converted on first run, ~20 s)")),
             "method": job.method.type + (f" (LoRA r={lora.rank}, alpha={lora.alpha:g}, targets={targets})" if lora else ""),
+            "objective": _describe_objective(job.method),
             "steps": total_steps,
             "batch": f"{hp.batch_size} examples/step ({micro} per forward, {'packed' if hp.packing else 'padded'})",
             "learning_rate": f"{learning_rate(spec):g} ({hp.lr_scheduler}, warm-up {hp.warmup_ratio:g})",
@@ -187,9 +190,29 @@ class LocalBackend(Backend):
         return run(ctx, _config(ctx.spec), resolve_model(ctx.spec))
 
 
+def _preference(method: Any) -> dict[str, Any] | None:
+    """The preference options as the loop runs them, with the reference model it uses."""
+    if method.objective != "preference" or method.preference is None:
+        return None
+    reference = "the base model with the adapters disabled" if method.type == "peft" else "a frozen copy of the base model"
+    return {"beta": method.preference.beta, "loss": method.preference.loss, "reference": reference}
+
+
+def _describe_objective(method: Any) -> str:
+    if method.objective != "preference" or method.preference is None:
+        return "sft (cross-entropy on the model turns)"
+    loss = "DPO sigmoid" if method.preference.loss == "sigmoid" else "IPO"
+    return f"preference ({loss}, beta={method.preference.beta:g}, reference: {_preference(method)['reference']})"  # type: ignore[index]
+
+
 def resolve_model(spec: ResolvedSpec) -> ResolvedModel:
     """`model.base` -> files, through the registered model resolvers (this plugin's and any
-    other plugin's), with the spec's hub revision applied."""
+    other plugin's), with the spec's hub revision applied; `run:<spec>` -> that spec's
+    published run (models/runs.py)."""
+    if spec.job.model.upstream is not None:
+        from tunespec_local.models.runs import resolve_run
+
+        return resolve_run(spec)
     model = tunespec.resolve_model(spec.job.model.base, spec.base_dir, spec.locate("model.base"))
     if spec.job.model.revision and model.kind == "hub":
         model = dataclasses.replace(model, revision=spec.job.model.revision)
@@ -257,6 +280,9 @@ def _mappings(spec: ResolvedSpec, targets: Any, micro: int) -> list[FieldMapping
                      note=None if job.model.chat_template else "the tokenizer's own"),
         FieldMapping(field="data.max_seq_length", target="truncation", value=job.data.max_seq_length, note="tokens after the chat template; loss on model turns only"),
         FieldMapping(field="method.type", target="peft.get_peft_model" if job.method.type == "peft" else "all parameters trainable", value=job.method.type),
+        FieldMapping(field="method.objective", target="training objective", value=job.method.objective,
+                     note="DPO on preference pairs: both responses in one forward, reference log-probs without gradients"
+                     if job.method.objective == "preference" else "cross-entropy on model turns"),
         FieldMapping(field="hyperparameters.epochs", target="total_steps", value=hp.epochs, note="ignored: max_steps is set" if hp.max_steps else None),
         FieldMapping(field="hyperparameters.max_steps", target="total_steps", value=hp.max_steps),
         FieldMapping(field="hyperparameters.learning_rate", target="optimizer lr", value=learning_rate(spec),
@@ -280,6 +306,16 @@ def _mappings(spec: ResolvedSpec, targets: Any, micro: int) -> list[FieldMapping
         FieldMapping(field="evaluation.max_new_tokens", target="generate(max_new_tokens)", value=job.evaluation.max_new_tokens),
         FieldMapping(field="evaluation.validation_loss", target="eval_loss each epoch", value=job.evaluation.validation_loss),
     ]
+    if job.method.preference:
+        pref = job.method.preference
+        m += [
+            FieldMapping(field="method.preference.beta", target="DPO beta", value=pref.beta),
+            FieldMapping(field="method.preference.loss", target="DPO loss", value=pref.loss,
+                         note="-log sigmoid(beta x margin)" if pref.loss == "sigmoid" else "(per-token margin - 1/(2 beta))^2"),
+        ]
+    else:
+        m += [FieldMapping(field=f"method.preference.{name}", target=None, value=None, note="only with `method.objective: preference`")
+              for name in ("beta", "loss")]
     if job.method.lora:
         lora = job.method.lora
         m += [

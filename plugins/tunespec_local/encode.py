@@ -113,12 +113,14 @@ class ChatTokenizer:
 
     # -- encoding -----------------------------------------------------------------------
 
-    def encode(self, conversation: Any, max_seq_length: int) -> Encoded:
-        """Token ids and labels (trained = model-turn tokens) of one conversation, truncated
-        to `max_seq_length` tokens."""
+    def encode(self, conversation: Any, max_seq_length: int, last_turn_only: bool = False) -> Encoded:
+        """Token ids and labels (trained = model-turn tokens; with `last_turn_only`, only the
+        last model turn's) of one conversation, truncated to `max_seq_length` tokens."""
         messages = to_messages(conversation)
         text = self.render(messages)
         spans = self._model_spans(messages, text)
+        if last_turn_only:
+            spans = spans[-1:]
         encoding = self.tokenizer.encode(text, add_special_tokens=False)
         ids = encoding.ids
         labels = [
@@ -127,6 +129,15 @@ class ChatTokenizer:
         ]
         truncated = len(ids) > max_seq_length
         return Encoded(ids[:max_seq_length], labels[:max_seq_length], truncated)
+
+    def encode_pair(self, conversation: Any, max_seq_length: int) -> Any:
+        """A preference pair as two sequences, prompt + preferred and prompt + non-preferred
+        response, each truncated to `max_seq_length`, with only its response trained (model
+        turns inside a multi-turn prompt are context, as in TRL)."""
+        from tunespec_local.training.objectives import EncodedPair
+
+        chosen, rejected = conversation.pair_views()
+        return EncodedPair(self.encode(chosen, max_seq_length, last_turn_only=True), self.encode(rejected, max_seq_length, last_turn_only=True))
 
     def prompt(self, conversation: Any) -> Prompt:
         """The conversation up to its last model turn, ready for generation."""

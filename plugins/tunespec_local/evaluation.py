@@ -9,7 +9,12 @@ the spec. Metrics (`evaluation.metrics` in the spec):
     json_field_match  mean fraction of the reference's top-level JSON fields the output
                       reproduces exactly (0 for an output that is not a JSON object)
 
-Scoring (`score`) is plain Python; only `generate` imports torch.
+For preference runs, `preference_accuracy` scores the held-out pairs: the fraction whose
+preferred response the model gives a higher log-likelihood than the non-preferred one (the
+model's own preference, comparable between the base and the tuned model; DPO's implicit
+reward accuracy, relative to the reference, is in metrics.jsonl).
+
+Scoring (`score`) is plain Python; only `generate` and `preference_accuracy` import torch.
 """
 
 from __future__ import annotations
@@ -87,3 +92,22 @@ def generate(model: Any, tokenizer: ChatTokenizer, prompts: Sequence[Prompt], ma
             if on_batch is not None:
                 on_batch(len(chunk))
     return outputs
+
+
+def preference_accuracy(model: Any, pairs: Sequence[Any], batch_size: int, pad_token_id: int, device: Any) -> float:
+    """Fraction of `pairs` (`EncodedPair`s) whose preferred response `model` finds more
+    likely than the non-preferred one (summed log-probability of the response tokens)."""
+    import torch
+
+    from tunespec_local.training.loop import supports_logits_to_keep
+    from tunespec_local.training.objectives import collate_pairs, sequence_logps
+
+    model.eval()
+    keeps_logits = supports_logits_to_keep(model)
+    preferred = 0
+    with torch.no_grad():
+        for start in range(0, len(pairs), batch_size):
+            batch = collate_pairs(pairs[start : start + batch_size], packing=False, pad_token_id=pad_token_id)
+            logps, _ = sequence_logps(model, {k: v.to(device) for k, v in batch.items()}, keeps_logits)
+            preferred += int((logps[0::2] > logps[1::2]).sum())
+    return round(preferred / max(len(pairs), 1), 4)

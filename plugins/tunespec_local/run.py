@@ -27,7 +27,7 @@ from tunespec import Diagnostic, DiagnosticError, ResolvedModel, RunContext, Run
 from tunespec_local.config import LocalConfig
 from tunespec_local.encode import ChatTokenizer, Encoded, Prompt, load_tokenizer
 from tunespec_local.models.cache import cache_root, materialize
-from tunespec_local.training import LocalEnv, TrainConfig, TrainData, default_device, train
+from tunespec_local.training import LocalEnv, TorchrunEnv, TrainConfig, TrainData, default_device, torchrun_world_size, train
 
 EVALUATION_DIR = "evaluation"
 
@@ -49,15 +49,23 @@ def run(ctx: RunContext, config: LocalConfig, model_ref: ResolvedModel) -> RunRe
     data, prompts = encode_data(ctx, tokenizer, log)
     train_config = train_config_for(ctx, config, folder, tokenizer, precision)
 
-    env = LocalEnv(run_path, device, keep_checkpoints=config.keep_checkpoints)
-    _prepare_run_folder(ctx, env)
+    # Under torchrun (tunespec run-job in a multi-process job) every process trains its share;
+    # rank 0 alone prepares the folder, evaluates and writes the outputs.
+    env = (TorchrunEnv if torchrun_world_size() > 1 else LocalEnv)(run_path, device, keep_checkpoints=config.keep_checkpoints)
+    device = env.device
+    if env.is_main:
+        _prepare_run_folder(ctx, env)
+    if isinstance(env, TorchrunEnv):
+        env.barrier()
 
     evaluation: dict[str, Any] = {}
-    if prompts and job.evaluation.compare_base:
-        evaluation["base"] = base_evaluation(ctx, config, folder, tokenizer, prompts, device)
+    pairs = held_out_pairs(ctx, data)
+    if (prompts or pairs) and job.evaluation.compare_base and env.is_main:
+        evaluation["base"] = base_evaluation(ctx, config, folder, tokenizer, prompts, device, pairs)
 
     total = train_config.total_steps(len(data.train))
-    log(f"training {job.method.type} on {len(data.train)} examples: {total} steps on {device.type} ({precision})")
+    log(f"training {describe_training(ctx)} on {len(data.train)} {'pairs' if pairs is not None else 'examples'}: "
+        f"{total} steps on {device.type} ({precision})")
     try:
         with ctx.progress.task("training", total=total) as task:
             env.progress_task = task
@@ -71,15 +79,17 @@ def run(ctx: RunContext, config: LocalConfig, model_ref: ResolvedModel) -> RunRe
             f"the full traceback is in {run_path / 'error.log'}; `tunespec apply` resumes from the last checkpoint",
         )) from exc
 
-    if prompts:
-        evaluation["tuned"] = evaluate_model(ctx, config, result.model, tokenizer, prompts, device, "tuned")
-        evaluation = summarise_evaluation(evaluation, job.evaluation.metrics)  # the CLI prints base vs tuned
+    if not env.is_main:  # its share of the training is done; rank 0 reports the run
+        return RunResult(status="succeeded", message=f"rank {env.rank}: {result.steps} steps")
+    if prompts or pairs:
+        evaluation["tuned"] = evaluate_model(ctx, config, result.model, tokenizer, prompts, device, "tuned", pairs)
+        evaluation = summarise_evaluation(evaluation, evaluated_metrics(ctx))  # the CLI prints base vs tuned
     if not config.keep_checkpoints_after_success:
         shutil.rmtree(run_path / "checkpoints", ignore_errors=True)
 
     metrics = {**result.summary(), "train_examples": len(data.train), "validation_examples": len(data.validation),
                "device": device.type, "precision": precision}
-    return RunResult(status="succeeded", message=f"{result.steps} steps", metrics=metrics, evaluation=evaluation)
+    return RunResult(status="succeeded", message=f"{result.steps} steps", metrics=metrics, evaluation=evaluation, outputs=upstream_outputs(ctx))
 
 
 # -- steps -------------------------------------------------------------------------------
@@ -96,14 +106,18 @@ def materialize_at_spec(ctx: RunContext, model_ref: ResolvedModel, config: Local
 
 
 def encode_data(ctx: RunContext, tokenizer: ChatTokenizer, log) -> tuple[TrainData, list[Prompt]]:
-    """Tokenise both splits; validation also gives the evaluation prompts."""
+    """Tokenise both splits (conversations, or preference pairs as two sequences each);
+    validation also gives the evaluation prompts (for a pair: its prompt, with the
+    preferred response as the reference)."""
     from tunespec.data import iter_conversations
 
     job = ctx.spec.job
     max_len = job.data.max_seq_length
-    train_examples, skipped = _encode_split(iter_conversations(ctx.spec, "train"), tokenizer, max_len)
+    pairs = job.method.objective == "preference"
+    train_examples, skipped = _encode_split(iter_conversations(ctx.spec, "train"), tokenizer, max_len, pairs)
     if skipped:
-        log(f"{skipped} training examples have no model tokens within max_seq_length={max_len} and are skipped")
+        what = "pairs have a response" if pairs else "examples have no model tokens"
+        log(f"{skipped} training {what} cut off entirely by max_seq_length={max_len}; they are skipped")
     if not train_examples:
         raise DiagnosticError(Diagnostic("TS311", "no training example has a model turn within `data.max_seq_length` tokens",
                                          ctx.spec.locate("data.max_seq_length"), "raise `data.max_seq_length`"))
@@ -111,17 +125,17 @@ def encode_data(ctx: RunContext, tokenizer: ChatTokenizer, log) -> tuple[TrainDa
     prompts: list[Prompt] = []
     if job.data.validation:
         conversations = list(iter_conversations(ctx.spec, "validation"))
-        validation, _ = _encode_split(conversations, tokenizer, max_len)
+        validation, _ = _encode_split(conversations, tokenizer, max_len, pairs)
         if job.evaluation.metrics:
             limit = job.evaluation.max_examples or len(conversations)
             prompts = [tokenizer.prompt(c) for c in conversations[:limit]]
     return TrainData(train_examples, validation), prompts
 
 
-def _encode_split(conversations, tokenizer: ChatTokenizer, max_len: int) -> tuple[list[Encoded], int]:
+def _encode_split(conversations, tokenizer: ChatTokenizer, max_len: int, pairs: bool = False) -> tuple[list[Any], int]:
     kept, skipped = [], 0
     for conversation in conversations:
-        encoded = tokenizer.encode(conversation, max_len)
+        encoded = tokenizer.encode_pair(conversation, max_len) if pairs else tokenizer.encode(conversation, max_len)
         if encoded.trained_tokens == 0:
             skipped += 1
         else:
@@ -138,6 +152,9 @@ def train_config_for(ctx: RunContext, config: LocalConfig, folder: Path, tokeniz
         model_path=str(folder),
         output_dir=str(ctx.run_dir.path),
         method=job.method.type,
+        objective=job.method.objective,
+        beta=job.method.preference.beta if job.method.preference else 0.1,
+        preference_loss=job.method.preference.loss if job.method.preference else "sigmoid",
         lora_rank=lora.get("rank", 8),
         lora_alpha=lora.get("alpha", 16),
         lora_dropout=lora.get("dropout", 0.0),
@@ -184,7 +201,37 @@ def _prepare_run_folder(ctx: RunContext, env: LocalEnv) -> None:
     (Path(ctx.run_dir.path) / "metrics.jsonl").unlink(missing_ok=True)
 
 
-def base_evaluation(ctx: RunContext, config: LocalConfig, folder: Path, tokenizer: ChatTokenizer, prompts: list[Prompt], device: Any) -> dict[str, Any]:
+def upstream_outputs(ctx: RunContext) -> dict[str, Any]:
+    """For a spec built on another spec's run: which run, in the manifest's `outputs`, so
+    this run's adapter can be traced (and its base rebuilt) from the artifacts alone."""
+    from tunespec.chains import UpstreamRun
+
+    upstream = ctx.spec.upstream
+    return {"upstream": upstream.to_json()} if isinstance(upstream, UpstreamRun) else {}
+
+
+def held_out_pairs(ctx: RunContext, data: TrainData) -> list[Any] | None:
+    """The validation pairs of a preference run (None for supervised runs)."""
+    return data.validation if ctx.spec.job.method.objective == "preference" else None
+
+
+def describe_training(ctx: RunContext) -> str:
+    method = ctx.spec.job.method
+    if method.objective != "preference" or method.preference is None:
+        return method.type
+    loss = "DPO" if method.preference.loss == "sigmoid" else "IPO"
+    return f"{method.type} preference ({loss}, beta={method.preference.beta:g})"
+
+
+def evaluated_metrics(ctx: RunContext) -> list[str]:
+    """The metrics evaluation reports: `preference_accuracy` first for a preference run
+    (held-out pairs), then the spec's generation metrics."""
+    metrics = list(ctx.spec.job.evaluation.metrics)
+    return ["preference_accuracy", *metrics] if ctx.spec.job.method.objective == "preference" else metrics
+
+
+def base_evaluation(ctx: RunContext, config: LocalConfig, folder: Path, tokenizer: ChatTokenizer, prompts: list[Prompt], device: Any,
+                    pairs: list[Any] | None = None) -> dict[str, Any]:
     saved = Path(ctx.run_dir.path) / EVALUATION_DIR / "base.json"
     if ctx.resuming and saved.is_file():
         return _summary(json.loads(saved.read_text()))
@@ -193,27 +240,36 @@ def base_evaluation(ctx: RunContext, config: LocalConfig, folder: Path, tokenize
 
     base = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).to(device)
     try:
-        return evaluate_model(ctx, config, base, tokenizer, prompts, device, "base")
+        return evaluate_model(ctx, config, base, tokenizer, prompts, device, "base", pairs)
     finally:
         del base
 
 
-def evaluate_model(ctx: RunContext, config: LocalConfig, model: Any, tokenizer: ChatTokenizer, prompts: list[Prompt], device: Any, which: str) -> dict[str, Any]:
-    """Generate on the validation prompts, write evaluation/<which>.json (every output), and
-    return the scores with a few samples."""
-    from tunespec_local.evaluation import generate, score
+def evaluate_model(ctx: RunContext, config: LocalConfig, model: Any, tokenizer: ChatTokenizer, prompts: list[Prompt], device: Any, which: str,
+                   pairs: list[Any] | None = None) -> dict[str, Any]:
+    """Generate on the validation prompts and, for a preference run, score the held-out
+    pairs; write evaluation/<which>.json (every output) and return the scores."""
+    from tunespec_local.evaluation import generate, preference_accuracy, score
 
     job = ctx.spec.job
-    with ctx.progress.task(f"evaluating {which} model", total=len(prompts)) as task:
-        outputs = generate(model, tokenizer, prompts, job.evaluation.max_new_tokens, config.eval_batch_size, device,
-                           on_batch=lambda n: task.advance(n))
+    outputs: list[str] = []
+    if prompts:
+        with ctx.progress.task(f"evaluating {which} model", total=len(prompts)) as task:
+            outputs = generate(model, tokenizer, prompts, job.evaluation.max_new_tokens, config.eval_batch_size, device,
+                               on_batch=lambda n: task.advance(n))
     references = [p.reference for p in prompts]
+    metrics: dict[str, Any] = {}
+    if pairs:
+        metrics["preference_accuracy"] = preference_accuracy(model, pairs, config.eval_batch_size, tokenizer.pad_token_id, device)
+    metrics.update(score(outputs, references, job.evaluation.metrics) if prompts else {})
     full = {
         "model": which,
-        "examples": len(prompts),
-        "metrics": score(outputs, references, job.evaluation.metrics),
+        "examples": len(prompts) if prompts else len(pairs or []),
+        "metrics": metrics,
         "outputs": [{"reference": r, "output": o} for r, o in zip(references, outputs)],
     }
+    if pairs:
+        full["pairs"] = len(pairs)
     out = Path(ctx.run_dir.path) / EVALUATION_DIR
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / f".{which}.json.tmp"
@@ -224,15 +280,16 @@ def evaluate_model(ctx: RunContext, config: LocalConfig, model: Any, tokenizer: 
 
 def _summary(full: dict[str, Any]) -> dict[str, Any]:
     """What the manifest keeps of one evaluation: the scores (flat, metric -> value) and the
-    example count. Every output is in evaluation/<model>.json."""
-    return {**full["metrics"], "examples": full["examples"]}
+    example count (and pair count). Every output is in evaluation/<model>.json."""
+    return {**full["metrics"], "examples": full["examples"], **({"pairs": full["pairs"]} if "pairs" in full else {})}
 
 
 def summarise_evaluation(evaluation: dict[str, Any], metrics: list[str]) -> dict[str, Any]:
     """Add `improvement` (tuned - base, per metric) when both were evaluated, and where the
     full outputs are."""
     if "base" in evaluation and "tuned" in evaluation:
-        evaluation["improvement"] = {m: round(evaluation["tuned"][m] - evaluation["base"][m], 4) for m in metrics}
+        evaluation["improvement"] = {m: round(evaluation["tuned"][m] - evaluation["base"][m], 4) for m in metrics
+                                     if m in evaluation["tuned"] and m in evaluation["base"]}
     evaluation["metrics"] = list(metrics)
     evaluation["outputs"] = {k: f"{EVALUATION_DIR}/{k}.json" for k in ("base", "tuned") if k in evaluation}
     return evaluation

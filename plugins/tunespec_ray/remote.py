@@ -21,13 +21,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from tunespec import Diagnostic, DiagnosticError, Location, RunContext, RunResult
 from tunespec.artifacts import RunDirectory
+from tunespec.pipeline import RESULT_FILE
 from tunespec_ray.job import fill_placeholders
 
-RESULT_FILE = "result.json"
 # Ray job states -> tunespec run states.
 STATUS = {"PENDING": "pending", "RUNNING": "running", "SUCCEEDED": "succeeded", "FAILED": "failed", "STOPPED": "cancelled"}
 
@@ -75,9 +73,13 @@ def job_status(run: Any) -> RunResult:
 
 def collect_result(result_uri: str, staging: Path) -> RunResult:
     """Copy a finished job's files into the run's staging folder; its RunResult comes along."""
+    from tunespec.pipeline import read_job_result
+
     _copy_tree(result_uri, str(staging))
-    result = RunResult.model_validate(orjson.loads((staging / RESULT_FILE).read_bytes()))
-    (staging / RESULT_FILE).unlink()
+    result = read_job_result(staging)
+    if result is None:
+        raise DiagnosticError(Diagnostic("TS308", f"the Ray job finished but left no {RESULT_FILE} in {result_uri}", Location(subject="Ray job"),
+                                         "see the job's logs (`ray job logs`)"))
     return result
 
 
@@ -116,9 +118,10 @@ def _client(address: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one spec attached to the cluster this job runs on and publish its files."""
+    """Run one spec attached to the cluster this job runs on (tunespec's `run_job`, the same
+    as `tunespec run-job`) and copy its files, result.json included, to `--result`."""
     from tunespec import Progress, plugin_host
-    from tunespec.pipeline import check_spec, load_specs
+    from tunespec.pipeline import run_job
 
     parser = argparse.ArgumentParser(prog="python -m tunespec_ray.remote")
     parser.add_argument("spec")
@@ -126,31 +129,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--result", required=True, help="folder or gs:// URI for the run's files")
     args = parser.parse_args(argv)
 
-    host = plugin_host()
-    specs, problems = load_specs([args.spec], host)
-    with Progress(enabled=False) as progress:
-        if not specs:
-            return _fail(problems)
-        checked = check_spec(specs[0], host, None, progress)
-        if not checked.ok:
-            return _fail([d for d in checked.diagnostics if d.is_error])
-        with tempfile.TemporaryDirectory(prefix="tunespec-ray-") as root:
-            run_dir = RunDirectory(root, checked.spec.name, args.run_id).create()
-            ctx = RunContext(run_id=args.run_id, spec=checked.spec, plan=checked.plan, data=checked.data,
-                             run_dir=run_dir, progress=progress)
-            try:
-                result = checked.backend.apply(ctx)
-            except DiagnosticError as exc:
-                return _fail(exc.diagnostics)
-            (run_dir.path / RESULT_FILE).write_bytes(orjson.dumps(result.model_dump(mode="json")))
-            _copy_tree(str(run_dir.path), args.result)
+    with Progress(enabled=False) as progress, tempfile.TemporaryDirectory(prefix="tunespec-ray-") as root:
+        staging = Path(root) / f".{args.run_id}.partial"
+        result, problems = run_job(args.spec, staging, args.run_id, plugin_host(), progress)
+        for d in problems:
+            print(d, file=sys.stderr)
+        if result is None:
+            return 1
+        _copy_tree(str(staging), args.result)
     return 0 if result.status == "succeeded" else 1
-
-
-def _fail(diagnostics: list[Diagnostic]) -> int:
-    for d in diagnostics:
-        print(d, file=sys.stderr)
-    return 1
 
 
 def _copy_tree(source: str, destination: str) -> None:

@@ -1,8 +1,15 @@
-"""The `vertex` backend: a spec becomes one Vertex AI supervised tuning job.
+"""The `vertex` backend: a spec becomes one Vertex AI tuning job (supervised, or
+preference tuning for `method.objective: preference`).
 
     validate/compile   compile.py builds the request body (no google imports)
     apply              stage data (staging.py), submit once (jobs.py), wait, report
     status/cancel      follow or stop the job named in the run record
+
+Supervised jobs are created with google-cloud-aiplatform's GenAiTuningServiceClient.
+Preference jobs are created with google-genai (`tunings.tune`, method PREFERENCE_TUNING):
+aiplatform's v1beta1 TuningJob message has no `preferenceOptimizationSpec` yet, and genai
+is Google's supported client for it. Both send the body `plan` printed; every job is then
+followed, listed and cancelled with the same aiplatform client.
 
 The plan's `job` is the exact request: `POST {endpoint}/v1beta1/{parent}/tuningJobs` with
 `body`, the JSON the API receives. Apply changes only the two placeholders the plan shows
@@ -20,7 +27,7 @@ import orjson
 from tunespec import Backend, Diagnostic, DiagnosticError, Location, Plan, ResolvedSpec, RunContext, RunResult, Severity
 
 from tunespec_vertex import labels as L
-from tunespec_vertex.compile import compile_job, load_catalog
+from tunespec_vertex.compile import SPEC_KEYS, compile_job, load_catalog
 from tunespec_vertex.config import VertexConfig
 
 if TYPE_CHECKING:
@@ -43,7 +50,7 @@ class VertexBackend(Backend):
             from tunespec_vertex.catalog import builtin_catalog
 
             catalog = builtin_catalog()
-        return catalog.data_rules
+        return catalog.rules_for(spec.job.method.objective)
 
     def token_counter(self, spec: ResolvedSpec) -> None:
         return None  # Gemini's tokenizer is not available locally: token counts are estimates
@@ -79,13 +86,17 @@ class VertexBackend(Backend):
         config: VertexConfig = spec.config  # type: ignore[assignment]
         conn = Connection.from_config(config)
         endpoint = conn.api_endpoint or f"https://{config.location}-aiplatform.googleapis.com"
+        kind = "preference tuning (DPO)" if spec.job.method.objective == "preference" else "supervised tuning"
         summary: dict[str, Any] = {
-            "job": f"Vertex AI supervised tuning of {spec.job.model.base} in {compiled.parent}",
+            "job": f"Vertex AI {kind} of {spec.job.model.base} in {compiled.parent}",
             "method": spec.job.method.type,
             "wait": "apply waits for the job to finish" if config.wait else "apply returns once the job exists; `tunespec status` follows it",
         }
+        if spec.job.method.objective == "preference":
+            summary["client"] = "google-genai tunings.tune(method=PREFERENCE_TUNING) sends this body"
         if compiled.staged_splits:
-            summary["staging"] = f"{', '.join(compiled.staged_splits)} converted to Gemini JSONL and uploaded to {config.staging_bucket}"
+            records = "Gemini preference JSONL" if spec.job.method.objective == "preference" else "Gemini JSONL"
+            summary["staging"] = f"{', '.join(compiled.staged_splits)} converted to {records} and uploaded to {config.staging_bucket}"
         if data is not None:
             est = "~" if data.tokens_estimated else ""
             summary["trained_tokens"] = f"{est}{data.trained_tokens:,} ({data.trained_tokens_basis})"
@@ -105,6 +116,8 @@ class VertexBackend(Backend):
                 # What apply and status need besides the body (no secrets: credentials come from ADC).
                 "staged_splits": compiled.staged_splits,
                 "connection": conn.to_json(),
+                # For continued tuning: the catalog model under the tuned one (what a later run: spec continues from).
+                "pre_tuned_base_model": compiled.base_id if "preTunedModel" in compiled.body else None,
             },
             mappings=compiled.mappings,
             billable=True,
@@ -131,13 +144,20 @@ class VertexBackend(Backend):
                 limit = self.data_rules(ctx.spec).max_file_bytes  # type: ignore[union-attr]
                 stager = Stager(storage_client(conn, where), config, ctx.spec, ctx.progress, limit)
                 keys = {"train": "trainingDatasetUri", "validation": "validationDatasetUri"}
+                spec_key = SPEC_KEYS[ctx.spec.job.method.objective]
                 for split in ctx.plan.job["staged_splits"]:
-                    body["supervisedTuningSpec"][keys[split]] = stager.stage_split(split)
+                    body[spec_key][keys[split]] = stager.stage_split(split)
                 staging = {"uploaded": len(stager.uploaded), "already_staged": len(stager.reused)}
             # The body as sent, with interpolated values kept as their ${env:...} references.
             (ctx.run_dir.path / "request.json").write_bytes(orjson.dumps(ctx.spec.redact(body), option=orjson.OPT_INDENT_2) + b"\n")
-            job, _ = jobs.submit(client, conn.parent, to_proto(body), L.run_label_value(ctx.run_id), conn.timeout,
-                                       log=ctx.progress.log)
+            if "preferenceOptimizationSpec" in body:  # google-genai sends it (see the module docstring)
+                from tunespec_vertex.clients import genai_client
+
+                create = jobs.genai_create(genai_client(conn, where), body)
+                job, _ = jobs.submit(client, conn.parent, None, L.run_label_value(ctx.run_id), conn.timeout, create=create, log=ctx.progress.log)
+            else:
+                job, _ = jobs.submit(client, conn.parent, to_proto(body), L.run_label_value(ctx.run_id), conn.timeout,
+                                     log=ctx.progress.log)
         if ctx.record_remote_id is not None:
             ctx.record_remote_id(job.name)
         ctx.progress.log(f"vertex tuning job: {job.name}")
@@ -147,6 +167,7 @@ class VertexBackend(Backend):
         else:
             job = jobs.wait_for(client, job.name, config.poll_interval, conn.timeout, ctx.progress)
             result = self._finished(job, ctx.progress)
+        _describe_request(result, ctx.plan.job, ctx.run_dir.path)
         if staging:
             result.outputs["staging"] = staging  # objects uploaded now vs found already there
         return result
@@ -191,7 +212,7 @@ class VertexBackend(Backend):
             job = jobs.find_job(client, conn.parent, L.run_label_value(run.run_id), conn.timeout)
             if job is None:
                 return RunResult(status=run.status, message="no tuning job found for this run")  # type: ignore[arg-type]
-        return self._finished(job)
+        return _describe_request(self._finished(job), (run.plan or {}).get("job", {}), run.where)
 
     def cancel(self, run: "RunRecord") -> RunResult:
         from tunespec_vertex import jobs
@@ -210,6 +231,28 @@ class VertexBackend(Backend):
         if result.status == "running":
             result.message = f"cancel requested for {name} (state {jobs.state_name(job).removeprefix('JOB_STATE_')})"
         return result
+
+
+def _describe_request(result: RunResult, job: dict[str, Any], run_folder: Any) -> RunResult:
+    """What the request said that aiplatform's view of the job does not show: the datasets
+    of a preference job (its spec is unknown to that client), and the catalog id the job
+    tuned from, which a spec building on this run (`run:`) continues from. The request as
+    sent is the run's request.json (staged dataset URIs filled in); else the plan's body."""
+    from pathlib import Path
+
+    from tunespec import secrets
+
+    try:
+        body = orjson.loads(secrets.expand((Path(run_folder) / "request.json").read_text())[0])
+    except (OSError, ValueError):
+        body = job.get("body") or {}
+    spec = body.get("preferenceOptimizationSpec")
+    if spec and not result.outputs.get("datasets"):
+        result.outputs["datasets"] = {k: v for k, v in (("train", spec.get("trainingDatasetUri")), ("validation", spec.get("validationDatasetUri"))) if v}
+    base = body.get("baseModel") or job.get("pre_tuned_base_model")
+    if base:
+        result.outputs["base_model"] = base
+    return result
 
 
 def to_proto(body: dict[str, Any]) -> Any:

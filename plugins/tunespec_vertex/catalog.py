@@ -38,10 +38,16 @@ class ModelEntry(BaseModel):
         "(Llama, Gemma, Qwen) with full or PEFT tuning, learning rate, batch size and `output_uri`."
     )
     methods: list[Literal["peft", "full"]] = Field(default_factory=list, description="Tuning methods the model accepts.")
+    objectives: list[Literal["sft", "preference"]] = Field(
+        default_factory=lambda: ["sft"], description="Training objectives: `sft` (supervised tuning), `preference` (preference tuning, DPO)."
+    )
     modalities: list[Literal["text", "image", "audio", "document", "video"]] = Field(
         default_factory=lambda: ["text"], description="Data modalities the model tunes on."
     )
     adapter_sizes: list[int] = Field(default_factory=list, description="LoRA ranks (`adapter_size`) the service accepts.")
+    preference_adapter_sizes: list[int] = Field(
+        default_factory=list, description="LoRA ranks (`adapter_size`) the service accepts for preference tuning."
+    )
     regions: list[str] = Field(default_factory=list, description="Locations where tuning jobs for this model run.")
     cmek: bool = Field(default=False, description="Whether customer-managed encryption keys (`encryption_key`) are supported.")
     max_sequence_length: int | None = Field(default=None, description="Longest training sequence, in tokens (open models).")
@@ -53,6 +59,13 @@ class Catalog(BaseModel):
 
     models: dict[str, ModelEntry] = Field(description="Model id (or glob) -> what it accepts.")
     data_rules: DataRules = Field(description="Dataset limits of supervised tuning, for every model (tunespec's DataRules table).")
+    preference_data_rules: DataRules = Field(
+        default_factory=DataRules, description="Dataset limits of preference tuning, for every model (tunespec's DataRules table)."
+    )
+
+    def rules_for(self, objective: str) -> DataRules:
+        """The dataset limits of supervised (`sft`) or `preference` tuning."""
+        return self.preference_data_rules if objective == "preference" else self.data_rules
 
     def lookup(self, model_id: str) -> tuple[str, ModelEntry] | None:
         """The entry for `model_id`: an exact key first, else the first glob key (file order)."""
@@ -75,14 +88,15 @@ class Catalog(BaseModel):
         models = base["models"]
         for key, fields in (override.get("models") or {}).items():
             models[key] = {**models.get(key, {}), **(fields or {})}
-        rules = base["data_rules"]
-        for key, value in (override.get("data_rules") or {}).items():
-            if key == "media":  # media kinds merge one by one, like models
-                for kind, limits in (value or {}).items():
-                    rules["media"][kind] = {**rules["media"].get(kind, {}), **(limits or {})}
-            else:
-                rules[key] = value
-        return Catalog.model_validate({"models": models, "data_rules": rules})
+        for section in ("data_rules", "preference_data_rules"):
+            rules = base[section]
+            for key, value in (override.get(section) or {}).items():
+                if key == "media":  # media kinds merge one by one, like models
+                    for kind, limits in (value or {}).items():
+                        rules["media"][kind] = {**rules["media"].get(kind, {}), **(limits or {})}
+                else:
+                    rules[key] = value
+        return Catalog.model_validate({"models": models, "data_rules": base["data_rules"], "preference_data_rules": base["preference_data_rules"]})
 
 
 # libyaml's loader when present: the catalog is read on every `validate`, keep it quick.

@@ -93,7 +93,7 @@ def credentials(conn: Connection, where: Location | None = None) -> Any:
         creds, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
     except DefaultCredentialsError as exc:
         raise DiagnosticError(
-            Diagnostic("TS307", f"no Google Cloud credentials found: {str(exc).splitlines()[0]}", where or Location(), ADC_HINT)
+            Diagnostic("TS307", f"no Google Cloud credentials found: {str(exc).splitlines()[0]}", where or Location(subject="Vertex AI"), ADC_HINT)
         ) from None
     return creds
 
@@ -108,6 +108,29 @@ def tuning_client(conn: Connection, where: Location | None = None) -> Any:
         transport="rest",
         client_options=ClientOptions(api_endpoint=conn.endpoint),
     )
+
+
+def genai_client(conn: Connection, where: Location | None = None) -> Any:
+    """A google-genai client on Vertex AI (v1beta1 REST): the supported Google client that
+    creates preference tuning jobs (`tunings.tune` with `method: PREFERENCE_TUNING`), which
+    google-cloud-aiplatform's TuningJob message does not know yet. It never retries on its
+    own (no `retry_options`): `jobs.submit` decides when a create may be tried again."""
+    import warnings
+
+    from google import genai
+    from google.genai import types
+
+    warnings.filterwarnings("ignore", message=".*tuning implementation is experimental.*")
+    if conn.use_anonymous:
+        # google-genai always sends a bearer token on Vertex; an emulator ignores it.
+        from google.oauth2.credentials import Credentials
+
+        creds: Any = Credentials(token="anonymous")
+    else:
+        creds = credentials(conn, where)
+    endpoint = conn.endpoint if "://" in conn.endpoint else f"https://{conn.endpoint}"
+    return genai.Client(vertexai=True, project=conn.project, location=conn.location, credentials=creds,
+                        http_options=types.HttpOptions(base_url=endpoint, api_version="v1beta1", timeout=int(conn.timeout * 1000)))
 
 
 def storage_client(conn: Connection, where: Location | None = None) -> Any:
@@ -127,7 +150,21 @@ def transient(exc: BaseException) -> bool:
 
     if if_transient_error(exc):
         return True
+    if _genai_error(exc) is not None:  # google-genai: an HTTP status, or httpx's network errors
+        return _genai_error(exc) in (429, 500, 502, 503, 504)
+    if type(exc).__module__.startswith("httpx") and isinstance(exc, Exception) and any(
+            cls.__name__ in ("TransportError", "TimeoutException") for cls in type(exc).__mro__):
+        return True
     return isinstance(exc, (gexc.DeadlineExceeded, gexc.GatewayTimeout, requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError))
+
+
+def _genai_error(exc: BaseException) -> int | None:
+    """The HTTP status of a google-genai APIError, else None."""
+    try:
+        from google.genai import errors
+    except ImportError:
+        return None
+    return int(exc.code) if isinstance(exc, errors.APIError) else None
 
 
 def retry_policy(deadline: float = 600.0, initial: float = 1.0, maximum: float = 30.0) -> Any:
@@ -144,7 +181,7 @@ def service_error(exc: BaseException, what: str, where: Location | None = None) 
     message = getattr(exc, "message", None) or str(exc)
     if isinstance(exc, (gexc.PermissionDenied, gexc.Unauthenticated)):
         return DiagnosticError(Diagnostic(
-            "TS307", f"{what}: permission denied: {message}", where or Location(),
+            "TS307", f"{what}: permission denied: {message}", where or Location(subject="Vertex AI"),
             "the credentials need roles/aiplatform.user on the project and storage access to the staging bucket",
         ))
     hint = None
@@ -154,7 +191,7 @@ def service_error(exc: BaseException, what: str, where: Location | None = None) 
         hint = "the service refused the request; `tunespec plan` shows the exact body sent"
     elif isinstance(exc, gexc.ResourceExhausted):
         hint = "quota exhausted (concurrent tuning jobs per project); retry later or request more quota"
-    return DiagnosticError(Diagnostic("TS308", f"{what}: {type(exc).__name__}: {message}", where or Location(), hint))
+    return DiagnosticError(Diagnostic("TS308", f"{what}: {type(exc).__name__}: {message}", where or Location(subject="Vertex AI"), hint))
 
 
 def call(what: str, fn: Callable[[], Any], where: Location | None = None) -> Any:
@@ -177,11 +214,14 @@ def diagnose(exc: BaseException, what: str, where: Location | None = None) -> Di
 
     if isinstance(exc, gexc.GoogleAPIError):
         return service_error(exc, what, where)
+    code = _genai_error(exc)
+    if code is not None and not transient(exc):  # google-genai's errors, as the same diagnostics
+        return service_error(gexc.from_http_status(code, getattr(exc, "message", None) or str(exc)), what, where)
     if isinstance(exc, GoogleAuthError):
-        return DiagnosticError(Diagnostic("TS307", f"{what}: authentication failed: {exc}", where or Location(), ADC_HINT))
+        return DiagnosticError(Diagnostic("TS307", f"{what}: authentication failed: {exc}", where or Location(subject="Vertex AI"), ADC_HINT))
     if transient(exc):  # retries exhausted
         return DiagnosticError(Diagnostic(
-            "TS308", f"{what}: the service did not answer ({type(exc).__name__}: {exc})", where or Location(),
+            "TS308", f"{what}: the service did not answer ({type(exc).__name__}: {exc})", where or Location(subject="Vertex AI"),
             "check the network and `backend.api_endpoint`; re-running is safe (no duplicate job is created)",
         ))
     return None

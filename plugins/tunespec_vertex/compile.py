@@ -9,6 +9,11 @@ and `plan` stay fast.
 Two values are only known at apply time and appear as placeholders in the plan: the run
 id in the `tunespec_run` label, and the content hash in the name of a dataset staged from
 local files.
+
+`method.objective: preference` compiles to a `preferenceOptimizationSpec` (beta, epochs,
+adapter size, learning-rate multiplier, datasets of Gemini preference records) instead of a
+`supervisedTuningSpec`. `model.base: run:<spec>` compiles to `preTunedModel` (continued
+tuning) when that spec's run was a Vertex job with a tuned model.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ ADAPTER_SIZES = {1: "ADAPTER_SIZE_ONE", 2: "ADAPTER_SIZE_TWO", 4: "ADAPTER_SIZE_
                  16: "ADAPTER_SIZE_SIXTEEN", 32: "ADAPTER_SIZE_THIRTY_TWO"}
 MAX_DISPLAY_NAME = 128
 STAGED_PLACEHOLDER = "<sha256>"
+SPEC_KEYS = {"sft": "supervisedTuningSpec", "preference": "preferenceOptimizationSpec"}
+"""The TuningJob field that holds the tuning spec, per `method.objective`."""
 
 # Spec fields the service has no setting for. The service chooses these itself, so a
 # non-default value is reported: a warning where the job is still what the user meant,
@@ -82,6 +89,8 @@ class Compiled:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     staged_splits: list[str] = field(default_factory=list)
     """Splits whose local sources `apply` converts and uploads (their URI is a placeholder)."""
+    base_id: str | None = None
+    """The catalog id of the model the job tunes (for continued tuning: what it was tuned from), when known."""
 
 
 class _Compiler:
@@ -93,6 +102,10 @@ class _Compiler:
         self.mappings: list[FieldMapping] = []
         self.diagnostics: list[Diagnostic] = []
         self.catalog: Catalog | None = None
+        self.objective = self.job.method.objective
+        self.entry_id = self.job.model.base
+        """The catalog id of the model the job tunes (for continued tuning, what it was tuned from)."""
+        self.spec_key = SPEC_KEYS[self.objective]
 
     # -- helpers -------------------------------------------------------------------------
     def map(self, path: str, target: str | None, value: Any = None, note: str | None = None) -> None:
@@ -166,19 +179,22 @@ class _Compiler:
         hp: dict[str, Any] = {}
         self.method(sts, hp, entry)
         self.hyperparameters(hp, entry)
+        self.preference(hp, entry)
         if hp:
             sts["hyperParameters"] = hp
         if cfg.export_last_checkpoint_only:
             sts["exportLastCheckpointOnly"] = True
-        body["supervisedTuningSpec"] = sts
+        body[self.spec_key] = sts
         self.metadata(body)
         self.backend_options(body, entry)
         self.service_owned()
         self.consumed_locally()
-        return Compiled(parent, body, entry, self.mappings, self.diagnostics, staged)
+        return Compiled(parent, body, entry, self.mappings, self.diagnostics, staged, self.entry_id if entry is not None else None)
 
     def base_model(self, body: dict[str, Any], catalog: Catalog) -> ModelEntry | None:
         base, cfg = self.job.model.base, self.config
+        if self.job.model.upstream is not None:  # run:<spec>: continued tuning of that spec's tuned model
+            return self.upstream_model(body, catalog)
         if TUNED_MODEL.match(base):  # continued tuning of a model tuned earlier
             return self.pre_tuned_model(body, catalog)
         for option in ("checkpoint_id", "pre_tuned_base_model"):
@@ -189,17 +205,44 @@ class _Compiler:
         self.map("model.base", "baseModel", base)
         return self.usable(self.model_entry(catalog, base, "model.base"), base)
 
-    def pre_tuned_model(self, body: dict[str, Any], catalog: Catalog) -> ModelEntry | None:
-        base, cfg = self.job.model.base, self.config
+    def upstream_model(self, body: dict[str, Any], catalog: Catalog) -> ModelEntry | None:
+        """`run:<spec>`: the tuned model of that spec's latest succeeded Vertex run (a Gemini
+        adapter lives in the service, so only a Vertex run can be continued on Vertex)."""
+        from tunespec.chains import PendingUpstream, UpstreamRun
+
+        upstream, name = self.spec.upstream, self.job.model.upstream
+        if isinstance(upstream, PendingUpstream):
+            tuned, base_id = f"<the tuned model of run:{name}>", None
+        elif isinstance(upstream, UpstreamRun) and upstream.backend == "vertex" and upstream.tuned_model:
+            tuned = upstream.tuned_model
+            # What the upstream itself was tuned from: recorded by this backend (continued
+            # chains), else its own model.base when that is a catalog id.
+            base_id = upstream.manifest.outputs.get("base_model") or upstream.base_model
+        elif isinstance(upstream, UpstreamRun):
+            self.diag("TS301", "model.base", f"run:{name} ran on the {upstream.backend} backend; Vertex continues tuning only a model "
+                      "it tuned itself (preTunedModel)", f"run {name} on Vertex too, or build on it with the {upstream.backend} backend")
+            return None
+        else:
+            self.diag("TS125", "model.base", f"`{self.job.model.base}` was not resolved to a run",
+                      "run `tunespec plan` or `apply`, which resolve run: references through the state database")
+            return None
+        return self.pre_tuned_model(body, catalog, tuned, base_id)
+
+    def pre_tuned_model(self, body: dict[str, Any], catalog: Catalog, tuned: str | None = None, base_id: str | None = None) -> ModelEntry | None:
+        base, cfg = tuned or self.job.model.base, self.config
         pre: dict[str, Any] = {"tunedModelName": base}
         if cfg.checkpoint_id:
             pre["checkpointId"] = cfg.checkpoint_id
         body["preTunedModel"] = pre
-        self.map("model.base", "preTunedModel.tunedModelName", base, "continued tuning of a tuned model")
-        model_location = base.split("/")[3]
+        note = f"continued tuning of {self.job.model.base}'s tuned model" if tuned else "continued tuning of a tuned model"
+        self.map("model.base", "preTunedModel.tunedModelName", base, note)
+        model_location = base.split("/")[3] if TUNED_MODEL.match(base) else cfg.location
         if model_location != cfg.location:
             self.diag("TS305", "backend.location", f"the tuned model is in `{model_location}`, the job would run in `{cfg.location}`",
                       f"set `backend.location: {model_location}`")
+        if cfg.pre_tuned_base_model is None and base_id and catalog.lookup(base_id) is not None:
+            entry = self.model_entry(catalog, base_id, "model.base")
+            return self.usable(entry, base_id)
         if cfg.pre_tuned_base_model is None:
             self.diag("TS301", "model.base", "the base of this tuned model is unknown, so the catalog's checks "
                       "(adapter sizes, regions, CMEK) are skipped",
@@ -212,6 +255,7 @@ class _Compiler:
         """The catalog's region and modality rules for the model the job tunes."""
         if entry is None:
             return None
+        self.entry_id = model_id
         if self.config.location not in entry.regions:
             self.diag("TS305", "backend.location", f"`{model_id}` cannot be tuned in `{self.config.location}`",
                       "tuning regions for this model: " + ", ".join(entry.regions))
@@ -222,6 +266,7 @@ class _Compiler:
 
     def datasets(self, sts: dict[str, Any]) -> list[str]:
         staged = []
+        records = "Gemini preference JSONL" if self.objective == "preference" else "Gemini JSONL"
         for split, key in (("train", "trainingDatasetUri"), ("validation", "validationDatasetUri")):
             sources = getattr(self.job.data, split)
             if not sources:
@@ -230,7 +275,7 @@ class _Compiler:
             direct = self.direct_uri(split, sources)
             if direct is not None:
                 sts[key] = direct
-                self.map(f"data.{split}", f"supervisedTuningSpec.{key}", direct, "Gemini JSONL in Cloud Storage, used as is")
+                self.map(f"data.{split}", f"{self.spec_key}.{key}", direct, f"{records} in Cloud Storage, used as is")
                 continue
             staged.append(split)
             if self.config.staging_bucket is None:
@@ -239,8 +284,8 @@ class _Compiler:
                 continue
             uri = staged_dataset_uri(self.config, STAGED_PLACEHOLDER)
             sts[key] = uri
-            self.map(f"data.{split}", f"supervisedTuningSpec.{key}", uri,
-                     "converted to Gemini JSONL and uploaded at apply under its content hash (skipped when already there); "
+            self.map(f"data.{split}", f"{self.spec_key}.{key}", uri,
+                     f"converted to {records} and uploaded at apply under its content hash (skipped when already there); "
                      "local media files are uploaded and referenced as gs://")
         return staged
 
@@ -254,7 +299,7 @@ class _Compiler:
         if fmt == "auto" and self.data is not None:
             detected = {f.format for f in self.data.files if f.split == split and f.path == src.path}
             fmt = detected.pop() if len(detected) == 1 else fmt
-        return src.path if fmt == "gemini" else None
+        return src.path if fmt == ("gemini_preference" if self.objective == "preference" else "gemini") else None
 
     def method(self, sts: dict[str, Any], hp: dict[str, Any], entry: ModelEntry | None) -> None:
         method = self.job.method
@@ -263,11 +308,15 @@ class _Compiler:
             hint = ("Gemini models tune PEFT adapters only: set `method: peft`" if entry.family == "gemini"
                     else f"this model accepts: {allowed}")
             self.diag("TS302", "method.type", f"`{self.job.model.base}` cannot be tuned with method `{method.type}`", hint)
+        if entry is not None and self.objective not in entry.objectives:
+            able = [k for k, e in (self.catalog.models.items() if self.catalog else []) if self.objective in e.objectives and e.retired is None]
+            self.diag("TS302", "method.objective", f"`{self.entry_id}` cannot be {self.objective}-tuned on Vertex",
+                      f"models with {self.objective} tuning: " + (", ".join(able) or "none in the catalog"))
         open_model = entry is not None and entry.family == "open"
         mode = "TUNING_MODE_FULL" if method.type == "full" else "TUNING_MODE_PEFT_ADAPTER"
-        if open_model:
+        if open_model and self.objective == "sft":
             sts["tuningMode"] = mode
-            self.map("method.type", "supervisedTuningSpec.tuningMode", mode)
+            self.map("method.type", f"{self.spec_key}.tuningMode", mode)
         else:
             self.map("method.type", None, method.type,
                      "Gemini models always tune PEFT adapters; `tuningMode` is only sent for open models")
@@ -275,30 +324,32 @@ class _Compiler:
             return
         rank = method.lora.rank
         size = ADAPTER_SIZES.get(rank)
-        if size is None or (entry is not None and rank not in entry.adapter_sizes):
-            allowed = entry.adapter_sizes if entry is not None else sorted(ADAPTER_SIZES)
-            self.diag("TS302", "method.lora.rank", f"adapter size {rank} is not supported for `{self.job.model.base}`",
+        sizes = (entry.preference_adapter_sizes if self.objective == "preference" else entry.adapter_sizes) if entry is not None else None
+        if size is None or (sizes is not None and rank not in sizes):
+            allowed = sizes if sizes is not None else sorted(ADAPTER_SIZES)
+            what = "preference tuning of" if self.objective == "preference" else "tuning"
+            self.diag("TS302", "method.lora.rank", f"adapter size {rank} is not supported for {what} `{self.job.model.base}`",
                       "set `method.lora.rank` to one of " + ", ".join(map(str, allowed)))
             return
         hp["adapterSize"] = size
-        self.map("method.lora.rank", "supervisedTuningSpec.hyperParameters.adapterSize", size,
+        self.map("method.lora.rank", f"{self.spec_key}.hyperParameters.adapterSize", size,
                  None if self.written("method.lora.rank") else "tunespec's default rank")
 
     def hyperparameters(self, hp: dict[str, Any], entry: ModelEntry | None) -> None:
         h, open_model = self.job.hyperparameters, entry is not None and entry.family == "open"
         hp["epochCount"] = h.epochs
-        self.map("hyperparameters.epochs", "supervisedTuningSpec.hyperParameters.epochCount", h.epochs,
+        self.map("hyperparameters.epochs", f"{self.spec_key}.hyperParameters.epochCount", h.epochs,
                  None if self.written("hyperparameters.epochs") else "tunespec's default (the service would adjust it to the dataset size)")
         if h.learning_rate_multiplier is not None:
             hp["learningRateMultiplier"] = h.learning_rate_multiplier
             self.map("hyperparameters.learning_rate_multiplier",
-                     "supervisedTuningSpec.hyperParameters.learningRateMultiplier", h.learning_rate_multiplier)
+                     f"{self.spec_key}.hyperParameters.learningRateMultiplier", h.learning_rate_multiplier)
         else:
             self.map("hyperparameters.learning_rate_multiplier", None, None, "not set: the service default (1.0)")
         if h.learning_rate is not None:
             if open_model or entry is None:
                 hp["learningRate"] = h.learning_rate
-                self.map("hyperparameters.learning_rate", "supervisedTuningSpec.hyperParameters.learningRate", h.learning_rate)
+                self.map("hyperparameters.learning_rate", f"{self.spec_key}.hyperParameters.learningRate", h.learning_rate)
             else:
                 self.diag("TS303", "hyperparameters.learning_rate",
                           "Gemini models take a learning-rate multiplier, not a learning rate",
@@ -308,13 +359,31 @@ class _Compiler:
                      "not set: the service's recommended rate" + (" (times the multiplier)" if not open_model else ""))
         if open_model:
             hp["batchSize"] = h.batch_size
-            self.map("hyperparameters.batch_size", "supervisedTuningSpec.hyperParameters.batchSize", h.batch_size)
+            self.map("hyperparameters.batch_size", f"{self.spec_key}.hyperParameters.batchSize", h.batch_size)
         elif self.user_set("hyperparameters.batch_size"):
             self.diag("TS303", "hyperparameters.batch_size", "Gemini tuning chooses the batch size itself; `batch_size` is not sent",
                       "remove `hyperparameters.batch_size` (it only applies to open models on Vertex)", Severity.WARNING)
             self.map("hyperparameters.batch_size", None, h.batch_size, "not sent: Gemini tuning chooses the batch size")
         else:
             self.map("hyperparameters.batch_size", None, h.batch_size, "not sent: Gemini tuning chooses the batch size")
+
+    def preference(self, hp: dict[str, Any], entry: ModelEntry | None) -> None:
+        """The objective, and for preference tuning its options: beta is sent, the loss must
+        be DPO's (the service's only one)."""
+        method = self.job.method
+        self.map("method.objective", self.spec_key, method.objective,
+                 "preference tuning (DPO) of a Gemini model" if self.objective == "preference" else None)
+        if method.preference is None:
+            for name in ("beta", "loss"):
+                self.map(f"method.preference.{name}", None, None, "only with `method.objective: preference`")
+            return
+        hp["beta"] = method.preference.beta
+        self.map("method.preference.beta", f"{self.spec_key}.hyperParameters.beta", method.preference.beta,
+                 None if "beta" in method.preference.model_fields_set else "tunespec's default (the service's own is used when not sent)")
+        if method.preference.loss != "sigmoid":
+            self.diag("TS303", "method.preference.loss", f"Vertex preference tuning has no `{method.preference.loss}` loss: it trains DPO's sigmoid loss",
+                      "set `method.preference.loss: sigmoid` (or remove it) for this backend")
+        self.map("method.preference.loss", None, method.preference.loss, "the service's DPO loss (sigmoid), not sent")
 
     def metadata(self, body: dict[str, Any]) -> None:
         meta = self.job.metadata
@@ -382,7 +451,7 @@ class _Compiler:
             if name == "checkpoint_id" and cfg.checkpoint_id and "preTunedModel" in body:
                 self.map("backend.checkpoint_id", "preTunedModel.checkpointId", cfg.checkpoint_id)
             elif name == "export_last_checkpoint_only" and cfg.export_last_checkpoint_only:
-                self.map("backend.export_last_checkpoint_only", "supervisedTuningSpec.exportLastCheckpointOnly", True)
+                self.map("backend.export_last_checkpoint_only", f"{self.spec_key}.exportLastCheckpointOnly", True)
             else:
                 self.map(f"backend.{name}", None, _jsonable(getattr(cfg, name)), "tunespec option (not sent)")
 
@@ -445,4 +514,4 @@ def _jsonable(value: Any) -> Any:
     return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
 
 
-__all__ = ["ADAPTER_SIZES", "Compiled", "compile_job", "load_catalog", "staged_dataset_uri"]
+__all__ = ["ADAPTER_SIZES", "SPEC_KEYS", "Compiled", "compile_job", "load_catalog", "staged_dataset_uri"]

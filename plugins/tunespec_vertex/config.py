@@ -38,6 +38,9 @@ class CatalogOverride(BaseModel):
         description="Dataset limits to override (tunespec DataRules fields), e.g. `{max_examples: {validation: 1000}}`; "
         "`media` merges kind by kind.",
     )
+    preference_data_rules: dict[str, Any] = Field(
+        default_factory=dict, description="Dataset limits of preference tuning to override, like `data_rules`."
+    )
 
 
 class VertexConfig(BaseModel):

@@ -78,3 +78,62 @@ def test_schema_accepts_the_shorthands_the_loader_accepts(cli, tmp_path):
     spec["method"] = "qlora"
     with __import__("pytest").raises(jsonschema.ValidationError):
         jsonschema.validate(spec, schema)
+
+
+def test_status_of_a_spec_whose_variable_is_unset_says_so(cli, project, monkeypatch):
+    monkeypatch.delenv("TS_STATUS_UNSET", raising=False)
+    spec = project.spec()
+    spec.write_text(spec.read_text().replace("base: tiny-model", "base: ${env:TS_STATUS_UNSET}"))
+    result = cli("status", spec)
+    assert result.code == 1
+    assert "TS106" in result.err and "TS_STATUS_UNSET" in result.err
+    assert "no runs recorded" not in result.out
+
+
+def test_status_of_a_folder_lists_only_the_specs_in_it(cli, project, monkeypatch):
+    (project.root / "a").mkdir()
+    (project.root / "b").mkdir()
+    first = project.spec(name="spec-a", file="a/spec.yaml")
+    second = project.spec(name="spec-b", file="b/spec.yaml")
+    for folder in ("a", "b"):
+        (project.root / folder / "data").symlink_to(project.root / "data")
+    monkeypatch.chdir(project.root)
+    state = project.root / ".tunespec" / "state.db"
+    assert cli("apply", first, "--state", state).code == 0 and cli("apply", second, "--state", state).code == 0
+    only_a = cli("status", project.root / "a", "--state", state, "--output", "json").json["runs"]
+    assert [r["spec_name"] for r in only_a] == ["spec-a"]
+    both = cli("status", "--state", state, "--output", "json").json["runs"]
+    assert sorted(r["spec_name"] for r in both) == ["spec-a", "spec-b"]
+
+
+def test_a_problem_in_no_file_names_what_it_concerns(cli, project, monkeypatch):
+    monkeypatch.chdir(project.root)
+    result = cli("cancel", "no-such-spec")
+    assert result.code == 1
+    assert result.err.startswith("cancel no-such-spec: error TS401")
+    assert "<input>" not in result.err
+
+
+def test_plugins_show_their_distribution_version_and_are_listed_once(cli, monkeypatch):
+    from importlib.metadata import version
+
+    monkeypatch.setenv("TUNESPEC_PLUGINS", "tests.core.echo_plugin,tunespec_kubeflow.plugin")
+    reset_plugin_host()
+    listed = cli("plugins", "--output", "json").json["plugins"]
+    kubeflow = [p for p in listed if "kubeflow" in p["name"]]
+    assert len(kubeflow) == 1 and kubeflow[0]["status"] == "ok"  # its entry point and the variable name one plugin
+    assert kubeflow[0]["version"] == version("tunespec-kubeflow")
+    echo = next(p for p in listed if p["name"] == "tests.core.echo_plugin")
+    assert echo["version"] is None and "not packaged" in cli("plugins").out
+
+
+def test_init_help_says_what_path_is_with_plugin(cli):
+    import contextlib
+    import io
+
+    from tunespec.cli.main import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), __import__("pytest").raises(SystemExit):
+        main(["init", "--help"])
+    assert "with --plugin, the folder" in " ".join(out.getvalue().split())

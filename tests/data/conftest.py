@@ -23,7 +23,8 @@ class NoOptions(BaseModel):
     """Stands in for a backend's config model: the data layer never reads it."""
 
 
-def make_spec(base_dir: Path, train: Any, validation: Any = None, hyperparameters: dict | None = None, **data: Any) -> ResolvedSpec:
+def make_spec(base_dir: Path, train: Any, validation: Any = None, hyperparameters: dict | None = None, method: dict | None = None,
+              **data: Any) -> ResolvedSpec:
     """A ResolvedSpec whose file lives in `base_dir`, so relative data paths resolve there."""
     doc: dict[str, Any] = {
         "apiVersion": "tunespec.dev/v1",
@@ -32,6 +33,7 @@ def make_spec(base_dir: Path, train: Any, validation: Any = None, hyperparameter
         "model": {"base": "tiny"},
         "data": {"train": train, **({"validation": validation} if validation is not None else {}), **data},
         "hyperparameters": hyperparameters or {},
+        "method": method or {},
         "backend": {"name": "local"},
     }
     return ResolvedSpec(job=TuningJob.model_validate(doc), config=NoOptions(), file=base_dir / "spec.yaml", document=0)

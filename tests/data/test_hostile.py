@@ -549,7 +549,7 @@ def test_a_bad_media_reference_fails_validate_through_the_cli(tmp_path, echo_bac
     result = _validate(tmp_path, _spec(tmp_path, "train.jsonl", modality="image"), "--output", "json")
     assert result.code == 1
     [d] = [d for spec in result.json["specs"] for d in spec["diagnostics"]] if "specs" in result.json else result.json["diagnostics"]
-    assert d["code"] == "TS226" and d["location"] == {"file": str(tmp_path / "train.jsonl"), "line": 1, "column": None, "path": "$.contents[0].parts[0]"}
+    assert d["code"] == "TS226" and d["location"] == {"file": str(tmp_path / "train.jsonl"), "line": 1, "column": None, "path": "$.contents[0].parts[0]", "subject": None}
     human = _validate(tmp_path, _spec(tmp_path, "train.jsonl", modality="image"))
     assert human.code == 1 and "TS226" in human.text and "root:x" not in human.text
 

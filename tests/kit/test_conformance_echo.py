@@ -17,6 +17,8 @@ class TestEchoConformance(BackendConformance):
             model="tiny-model",
             options={"steps": 2},
             plugin_module="tests.core.echo_plugin",
+            outputs=["steps.txt"],
+            failing={"backend": {"outcome": "failed"}},
             invalid=[InvalidCase("zero-steps", {"backend": {"steps": 0}}, "TS113", "backend.steps")],
         )
 

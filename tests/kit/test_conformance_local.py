@@ -20,6 +20,7 @@ class TestLocalConformance(BackendConformance):
             model=str(model),
             options={"device": "cpu", "num_threads": 2},
             spec={"hyperparameters": {"max_steps": 2, "batch_size": 4}},
+            outputs=["adapter/adapter_config.json", "adapter/adapter_model.safetensors", "metrics.jsonl"],
             invalid=[
                 InvalidCase("missing-model", {"model": {"base": "./no-such-model"}}, "TS306", "model.base"),
                 InvalidCase("image-modality", {"data": {"modality": "image"}}, "TS302", "data.modality"),

@@ -24,6 +24,7 @@ class TestRayConformance(BackendConformance):
             spec={"hyperparameters": {"max_steps": 2, "batch_size": 4}},
             env={"RAY_DEDUP_LOGS": "1"},
             timeout=240,
+            outputs=["adapter/adapter_config.json", "metrics.jsonl"],
             invalid=[
                 InvalidCase("missing-model", {"model": {"base": "./no-such-model"}}, "TS306", "model.base"),
                 InvalidCase("too-few-cpus", {"backend": {"num_cpus": 1}}, "TS309", "backend.num_cpus"),

@@ -28,7 +28,7 @@ class TestVertexConformance(BackendConformance):
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("STORAGE_EMULATOR_HOST", storage_emulator)
             storage.Client(project=PROJECT, credentials=AnonymousCredentials()).create_bucket(bucket)
-        tuning = TuningEmulator().start()
+        tuning = TuningEmulator(outcome_for={"conformance-fail": "failed"}).start()
         try:
             yield ConformanceCase(
                 backend="vertex",
@@ -42,6 +42,8 @@ class TestVertexConformance(BackendConformance):
                     "GOOGLE_CLOUD_PROJECT": PROJECT,
                 },
                 in_flight_options={"wait": False},
+                outputs=["request.json"],
+                failing={},  # the emulated service fails the job of the spec named conformance-fail
                 invalid=[
                     InvalidCase("unknown-model", {"model": {"base": "gemini-0.1-nano"}}, "TS301", "model.base"),
                     InvalidCase("full-tuning", {"method": {"type": "full", "lora": DELETE}}, "TS302", "method.type"),

@@ -10,7 +10,13 @@ api_endpoint=http://127.0.0.1:PORT) talks to it:
 
 Every create body is parsed into `google.cloud.aiplatform_v1beta1.types.TuningJob` with
 `json_format.Parse(..., ignore_unknown_fields=False)`; what does not parse (an unknown
-field, a wrong type, an unknown enum) is a 400, as the real service answers. Jobs move
+field, a wrong type, an unknown enum) is a 400, as the real service answers. The installed
+aiplatform's TuningJob predates preference tuning, which google-genai sends
+(`preferenceOptimizationSpec`, in the same `tuning_spec` oneof as `supervisedTuningSpec`):
+the emulator parses bodies into that TuningJob descriptor extended with the preference
+messages as google-genai's types describe them (`PreferenceOptimizationSpec`,
+`PreferenceOptimizationHyperParameters`), so a preference body is held to the same
+strictness. Jobs move
 PENDING -> RUNNING -> SUCCEEDED or FAILED, one step per `get`, so a test decides the outcome
 up front (`outcome_for[display_name]`). Tests can also make the emulator accept a create
 and drop the connection before answering (`drop_create_responses`) or answer after the
@@ -81,6 +87,8 @@ class TuningEmulator:
     reject_label_filter: bool = False
     page_size: int = 2
     jobs: dict[str, TuningJob] = field(default_factory=dict)
+    preference_specs: dict[str, dict] = field(default_factory=dict)
+    """Job name -> the `preferenceOptimizationSpec` it was created with (JSON)."""
     requests: list[Request] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -164,16 +172,24 @@ class TuningEmulator:
 
     # -- the API -------------------------------------------------------------------------
     def _create(self, parent: str, raw: bytes) -> tuple[int, Any]:
-        pb = TuningJob.pb()()
+        extended = EXTENDED_TUNING_JOB()
         try:
-            json_format.Parse(raw.decode() or "{}", pb, ignore_unknown_fields=False)
+            json_format.Parse(raw.decode() or "{}", extended, ignore_unknown_fields=False)
         except (json_format.ParseError, UnicodeDecodeError) as exc:
             return _error(400, f"Invalid JSON payload received. {exc}")
+        # The parsed message as JSON; the preference spec is kept aside, the rest is the
+        # aiplatform TuningJob the emulator's state machine works on.
+        parsed = json_format.MessageToDict(extended)
+        preference = parsed.pop("preferenceOptimizationSpec", None)
+        pb = TuningJob.pb()()
+        json_format.ParseDict(parsed, pb)
         job = TuningJob.wrap(pb)
-        problem = self.refuse_creates or _invalid(job)
+        problem = self.refuse_creates or _invalid(job, preference)
         if problem:
             return _error(400, problem)
         job.name = f"{parent}/tuningJobs/{next(self._ids)}"
+        if preference is not None:
+            self.preference_specs[job.name] = preference
         job.state = "JOB_STATE_PENDING"
         self.jobs[job.name] = job
         self._gets[job.name] = 0
@@ -182,8 +198,8 @@ class TuningEmulator:
             raise _Drop()
         if self.slow_create_responses > 0:
             self.slow_create_responses -= 1
-            return 200, {**_json(job), "_slow": True}
-        return 200, _json(job)
+            return 200, {**self._json(job), "_slow": True}
+        return 200, self._json(job)
 
     def _list(self, parent: str, query: dict[str, list[str]]) -> tuple[int, Any]:
         jobs = [j for name, j in self.jobs.items() if name.startswith(parent + "/")]
@@ -197,7 +213,7 @@ class TuningEmulator:
         size = int((query.get("pageSize") or [self.page_size])[0]) or self.page_size
         start = int((query.get("pageToken") or ["0"])[0] or 0)
         page = jobs[start : start + size]
-        payload: dict[str, Any] = {"tuningJobs": [_json(j) for j in page]}
+        payload: dict[str, Any] = {"tuningJobs": [self._json(j) for j in page]}
         if start + size < len(jobs):
             payload["nextPageToken"] = str(start + size)
         return 200, payload
@@ -207,7 +223,7 @@ class TuningEmulator:
         if job is None:
             return _error(404, f"TuningJob {name} not found")
         self._advance(job)
-        return 200, _json(job)
+        return 200, self._json(job)
 
     def _cancel(self, name: str) -> tuple[int, Any]:
         job = self.jobs.get(name)
@@ -217,6 +233,9 @@ class TuningEmulator:
             job.state = "JOB_STATE_CANCELLED"
             job.error = {"code": 1, "message": "CANCELED"}
         return 200, {}
+
+    def _json(self, job: TuningJob) -> Any:
+        return _json(job, self.preference_specs.get(job.name))
 
     def _advance(self, job: TuningJob) -> None:
         state = job.state.name
@@ -238,7 +257,8 @@ class TuningEmulator:
             return
         model_id = job.name.rsplit("/", 1)[1]
         parent = job.name.split("/tuningJobs/")[0]
-        epochs = job.supervised_tuning_spec.hyper_parameters.epoch_count or 3
+        preference = self.preference_specs.get(job.name)
+        epochs = int((preference or {}).get("hyperParameters", {}).get("epochCount", 0)) or job.supervised_tuning_spec.hyper_parameters.epoch_count or 3
         job.tuned_model = {
             "model": f"{parent}/models/{model_id}@1",
             "endpoint": f"{parent}/endpoints/{model_id}",
@@ -259,6 +279,56 @@ class TuningEmulator:
         job.state = "JOB_STATE_PARTIALLY_SUCCEEDED" if outcome == "partially_succeeded" else "JOB_STATE_SUCCEEDED"
 
 
+def _with_preference_spec() -> Any:
+    """The v1beta1 TuningJob message class with `preference_optimization_spec` added to its
+    `tuning_spec` oneof (field names and types from google-genai; numbers unused elsewhere)."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    original = TuningJob.pb().DESCRIPTOR.file
+    pool = descriptor_pool.DescriptorPool()
+    added: set[str] = set()
+
+    def add(file: Any) -> None:
+        if file.name in added:
+            return
+        for dependency in file.dependencies:
+            add(dependency)
+        proto = descriptor_pb2.FileDescriptorProto()
+        file.CopyToProto(proto)
+        if file.name == original.name:
+            _extend(proto)
+        pool.Add(proto)
+        added.add(file.name)
+
+    add(original)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{original.package}.TuningJob"))
+
+
+def _extend(proto: Any) -> None:
+    from google.protobuf.descriptor_pb2 import FieldDescriptorProto as F
+
+    package = proto.package
+    hp = proto.message_type.add(name="PreferenceOptimizationHyperParameters")
+    hp.field.add(name="epoch_count", number=1, type=F.TYPE_INT64, label=F.LABEL_OPTIONAL, json_name="epochCount")
+    hp.field.add(name="learning_rate_multiplier", number=2, type=F.TYPE_DOUBLE, label=F.LABEL_OPTIONAL, json_name="learningRateMultiplier")
+    hp.field.add(name="adapter_size", number=3, type=F.TYPE_ENUM, label=F.LABEL_OPTIONAL, json_name="adapterSize",
+                 type_name=f".{package}.SupervisedHyperParameters.AdapterSize")
+    hp.field.add(name="beta", number=4, type=F.TYPE_DOUBLE, label=F.LABEL_OPTIONAL, json_name="beta")
+    spec = proto.message_type.add(name="PreferenceOptimizationSpec")
+    spec.field.add(name="training_dataset_uri", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL, json_name="trainingDatasetUri")
+    spec.field.add(name="validation_dataset_uri", number=2, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL, json_name="validationDatasetUri")
+    spec.field.add(name="hyper_parameters", number=3, type=F.TYPE_MESSAGE, label=F.LABEL_OPTIONAL, json_name="hyperParameters",
+                   type_name=f".{package}.PreferenceOptimizationHyperParameters")
+    spec.field.add(name="export_last_checkpoint_only", number=4, type=F.TYPE_BOOL, label=F.LABEL_OPTIONAL, json_name="exportLastCheckpointOnly")
+    job = next(m for m in proto.message_type if m.name == "TuningJob")
+    oneof = next(i for i, o in enumerate(job.oneof_decl) if o.name == "tuning_spec")
+    job.field.add(name="preference_optimization_spec", number=1000, type=F.TYPE_MESSAGE, label=F.LABEL_OPTIONAL, oneof_index=oneof,
+                  json_name="preferenceOptimizationSpec", type_name=f".{package}.PreferenceOptimizationSpec")
+
+
+EXTENDED_TUNING_JOB = _with_preference_spec()
+
+
 def _operation(method: str, path: str) -> str:
     if JOBS.match(path):
         return "create" if method == "POST" else "list"
@@ -269,13 +339,13 @@ class _Drop(Exception):
     """Raised inside a handler to answer by closing the connection."""
 
 
-def _invalid(job: TuningJob) -> str | None:
+def _invalid(job: TuningJob, preference: dict | None = None) -> str | None:
     """The service's own checks beyond the schema (the few that tests rely on)."""
     if job.name or job.state:
         return "name and state are output only"
     if not job.base_model and not job.pre_tuned_model.tuned_model_name:
         return "one of base_model or pre_tuned_model is required"
-    uri = job.supervised_tuning_spec.training_dataset_uri
+    uri = preference.get("trainingDatasetUri", "") if preference is not None else job.supervised_tuning_spec.training_dataset_uri
     if not uri.startswith("gs://"):
         return f"training_dataset_uri must be a gs:// URI, got {uri!r}"
     for key, value in job.labels.items():
@@ -284,8 +354,9 @@ def _invalid(job: TuningJob) -> str | None:
     return None
 
 
-def _json(job: TuningJob) -> Any:
-    return json_format.MessageToDict(TuningJob.pb(job))
+def _json(job: TuningJob, preference: dict | None = None) -> Any:
+    body = json_format.MessageToDict(TuningJob.pb(job))
+    return {**body, "preferenceOptimizationSpec": preference} if preference is not None else body
 
 
 def _error(code: int, message: str) -> tuple[int, Any]:

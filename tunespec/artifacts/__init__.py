@@ -7,7 +7,7 @@ rename) after `Backend.apply` returns.
 
 from tunespec.artifacts.manifest import MANIFEST_FILE, Manifest, OutputFile, environment_versions
 from tunespec.artifacts.rundir import MetricsLog, RunDirectory, hash_tree, output_root_problem, sha256_file
-from tunespec.artifacts.verify import is_published, verify_run
+from tunespec.artifacts.verify import is_published, read_manifest, verify_run
 
 __all__ = [
     "MANIFEST_FILE",
@@ -19,6 +19,7 @@ __all__ = [
     "hash_tree",
     "is_published",
     "output_root_problem",
+    "read_manifest",
     "sha256_file",
     "verify_run",
 ]

@@ -41,7 +41,7 @@ def _client(client: Any | None) -> Any:
         return storage.Client()
     except Exception as exc:  # DefaultCredentialsError, or no project found
         raise DiagnosticError(Diagnostic(
-            "TS307", f"cannot open Cloud Storage: {str(exc).splitlines()[0]}", Location(),
+            "TS307", f"cannot open Cloud Storage: {str(exc).splitlines()[0]}", Location(subject="Cloud Storage"),
             "run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS",
         )) from None
 
@@ -98,6 +98,20 @@ def manifest_exists(uri: str, client: Any = None) -> bool:
     except DiagnosticError:
         raise
     except Exception as exc:
+        raise DiagnosticError(Diagnostic("TS308", f"cannot read {uri}: {type(exc).__name__}: {exc}", Location(f"{uri.rstrip('/')}/{MANIFEST_FILE}"))) from None
+
+
+def read_gcs_manifest(uri: str, client: Any = None) -> bytes | None:
+    """The bytes of the run's manifest.json at `uri`, or None when it has none."""
+    bucket_name, prefix = split_uri(uri)
+    blob = _client(client).bucket(bucket_name).blob(f"{prefix}/{MANIFEST_FILE}" if prefix else MANIFEST_FILE)
+    try:
+        return blob.download_as_bytes(retry=_retry())
+    except Exception as exc:
+        from google.api_core.exceptions import NotFound
+
+        if isinstance(exc, NotFound):
+            return None
         raise DiagnosticError(Diagnostic("TS308", f"cannot read {uri}: {type(exc).__name__}: {exc}", Location(f"{uri.rstrip('/')}/{MANIFEST_FILE}"))) from None
 
 

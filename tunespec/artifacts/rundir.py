@@ -36,6 +36,14 @@ class RunDirectory:
         self.final_path = self.root / spec_name / run_id
         self.path = self.root / spec_name / f".{run_id}.partial"
 
+    @classmethod
+    def staged_at(cls, path: str | Path, spec_name: str, run_id: str) -> "RunDirectory":
+        """A run whose staging folder is `path` itself (what `tunespec run-job --run-dir`
+        writes into, on the machine that runs the job)."""
+        run_dir = cls(Path(path).parent, spec_name, run_id)
+        run_dir.path = Path(path)
+        return run_dir
+
     def create(self) -> "RunDirectory":
         self.path.mkdir(parents=True, exist_ok=True)
         return self

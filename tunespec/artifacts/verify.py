@@ -41,3 +41,20 @@ def is_published(run: str | Path) -> bool:
 
         return manifest_exists(str(run))
     return (Path(run) / MANIFEST_FILE).is_file()
+
+
+def read_manifest(run: str | Path) -> Manifest | None:
+    """A published run's manifest (local or `gs://`), parsed against the schema; None when
+    the run has none or it does not parse (`verify_run` says why). Nothing else is read or
+    hashed: this is how another spec's result is found, cheaply, on every `plan`."""
+    try:
+        if str(run).startswith("gs://"):
+            from tunespec.artifacts.gcs import read_gcs_manifest
+
+            data = read_gcs_manifest(str(run))
+        else:
+            path = Path(run) / MANIFEST_FILE
+            data = path.read_bytes() if path.is_file() else None
+        return Manifest.model_validate_json(data) if data is not None else None
+    except (OSError, ValueError):
+        return None

@@ -21,16 +21,17 @@ def _progress(args: argparse.Namespace) -> Progress:
 
 
 def _check_all(args: argparse.Namespace) -> tuple[list[Any], list[Diagnostic], Any]:
-    """Load every spec under args.paths and run every check on each. The state database is
-    opened if it exists (it caches data hashes), never created here."""
-    from tunespec.pipeline import check_spec, load_specs, state_for
+    """Load every spec under args.paths and run every check on each, in dependency order
+    (specs that build on another spec's run after it). The state database is opened if it
+    exists (it caches data hashes and resolves `run:` references), never created here."""
+    from tunespec.pipeline import check_specs, load_specs, state_for
 
     host = plugin_host()
     specs, problems = load_specs(args.paths, host)
     state = state_for(args.paths, args.state, create=False)
     with _progress(args) as progress:
-        checked = [check_spec(spec, host, state, progress) for spec in specs]
-    return checked, problems, state
+        checked, order_problems = check_specs(specs, host, state, progress)
+    return checked, problems + order_problems, state
 
 
 def _report_problems(args: argparse.Namespace, problems: list[Diagnostic], checked: list[Any]) -> int:
@@ -52,7 +53,9 @@ def _data_rows(report: Any) -> list[tuple[str, Any]]:
 
 
 def _checked_json(c: Any) -> dict[str, Any]:
+    upstream = c.spec.upstream.to_json() if c.spec.upstream is not None else None
     return {
+        "upstream": upstream,
         "name": c.spec.name,
         "file": str(c.spec.file),
         "document": c.spec.document,
@@ -99,14 +102,26 @@ def plan(args: argparse.Namespace) -> int:
                 item["plan"] = c.spec.redact(c.plan.model_dump(mode="json"))
                 item["change"] = {"action": change.action, "changed": change.changed, "previous_run": change.previous.run_id if change.previous else None}
             specs.append(item)
-        render.print_json({"specs": specs, "diagnostics": [d.to_json() for d in problems], "errors": errors})
+        render.print_json({"specs": specs, "order": [c.spec.name for c in checked], "diagnostics": [d.to_json() for d in problems], "errors": errors})
     else:
+        _print_order(checked)
         for c in checked:
             if c.ok:
                 _print_plan(c, changes[c.spec.name])
     if errors:
         return EXIT_ERROR
     return EXIT_CHANGES if any(ch.action in ("create", "replace", "resume") for ch in changes.values()) else EXIT_OK
+
+
+def _print_order(checked: list[Any]) -> None:
+    """When specs build on each other, the order `apply` runs them in, each after its upstream."""
+    if not any(c.spec.job.model.upstream for c in checked):
+        return
+    steps = []
+    for c in checked:
+        upstream = c.spec.job.model.upstream
+        steps.append(f"{c.spec.name}" + (f" [dim](after {upstream})[/dim]" if upstream else ""))
+    render.out.print("[bold]order[/bold]: " + " → ".join(steps))
 
 
 ACTION_STYLE = {"create": "green", "replace": "yellow", "resume": "cyan", "no-op": "dim", "in-flight": "cyan"}
@@ -139,9 +154,7 @@ def _print_plan(c: Any, change: Any) -> None:
 
 
 def apply(args: argparse.Namespace) -> int:
-    from tunespec.pipeline import apply_checked, interactive
-
-    from tunespec.pipeline import state_for
+    from tunespec.pipeline import apply_checked, interactive, state_for
 
     checked, problems, state = _check_all(args)
     errors = _report_problems(args, problems, checked)
@@ -153,7 +166,7 @@ def apply(args: argparse.Namespace) -> int:
         return EXIT_ERROR
 
     def confirm(c: Any) -> bool:
-        if not (c.backend.remote or c.plan.billable) or args.yes:
+        if not c.plan.billable or args.yes:  # the one rule: the plan says whether it costs money
             return True
         if not interactive():
             raise _NeedsConfirmation(c)
@@ -164,13 +177,16 @@ def apply(args: argparse.Namespace) -> int:
     state = state or state_for(args.paths, args.state, create=True)  # the first apply of a project makes it
     outcomes = []
     failed = False
+    applied: dict[str, Any] = {}
     try:
         with _progress(args) as progress:
-            for c in checked:
+            for c in checked:  # dependency order: a spec after the spec it builds on
                 try:
-                    outcome = apply_checked(c, state, progress, force=args.force, confirm=confirm)
+                    c, blocked = _after_upstream(c, applied, state, progress)
+                    outcome = blocked or apply_checked(c, state, progress, force=args.force, confirm=confirm)
                 except _NeedsConfirmation:
                     outcome = _confirmation_error(c)
+                applied[c.spec.name] = outcome
                 outcomes.append(outcome)
                 failed |= outcome.failed
                 if args.output == "human":
@@ -180,6 +196,30 @@ def apply(args: argparse.Namespace) -> int:
     if args.output == "json":
         render.print_json({"runs": [_outcome_json(o) for o in outcomes], "errors": sum(o.failed for o in outcomes)})
     return EXIT_ERROR if failed else EXIT_OK
+
+
+def _after_upstream(c: Any, applied: dict[str, Any], state: Any, progress: Progress) -> tuple[Any, Any]:
+    """A spec whose upstream ran earlier in this apply: check it again against that new run
+    (or, when the upstream did not succeed, do not apply it). Returns the spec to apply and,
+    when it must not be applied, the outcome saying why."""
+    from tunespec.chains import PendingUpstream
+    from tunespec.pipeline import Outcome, recheck_after_upstream
+
+    upstream = c.spec.upstream
+    if not isinstance(upstream, PendingUpstream):
+        return c, None
+    before = applied.get(upstream.spec_name)
+    succeeded = before is not None and before.run is not None and before.run.status == "succeeded" and not before.failed
+    if not succeeded:
+        what = before.action if before is not None else "not applied"
+        status = f", run {before.run.status}" if before is not None and before.run is not None else ""
+        return c, Outcome(c.spec.name, "error", diagnostics=[Diagnostic(
+            "TS126", f"{c.spec.name} was not applied: it builds on {upstream.spec_name}, which did not succeed in this apply ({what}{status})",
+            c.spec.locate("model.base"), f"fix {upstream.spec_name} (see above), then apply again")])
+    again = recheck_after_upstream(c, plugin_host(), state, progress)
+    if again.diagnostics.has_errors or again.plan is None:
+        return again, Outcome(c.spec.name, "error", diagnostics=list(again.diagnostics))
+    return again, None
 
 
 class _NeedsConfirmation(Exception):
@@ -264,7 +304,7 @@ def _spec_names(paths: list[str]) -> list[str] | None:
     from tunespec.pipeline import find_spec_files
     from tunespec.spec.loader import load_documents
 
-    if paths == ["."]:
+    if not paths:
         return None
     files, problems = find_spec_files(paths)
     missing = [d for d in problems if d.code == "TS001"]
@@ -272,7 +312,11 @@ def _spec_names(paths: list[str]) -> list[str] | None:
         raise DiagnosticError(missing)
     names = []
     for file in files:
-        docs, _ = load_documents(file)
+        docs, problems = load_documents(file)
+        # A spec whose ${env:...} is not set (or that does not load) cannot be named: say
+        # why, as validate would, rather than "no runs recorded".
+        if problems:
+            raise DiagnosticError(problems)
         names.extend(d.data["metadata"]["name"] for d in docs if isinstance(d.data.get("metadata"), dict) and "name" in d.data["metadata"])
     return names
 
@@ -291,10 +335,10 @@ def _no_state(args: argparse.Namespace, paths: list[str]) -> int:
 def status(args: argparse.Namespace) -> int:
     from tunespec.pipeline import refresh_status, state_for
 
+    names = _spec_names(args.paths)  # first: a spec that cannot be read is an error either way
     state = state_for(args.paths, args.state, create=False)
     if state is None:
         return _no_state(args, args.paths)
-    names = _spec_names(args.paths)
     latest = [state.latest_run(n) for n in names] if names is not None else _latest_per_spec(state)
     host = plugin_host()
     rows = []
@@ -356,7 +400,7 @@ def cancel(args: argparse.Namespace) -> int:
         else:
             what = f"no run in flight for {args.target!r}" if run else f"no run or spec named {args.target!r}"
             hint = "see `tunespec runs`"
-        raise DiagnosticError(Diagnostic("TS401", what, Location(), hint))
+        raise DiagnosticError(Diagnostic("TS401", what, Location(subject=f"cancel {args.target}"), hint))
     outcome = cancel_run(run, plugin_host(), state)  # type: ignore[arg-type]
     if args.output == "json":
         render.print_json({"run": outcome.run.to_json(), "stopped": outcome.stopped, "message": outcome.message})
@@ -365,6 +409,27 @@ def cancel(args: argparse.Namespace) -> int:
     else:
         render.out.print(f"{outcome.run.spec_name}: run {outcome.run.run_id} is {outcome.run.status}: {outcome.message}")
     return EXIT_OK
+
+
+# run-job: the remote side of a remote backend -------------------------------------------
+
+
+def run_job(args: argparse.Namespace) -> int:
+    """`tunespec run-job SPEC --run-dir DIR`: see `tunespec.pipeline.run_job`. Exit 0 when the
+    run succeeded; the result is also in DIR/result.json for the backend that started it."""
+    from tunespec.pipeline import run_job as run_one
+
+    with _progress(args) as progress:
+        result, problems = run_one(args.spec, args.run_dir, args.run_id, plugin_host(), progress, name=args.name)
+    if args.output == "json":
+        render.print_json({"result": result.model_dump(mode="json") if result else None, "run_dir": args.run_dir,
+                           "diagnostics": [d.to_json() for d in problems], "errors": sum(d.is_error for d in problems)})
+    else:
+        render.diagnostics(problems)
+        if result is not None:
+            style = "green" if result.status == "succeeded" else "red"
+            render.out.print(f"[{style}]{result.status}[/{style}] {args.run_dir}" + (f": {result.message}" if result.message else ""))
+    return EXIT_OK if result is not None and result.status == "succeeded" else EXIT_ERROR
 
 
 # verify / schema / plugins / init -------------------------------------------------------
@@ -431,7 +496,8 @@ def plugins(args: argparse.Namespace) -> int:
     for p in host.plugins:
         registers = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in p.registers.items())
         note = p.error or (f"missing {', '.join(p.missing)}: {p.install_hint}" if p.missing else "")
-        t_rows.append([p.name, p.version or "built-in", f"[{style[p.status]}]{p.status}[/{style[p.status]}]", registers, note])
+        version = p.version or ("built-in" if p.module.startswith("tunespec.") else "not packaged")
+        t_rows.append([p.name, version, f"[{style[p.status]}]{p.status}[/{style[p.status]}]", registers, note])
     from rich.table import Table
 
     table = Table(title="plugins", title_justify="left")

@@ -58,7 +58,7 @@ def build_parser() -> "argparse.ArgumentParser":
         p.add_argument("--output", "-o", choices=["human", "json"], default="human", help="output format (json for CI)")
         if specs:
             p.add_argument("paths", nargs="*", default=["."], help="spec files or directories (default: .)")
-            p.add_argument("--state", help="state database (default: nearest .tunespec/state.db)")
+            p.add_argument("--state", help="state database (default: the project's .tunespec/state.db)")
         return p
 
     from tunespec.cli import commands as c
@@ -68,22 +68,30 @@ def build_parser() -> "argparse.ArgumentParser":
     p = command("apply", "start (or resume) the runs whose specs changed", c.apply, specs=True)
     p.add_argument("--yes", "-y", action="store_true", help="do not ask before starting billable remote jobs")
     p.add_argument("--force", action="store_true", help="run again even if an identical run succeeded")
-    command("status", "show the latest run of each spec, refreshing remote ones", c.status, specs=True)
+    p = command("status", "show the latest run of each spec, refreshing remote ones", c.status)
+    p.add_argument("paths", nargs="*", help="only the specs in these files or directories (default: every spec in the state database)")
+    p.add_argument("--state", help="state database (default: the project's .tunespec/state.db)")
     p = command("runs", "list recorded runs", c.runs)
     p.add_argument("spec_name", nargs="?", help="only runs of this spec")
-    p.add_argument("--state", help="state database (default: nearest .tunespec/state.db)")
+    p.add_argument("--state", help="state database (default: the project's .tunespec/state.db)")
     p = command("cancel", "cancel the in-flight run of a spec (or a run id)", c.cancel)
     p.add_argument("target", help="spec name or run id")
-    p.add_argument("--state", help="state database (default: nearest .tunespec/state.db)")
+    p.add_argument("--state", help="state database (default: the project's .tunespec/state.db)")
+    p = command("run-job", "run one spec here, into a given run folder (what a remote backend's job runs)", c.run_job)
+    p.add_argument("spec", help="the spec file the job was given")
+    p.add_argument("--run-dir", required=True, help="the run's staging folder to write into (checkpoints there are resumed)")
+    p.add_argument("--run-id", help="the run's id (default: from the folder's name)")
+    p.add_argument("--name", help="which spec, when the file holds several")
     p = command("verify", "check a run directory against its manifest", c.verify)
     p.add_argument("runs", nargs="+", help="run directories (local or gs://)")
     p = command("schema", "print the JSON Schema of specs (with installed backends)", c.schema)
     p.add_argument("--write", metavar="FILE", help="write to FILE instead of stdout")
     command("plugins", "list plugins, what they register, and whether they can run", c.plugins)
     p = command("init", "write a commented starter spec", c.init)
-    p.add_argument("path", nargs="?", default="tunespec.yaml", help="file to write (default: tunespec.yaml)")
+    p.add_argument("path", nargs="?", default="tunespec.yaml",
+                   help="the spec file to write (default: tunespec.yaml); with --plugin, the folder to create the package in (default: .)")
     p.add_argument("--backend", default="local", help="backend for the starter spec")
-    p.add_argument("--plugin", metavar="NAME", help="scaffold a backend plugin package NAME instead of a spec")
+    p.add_argument("--plugin", metavar="NAME", help="scaffold a backend plugin package PATH/tunespec-NAME/ instead of a spec")
     return parser
 
 
@@ -187,11 +195,11 @@ def _failed(exc: Any, json_output: bool) -> int:
 
 
 def _usage_error(exc: UsageError, json_output: bool) -> int:
-    from tunespec.diagnostics import Diagnostic
+    from tunespec.diagnostics import Diagnostic, Location
 
     if not json_output:
         sys.stderr.write(exc.usage)
-    _report(Diagnostic("TS005", f"usage: {exc}", hint="see `tunespec --help` (or `tunespec COMMAND --help`)"), json_output)
+    _report(Diagnostic("TS005", f"usage: {exc}", Location(subject="command line"), "see `tunespec --help` (or `tunespec COMMAND --help`)"), json_output)
     return EXIT_USAGE
 
 
@@ -207,11 +215,11 @@ def _interrupted(json_output: bool) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     message, hint = "interrupted: a run that was in progress is recorded as interrupted", "`tunespec apply` resumes it"
     if json_output:
-        location = {"file": None, "line": None, "column": None, "path": None}
+        location = {"file": None, "line": None, "column": None, "path": None, "subject": None}
         problem = {"code": "TS006", "severity": "warning", "message": message, "hint": hint, "location": location}
         sys.stdout.write(json.dumps({"interrupted": True, "diagnostics": [problem], "errors": 1}, indent=2) + "\n")
     else:
-        sys.stderr.write(f"warning TS006 {message}\n      hint: {hint}\n")
+        sys.stderr.write(f"tunespec: warning TS006 {message}\n      hint: {hint}\n")
     return EXIT_INTERRUPTED
 
 

@@ -4,6 +4,7 @@ same hooks a third-party plugin uses (the plugin host loads this module first)."
 from __future__ import annotations
 
 from tunespec.data.formats import BUILTIN_FORMATS
+from tunespec.data.preference import PREFERENCE_FORMATS
 from tunespec.data.sources import BUILTIN_SOURCES
 from tunespec.plugins.hookspecs import hookimpl
 
@@ -15,4 +16,5 @@ def tunespec_data_sources():
 
 @hookimpl
 def tunespec_data_formats():
-    return BUILTIN_FORMATS
+    # Preference formats first: a Gemini pair also has the `contents` a Gemini conversation has.
+    return [*PREFERENCE_FORMATS, *BUILTIN_FORMATS]

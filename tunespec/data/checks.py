@@ -166,6 +166,8 @@ def inspect_conversation(conv: Conversation, rules: DataRules, files: FileRefere
         add("TS206", "example has no model turn: nothing to learn", "$", "add the answer the model should give as the last turn")
     if turns and rules.require_last_model and previous != "model":
         add("TS208", f"last turn is {previous!r}, not the model's", turns[-1].path, "end each example with the model's answer")
+    if conv.rejected is not None or rules.objective == "preference":
+        _check_pair(conv, rules, files, add)
     if rules.max_parts_per_example is not None and n_parts > rules.max_parts_per_example:
         add("TS212", f"{n_parts} parts in one example, over the limit of {rules.max_parts_per_example}", "$", "split the example")
     if media_counts:
@@ -174,6 +176,35 @@ def inspect_conversation(conv: Conversation, rules: DataRules, files: FileRefere
             if limit is not None and n > limit:
                 add("TS212", f"{n} {kind} parts in one example, over the limit of {limit}", "$", f"use at most {limit} {kind} file(s) per example")
     return (problems if problems is not None else _NO_PROBLEMS), chars, n_media
+
+
+PAIR_FORMATS = "gemini_preference (`contents` + `completions`), openai_preference (`input` + `preferred_output` + `non_preferred_output`) or prompt_chosen_rejected (`prompt`, `chosen`, `rejected`)"
+
+
+def _check_pair(conv: Conversation, rules: DataRules, files: FileReferences | None, add: Callable[..., None]) -> None:
+    """The rules of preference pairs, whatever their format: the spec's objective takes
+    pairs, and the non-preferred response is a real, different model response."""
+    rejected = conv.rejected
+    if rejected is None:
+        add("TS233", "this example is a conversation, not a preference pair: `method.objective: preference` learns from pairs", "$",
+            f"write pairs as {PAIR_FORMATS} (docs/data.md), or set `method.objective: sft`")
+        return
+    if rules.objective == "sft":
+        add("TS233", "this example is a preference pair, but `method.objective` is `sft`", "$",
+            "set `method.objective: preference` to learn from pairs, or give conversations for supervised tuning")
+    if not rejected.parts:
+        add("TS209", "the non-preferred response has no content", rejected.path, "give it the text of the worse answer")
+        return
+    _check_parts(rejected.parts, conv, rules, files, {}, add)
+    chosen = conv.turns[-1] if conv.turns else None
+    if chosen is not None and _response_key(chosen) == _response_key(rejected):
+        add("TS231", "the preferred and non-preferred responses are the same", rejected.path,
+            "a pair must compare two different answers to the prompt; fix or remove it")
+
+
+def _response_key(turn) -> tuple:
+    """What a response says, for comparing two (text trimmed, media by reference)."""
+    return tuple((p.text or "").strip() if p.kind == "text" else (p.kind, p.mime_type, p.uri, p.data) for p in turn.parts)
 
 
 def _check_parts(

@@ -86,6 +86,11 @@ class Conversation:
 
     file/line say where the record is (line is the 1-based line of a JSONL file, the
     element's first line in a JSON array file, or the 1-based row of a Parquet file).
+
+    A preference pair is a conversation whose last turn is the preferred model response
+    and whose `rejected` turn is the non-preferred response to the same prompt (every turn
+    before the last). Everything that reads conversations sees the preferred one, so the
+    conversation rules apply to prompt + preferred response; `pair_views` gives both.
     """
 
     turns: list[Turn]
@@ -93,6 +98,24 @@ class Conversation:
     file: str | None = None
     line: int | None = None
     format: str | None = None
+    rejected: Turn | None = None
+    """The non-preferred model response of a preference pair; None for a plain conversation."""
+
+    @property
+    def is_pair(self) -> bool:
+        return self.rejected is not None
+
+    @property
+    def prompt_turns(self) -> list[Turn]:
+        """A pair's prompt: every turn before the preferred response."""
+        return self.turns[:-1]
+
+    def pair_views(self) -> tuple["Conversation", "Conversation"]:
+        """A pair as two plain conversations: prompt + preferred, prompt + non-preferred."""
+        assert self.rejected is not None
+        chosen = Conversation(self.turns, self.system, self.file, self.line, self.format)
+        rejected = Conversation([*self.turns[:-1], self.rejected], self.system, self.file, self.line, self.format)
+        return chosen, rejected
 
     def texts(self) -> list[str]:
         """Every text in the example, system first (what a tokenizer sees, minus template)."""
@@ -113,7 +136,10 @@ class Conversation:
         """A canonical text of the example's content (roles, texts, file URIs), used to
         find the same example in two splits whatever format or whitespace it was in."""
         out = []
-        for role, p in self.parts():
+        parts = list(self.parts())
+        if self.rejected is not None:  # a pair differs from another by either response
+            parts += [("rejected", p) for p in self.rejected.parts]
+        for role, p in parts:
             out.append(role)
             out.append(p.text if p.kind == "text" else f"<{p.kind}:{p.mime_type}:{p.uri or p.size}>")
         return "\x1e".join(out)  # type: ignore[arg-type]

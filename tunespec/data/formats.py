@@ -82,51 +82,73 @@ class GeminiFormat:
                 )
             )
         problems: list[Diagnostic] = []
-        system: list[Part] = []
-        if "systemInstruction" in record or "system_instruction" in record:
-            key = "systemInstruction" if "systemInstruction" in record else "system_instruction"
-            instruction = record[key]
-            if type(instruction) is dict and type(instruction.get("parts")) is list:
-                system = _gemini_parts(instruction["parts"], f"$.{key}.parts[%d]", None, problems)
-            elif instruction is not None:
-                problems.append(
-                    _problem("TS203", f"`{key}` must be an object with a `parts` list", f"$.{key}", 'write {"systemInstruction": {"parts": [{"text": "..."}]}}')
-                )
-        turns: list[Turn] = []
-        roles = self.ROLES
-        for i, content in enumerate(contents):
-            if type(content) is not dict:
-                problems.append(_problem("TS203", "a content entry must be an object with `role` and `parts`", f"$.contents[{i}]"))
-                continue
-            role = content.get("role")
-            mapped = roles.get(role) if type(role) is str else None
-            if mapped is None:
-                problems.append(_gemini_role_problem(role, i))
-                continue
-            parts = content.get("parts")
-            if type(parts) is not list:
-                problems.append(_problem("TS203", "`parts` is missing or not a list", f"$.contents[{i}].parts", 'write "parts": [{"text": "..."}]'))
-                continue
-            turns.append(Turn(mapped, _gemini_parts(parts, "$.contents[%d].parts[%d]", i, problems), "$.contents[%d]", (i,)))  # type: ignore[arg-type]
+        system = gemini_system(record, problems)
+        turns = gemini_contents(contents, "$.contents", problems)
         if problems:
             raise DiagnosticError(problems)
         return Conversation(turns, system, None, None, "gemini")
 
 
-def _gemini_role_problem(role: Any, i: int) -> Diagnostic:
+def gemini_system(record: dict, problems: list[Diagnostic]) -> list[Part]:
+    """The parts of a Gemini record's system instruction (`systemInstruction` or
+    `system_instruction`); none when it has none."""
+    if "systemInstruction" not in record and "system_instruction" not in record:
+        return []
+    key = "systemInstruction" if "systemInstruction" in record else "system_instruction"
+    instruction = record[key]
+    if type(instruction) is dict and type(instruction.get("parts")) is list:
+        return _gemini_parts(instruction["parts"], f"$.{key}.parts[%d]", None, problems)
+    if instruction is not None:
+        problems.append(
+            _problem("TS203", f"`{key}` must be an object with a `parts` list", f"$.{key}", 'write {"systemInstruction": {"parts": [{"text": "..."}]}}')
+        )
+    return []
+
+
+def gemini_contents(contents: list, where: str, problems: list[Diagnostic]) -> list[Turn]:
+    """Gemini `contents` entries (at JSON path `where`, e.g. ``$.contents``) as turns."""
+    turns: list[Turn] = []
+    roles = GeminiFormat.ROLES
+    for i, content in enumerate(contents):
+        turn = gemini_content(content, f"{where}[%d]", (i,), roles, problems)
+        if turn is not None:
+            turns.append(turn)
+    return turns
+
+
+def gemini_content(content: Any, where: str, at: tuple[int, ...], roles: dict[str, str], problems: list[Diagnostic]) -> Turn | None:
+    """One Gemini content (`{"role", "parts"}`) as a turn; `where` % `at` is its JSON path."""
+    path = where % at
+    if type(content) is not dict:
+        problems.append(_problem("TS203", "a content entry must be an object with `role` and `parts`", path))
+        return None
+    role = content.get("role")
+    mapped = roles.get(role) if type(role) is str else None
+    if mapped is None:
+        problems.append(_gemini_role_problem(role, path))
+        return None
+    parts = content.get("parts")
+    if type(parts) is not list:
+        problems.append(_problem("TS203", "`parts` is missing or not a list", f"{path}.parts", 'write "parts": [{"text": "..."}]'))
+        return None
+    return Turn(mapped, _gemini_parts(parts, where + ".parts[%d]", at, problems), where, at)  # type: ignore[arg-type]
+
+
+def _gemini_role_problem(role: Any, path: str) -> Diagnostic:
     hint = "Gemini roles are `user` and `model`"
     if role == "assistant":
         hint += " (write `model` instead of `assistant`)"
     elif role == "system":
         hint += " (put system text in `systemInstruction`)"
-    return _problem("TS210", f"unknown role {role!r}" if role is not None else "content has no `role`", f"$.contents[{i}].role", hint)
+    return _problem("TS210", f"unknown role {role!r}" if role is not None else "content has no `role`", f"{path}.role", hint)
 
 
-def _gemini_parts(parts: list, where: str, i: int | None, problems: list[Diagnostic]) -> list[Part]:
-    """Parts of one content entry (`i` its index) or of the system instruction (`i` None)."""
+def _gemini_parts(parts: list, where: str, at_content: tuple[int, ...] | None, problems: list[Diagnostic]) -> list[Part]:
+    """Parts of one content entry (`at_content` its indices in `where`) or of the system
+    instruction (`at_content` None)."""
     out: list[Part] = []
     for j, part in enumerate(parts):
-        at = (j,) if i is None else (i, j)
+        at = (j,) if at_content is None else (*at_content, j)
         if type(part) is dict:
             text = part.get("text")
             if type(text) is str:
@@ -181,45 +203,54 @@ class OpenAIFormat:
                 _problem("TS203", "`messages` is missing or not a list", "$.messages", 'write {"messages": [{"role": "user", "content": "..."}, {"role": "assistant", "content": "..."}]}')
             )
         problems: list[Diagnostic] = []
-        system: list[Part] = []
-        turns: list[Turn] = []
-        roles = self.ROLES
-        for i, message in enumerate(messages):
-            if type(message) is not dict:
-                problems.append(_problem("TS203", "a message must be an object with `role` and `content`", f"$.messages[{i}]"))
-                continue
-            role = message.get("role")
-            content = message.get("content")
-            if type(content) is str:
-                parts = [Part("text", content, None, None, None, None, "$.messages[%d].content", (i,))]
-            else:
-                parts = _openai_parts(content, i, problems)
-            mapped = roles.get(role) if type(role) is str else None
-            if mapped is not None:
-                turns.append(Turn(mapped, parts, "$.messages[%d]", (i,)))  # type: ignore[arg-type]
-            elif type(role) is str and role in self.SYSTEM_ROLES:
-                if turns:
-                    problems.append(_problem("TS207", "system message after the conversation started", f"$.messages[{i}].role", "put system messages first"))
-                system.extend(parts)
-            else:
-                hint = "OpenAI chat roles are `system`, `user` and `assistant`"
-                if role in ("tool", "function"):
-                    hint += "; tool and function messages are not supported for tuning"
-                elif role == "model":
-                    hint += " (write `assistant`, or use the Gemini format)"
-                problems.append(_problem("TS210", f"unknown role {role!r}" if role is not None else "message has no `role`", f"$.messages[{i}].role", hint))
+        system, turns = openai_messages(messages, "$.messages", problems)
         if problems:
             raise DiagnosticError(problems)
         return Conversation(turns, system, None, None, "openai")
 
 
-def _openai_parts(content: Any, i: int, problems: list[Diagnostic]) -> list[Part]:
-    """Parts of a message whose content is a list of typed items (text, image, audio, file)."""
+def openai_messages(messages: list, where: str, problems: list[Diagnostic]) -> tuple[list[Part], list[Turn]]:
+    """OpenAI chat messages (at JSON path `where`, e.g. ``$.messages``) as the system
+    instruction's parts and the turns."""
+    system: list[Part] = []
+    turns: list[Turn] = []
+    roles = OpenAIFormat.ROLES
+    for i, message in enumerate(messages):
+        at = f"{where}[{i}]"
+        if type(message) is not dict:
+            problems.append(_problem("TS203", "a message must be an object with `role` and `content`", at))
+            continue
+        role = message.get("role")
+        content = message.get("content")
+        if type(content) is str:
+            parts = [Part("text", content, None, None, None, None, where + "[%d].content", (i,))]
+        else:
+            parts = _openai_parts(content, where, i, problems)
+        mapped = roles.get(role) if type(role) is str else None
+        if mapped is not None:
+            turns.append(Turn(mapped, parts, where + "[%d]", (i,)))  # type: ignore[arg-type]
+        elif type(role) is str and role in OpenAIFormat.SYSTEM_ROLES:
+            if turns:
+                problems.append(_problem("TS207", "system message after the conversation started", f"{at}.role", "put system messages first"))
+            system.extend(parts)
+        else:
+            hint = "OpenAI chat roles are `system`, `user` and `assistant`"
+            if role in ("tool", "function"):
+                hint += "; tool and function messages are not supported for tuning"
+            elif role == "model":
+                hint += " (write `assistant`, or use the Gemini format)"
+            problems.append(_problem("TS210", f"unknown role {role!r}" if role is not None else "message has no `role`", f"{at}.role", hint))
+    return system, turns
+
+
+def _openai_parts(content: Any, messages: str, i: int, problems: list[Diagnostic]) -> list[Part]:
+    """Parts of message `i` of `messages` (a JSON path) whose content is a list of typed
+    items (text, image, audio, file)."""
     if not isinstance(content, list):
         what = "missing" if content is None else f"a {type(content).__name__}"
-        problems.append(_problem("TS203", f"`content` is {what}, expected a string or a list of content parts", f"$.messages[{i}].content"))
+        problems.append(_problem("TS203", f"`content` is {what}, expected a string or a list of content parts", f"{messages}[{i}].content"))
         return []
-    where = "$.messages[%d].content[%d]"
+    where = messages + "[%d].content[%d]"
     out: list[Part] = []
     for j, item in enumerate(content):
         kind = item.get("type") if isinstance(item, dict) else None

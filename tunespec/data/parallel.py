@@ -30,7 +30,7 @@ from typing import Any, BinaryIO, Callable
 from tunespec.data.report import TokenStats
 from tunespec.data.scan import ExampleScan
 from tunespec.data.sources import FileStat, LocalSource
-from tunespec.diagnostics import Diagnostic, Diagnostics, Location, Severity
+from tunespec.diagnostics import Diagnostic, Diagnostics, Location
 
 MIN_PARALLEL_BYTES = 32 << 20
 RANGE_BYTES = 16 << 20
@@ -198,20 +198,16 @@ def merge_into(results: list[RangeResult], path: str, diagnostics: Diagnostics) 
     problems a worker counted but did not keep are counted here too."""
     offset = 0
     for result in results:
-        for d in result.kept:
-            loc = d.location
-            line = loc.line + offset if (loc.line is not None and loc.file == path) else loc.line
-            diagnostics.add(Diagnostic(d.code, d.message, Location(loc.file, line, loc.column, loc.path), d.hint, d.severity))
-        kept = Counter((d.code, d.severity) for d in result.kept)
-        for (code, severity), n in result.counts.items():
-            extra = n - kept[code, severity]
-            if extra > 0:
-                diagnostics.counts[code] += extra
-                if severity is Severity.ERROR:
-                    diagnostics.error_count += extra
-                elif severity is Severity.WARNING:
-                    diagnostics.warning_count += extra
+        absolute = [_shifted(d, path, offset) for d in result.kept]
+        diagnostics.absorb(absolute, result.counts)
         offset += result.lines
+
+
+def _shifted(d: Diagnostic, path: str, offset: int) -> Diagnostic:
+    """`d` with its line in `path` made absolute (a worker numbers lines from its range)."""
+    loc = d.location
+    line = loc.line + offset if (loc.line is not None and loc.file == path) else loc.line
+    return Diagnostic(d.code, d.message, Location(loc.file, line, loc.column, loc.path), d.hint, d.severity)
 
 
 def can_parallelize(stat: FileStat, source: Any, path: str, exact_counter: bool) -> bool:

@@ -14,11 +14,13 @@ from tunespec import secrets
 
 class SplitStats(BaseModel):
     examples: int = Field(0, description="Examples that parsed (including ones with rule problems).")
-    tokens_total: int = Field(0, description="Tokens over all examples (before truncation).")
+    tokens_total: int = Field(0, description="Tokens over all examples (before truncation). A preference pair counts both of "
+                              "its sequences: prompt + preferred and prompt + non-preferred response.")
     tokens_p50: int = Field(0, description="Median tokens per example.")
     tokens_p95: int = Field(0, description="95th percentile of tokens per example.")
     tokens_max: int = Field(0, description="Longest example, in tokens.")
-    over_length: int = Field(0, description="Examples longer than `data.max_seq_length` (they are truncated in training).")
+    over_length: int = Field(0, description="Examples longer than `data.max_seq_length` (they are truncated in training); for a "
+                             "pair, either of its sequences.")
     tokens_after_truncation: int = Field(0, description="Tokens over all examples, each cut to `data.max_seq_length`.")
 
 
@@ -120,6 +122,17 @@ class TokenStats:
             self.over += 1
             count = self.max_seq_length
         self.truncated_total += count
+
+    def add_pair(self, chosen: int, rejected: int) -> None:
+        """A preference pair: both of its sequences are trained on, so the example's tokens
+        are their sum; each is truncated to `max_seq_length` on its own."""
+        limit = self.max_seq_length
+        self.histogram[chosen + rejected] += 1
+        self.examples += 1
+        self.total += chosen + rejected
+        if chosen > limit or rejected > limit:
+            self.over += 1
+        self.truncated_total += min(chosen, limit) + min(rejected, limit)
 
     def merge(self, other: "TokenStats") -> None:
         self.histogram.update(other.histogram)

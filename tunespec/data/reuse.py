@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from tunespec.data.conversation import Conversation
 from tunespec.data.report import TokenStats
-from tunespec.diagnostics import Diagnostic, Diagnostics, Severity
+from tunespec.diagnostics import Diagnostic, Diagnostics
 
 
 class TokenCountCache(Protocol):
@@ -97,17 +97,7 @@ class DiagnosticRecorder:
 
 def replay(outcome: FileOutcome, diagnostics: Diagnostics) -> None:
     """Add a remembered file's diagnostics: the kept ones, and the count of the rest."""
-    for d in outcome.kept:
-        diagnostics.add(d)
-    kept = Counter((d.code, d.severity) for d in outcome.kept)
-    for (code, severity), n in outcome.counts.items():
-        extra = n - kept[code, severity]
-        if extra > 0:
-            diagnostics.counts[code] += extra
-            if severity is Severity.ERROR:
-                diagnostics.error_count += extra
-            elif severity is Severity.WARNING:
-                diagnostics.warning_count += extra
+    diagnostics.absorb(outcome.kept, outcome.counts)
 
 
 def copy_stats(stats: TokenStats) -> TokenStats:

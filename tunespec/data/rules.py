@@ -59,6 +59,11 @@ class DataRules(BaseModel):
         description="Where referenced files may live: URI schemes, plus `local` for paths relative to the data file or spec.",
     )
     check_file_references: bool = Field(default=True, description="Check that referenced files exist (and their size) through the data sources.")
+    objective: Literal["sft", "preference"] | None = Field(
+        default=None,
+        description="What every example must be: `sft` conversations, or `preference` pairs (a prompt, a preferred and a "
+        "non-preferred response). Set from the spec's `method.objective`; None accepts both.",
+    )
 
     def merge(self, other: "DataRules | None") -> "DataRules":
         """Both tables at once: the stricter value of each limit wins."""
@@ -89,6 +94,7 @@ class DataRules(BaseModel):
             allow_inline_data=self.allow_inline_data and other.allow_inline_data,
             file_uri_schemes=[s for s in self.file_uri_schemes if s in other.file_uri_schemes],
             check_file_references=self.check_file_references or other.check_file_references,
+            objective=self.objective or other.objective,
         )
 
     def kind_of(self, mime_type: str) -> MediaKind | None:
@@ -126,9 +132,10 @@ _MODALITY_MEDIA: dict[str, dict[str, MediaLimits]] = {
 }
 
 
-def rules_for(modality: str) -> DataRules:
-    """tunespec's default rules for a `data.modality` (text, image, audio, document, video)."""
-    return DataRules(media=dict(_MODALITY_MEDIA.get(modality, {})))
+def rules_for(modality: str, objective: str | None = None) -> DataRules:
+    """tunespec's default rules for a `data.modality` (text, image, audio, document, video)
+    and a `method.objective` (sft: conversations, preference: pairs)."""
+    return DataRules(media=dict(_MODALITY_MEDIA.get(modality, {})), objective=objective)
 
 
 def media_kind(mime_type: str) -> MediaKind | None:

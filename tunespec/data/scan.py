@@ -11,7 +11,7 @@ from tunespec.data.conversation import Conversation
 from tunespec.data.report import TokenStats
 from tunespec.data.rules import DataRules
 from tunespec.data.quick import quick_check_for
-from tunespec.data.tokens import EstimatedTokenCounter, TokenCounter, estimate_from, estimate_text
+from tunespec.data.tokens import EstimatedTokenCounter, TokenCounter, estimate_from, estimate_text, estimate_tokens
 from tunespec.diagnostics import Diagnostic, Location, Severity
 from tunespec.spec.model import PromptCompletionFields
 
@@ -30,6 +30,14 @@ def content_key(conv: Conversation) -> bytes:
 
 def _key_digest(text: str) -> bytes:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=12).digest()
+
+
+def sequences(batch: list[Conversation]) -> list[Conversation]:
+    """What a token counter counts for a batch: each conversation, and both sequences of a
+    preference pair (prompt + preferred, prompt + non-preferred), in order."""
+    if not any(conv.rejected is not None for conv in batch):
+        return batch
+    return [view for conv in batch for view in (conv.pair_views() if conv.rejected is not None else (conv,))]
 
 
 class ExampleScan:
@@ -76,6 +84,10 @@ class ExampleScan:
                 self.add(located(d, conv.file, conv.line))
         if self.validation_keys is not None:
             self._duplicate(content_key(conv), conv.file, conv.line)
+        if conv.rejected is not None and self.estimating:
+            chosen, rejected = conv.pair_views()
+            self._pair(conv, estimate_tokens(chosen), estimate_tokens(rejected))
+            return
         if self.estimating:
             # The built-in estimator needs only what the rule pass just gathered.
             n = estimate_from(conv, chars, n_media)
@@ -92,7 +104,8 @@ class ExampleScan:
         its record when the format's quick check proves it breaks no rule (True), or
         leaves it to the full path (False). None when there is no quick path: exact
         counters need the conversation, and plugin formats have no quick check."""
-        check = quick_check_for(fmt) if self.estimating else None
+        # With `objective: preference`, a plain conversation breaks a rule (TS233): no quick path.
+        check = quick_check_for(fmt) if self.estimating and self.rules.objective != "preference" else None
         if check is None:
             return None
         fields, want_key = self.fields, self.validation_keys is not None
@@ -134,7 +147,7 @@ class ExampleScan:
                     from concurrent.futures import ThreadPoolExecutor
 
                     self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tunespec-tokens")
-                self._pending = (batch, self._pool.submit(self.counter.count, batch))
+                self._pending = (batch, self._pool.submit(self.counter.count, sequences(batch)))
             if final:
                 if self._pending is not None:
                     self._absorb(*self._pending_result())
@@ -142,7 +155,7 @@ class ExampleScan:
                     self._pool.shutdown()
                     self._pool = None
         elif batch:
-            self._absorb(batch, self.counter.count(batch))
+            self._absorb(batch, self.counter.count(sequences(batch)))
 
     def _pending_result(self) -> tuple[list[Conversation], list[int]]:
         batch, future = self._pending  # type: ignore[misc]
@@ -150,14 +163,37 @@ class ExampleScan:
         return batch, future.result()
 
     def _absorb(self, batch: list[Conversation], counts: list[int]) -> None:
-        self.stats.add(counts)
+        """Statistics and length checks for a counted batch; `counts` has one count per
+        conversation and two per preference pair (see `sequences`)."""
         limit = self.max_seq_length
         hard = self.rules.max_tokens_per_example
-        for conv, n in zip(batch, counts):
-            if n > limit or (hard is not None and n > hard):
-                self._too_long(conv.file, conv.line, n)
+        if not any(conv.rejected is not None for conv in batch):
+            self.stats.add(counts)
+            for conv, n in zip(batch, counts):
+                if n > limit or (hard is not None and n > hard):
+                    self._too_long(conv.file, conv.line, n)
+            return
+        i = 0
+        for conv in batch:
+            if conv.rejected is None:
+                self.stats.add_one(counts[i])
+                if counts[i] > limit or (hard is not None and counts[i] > hard):
+                    self._too_long(conv.file, conv.line, counts[i])
+                i += 1
+            else:
+                self._pair(conv, counts[i], counts[i + 1])
+                i += 2
 
-    def _too_long(self, file: str | None, line: int | None, n: int) -> None:
+    def _pair(self, conv: Conversation, chosen: int, rejected: int) -> None:
+        """A pair trains on two sequences, prompt + each response: both count, and each
+        must fit `max_seq_length` (and the backend's limit) on its own."""
+        self.stats.add_pair(chosen, rejected)
+        hard = self.rules.max_tokens_per_example
+        for what, n in (("prompt + preferred response", chosen), ("prompt + non-preferred response", rejected)):
+            if n > self.max_seq_length or (hard is not None and n > hard):
+                self._too_long(conv.file, conv.line, n, what)
+
+    def _too_long(self, file: str | None, line: int | None, n: int, what: str = "example") -> None:
         where = Location(file, line, None, "$")
         exact = self.counter.exact
         limit, hard = self.max_seq_length, self.rules.max_tokens_per_example
@@ -166,13 +202,13 @@ class ExampleScan:
             # With estimated counts it is only a warning, the estimate may be off.
             severity = Severity.ERROR if exact else Severity.WARNING
             about = "" if exact else "about "
-            self.add(Diagnostic("TS215", f"example is {about}{n:,} tokens, over this backend's limit of {hard:,}", where, "shorten or split the example", severity))
+            self.add(Diagnostic("TS215", f"{what} is {about}{n:,} tokens, over this backend's limit of {hard:,}", where, "shorten or split the example", severity))
         else:
             about = "" if exact else "~"
             self.add(
                 Diagnostic(
                     "TS215",
-                    f"example is {about}{n:,} tokens, over max_seq_length {limit:,}: it will be truncated",
+                    f"{what} is {about}{n:,} tokens, over max_seq_length {limit:,}: it will be truncated",
                     where,
                     "raise `data.max_seq_length` or shorten the example",
                     Severity.WARNING,

@@ -177,14 +177,14 @@ class GCSSource:
                     self._client = storage.Client()
             except ImportError as exc:
                 raise DiagnosticError(
-                    Diagnostic("TS200", f"reading gs:// data needs google-cloud-storage ({exc})", Location(), "pip install 'tunespec[vertex]'")
+                    Diagnostic("TS200", f"reading gs:// data needs google-cloud-storage ({exc})", Location(subject="Cloud Storage"), "pip install 'tunespec[vertex]'")
                 ) from None
             except Exception as exc:  # DefaultCredentialsError and friends
                 raise DiagnosticError(
                     Diagnostic(
                         "TS200",
                         f"cannot connect to Cloud Storage: {exc}",
-                        Location(),
+                        Location(subject="Cloud Storage"),
                         "run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS",
                     )
                 ) from None

@@ -294,7 +294,7 @@ class _BackgroundHasher:
 class _Validation:
     def __init__(self, spec, rules, counter, diagnostics, progress, hash_cache):
         self.spec: ResolvedSpec = spec
-        self.rules: DataRules = rules_for(spec.job.data.modality).merge(rules)
+        self.rules: DataRules = rules_for(spec.job.data.modality, spec.job.method.objective).merge(rules)
         self.counter: TokenCounter = counter or EstimatedTokenCounter()
         self.diagnostics: Diagnostics = diagnostics
         self.progress: Progress = progress or Progress(enabled=False, quiet=True)

@@ -42,6 +42,9 @@ CODES: dict[str, str] = {
     "TS121": "unexpected error while loading one spec file (a bug; the other files are still checked)",
     "TS122": "more problems in one spec file than are shown (the first 50 are; this counts the rest)",
     "TS123": "output path cannot hold runs (a file, read-only, or not writable)",
+    "TS124": "specs build on each other in a cycle (`model.base: run:<spec>`)",
+    "TS125": "`model.base: run:<spec>` names a spec without a usable succeeded run (never succeeded, or its run folder is missing)",
+    "TS126": "not applied: the spec it builds on did not succeed in this apply",
     # Data
     "TS200": "data source not found or unreadable",
     "TS201": "malformed JSON",
@@ -74,6 +77,9 @@ CODES: dict[str, str] = {
     "TS228": "record (or JSON array file) holds too many JSON values to parse",
     "TS229": "JSON array file too large to parse at once",
     "TS230": "too many bad lines in one file: the rest of it was not validated",
+    "TS231": "preference pair whose preferred and non-preferred responses are the same",
+    "TS232": "preference pair whose two conversations do not share the same prompt",
+    "TS233": "example kind does not match `method.objective` (a pair for sft, or a conversation for preference)",
     # Backend
     "TS300": "backend not available (dependencies missing)",
     "TS301": "base model not supported by this backend",

@@ -16,22 +16,23 @@ class Severity(str, enum.Enum):
 
 @dataclass(frozen=True)
 class Location:
-    """Where a problem is.
-
-    file:   the spec file or data file (as the user wrote or would recognise it)
-    line:   1-based line, when known
-    column: 1-based column, when known
-    path:   the field path in the spec (``hyperparameters.learning_rate``) or the JSON
-            path inside a data record (``$.contents[1].parts[0].text``)
-    """
+    """Where a problem is. Printed as ``file:line:column`` (or the subject)."""
 
     file: str | None = None
+    """The spec file or data file (as the user wrote or would recognise it)."""
     line: int | None = None
+    """1-based line, when known."""
     column: int | None = None
+    """1-based column, when known."""
     path: str | None = None
+    """The field path in the spec (``hyperparameters.learning_rate``, ``data.train[1].path``) or
+    the JSON path inside a data record (``$.contents[1].parts[0].text``)."""
+    subject: str | None = None
+    """What the problem concerns when it is in no file: ``run 20261124-...``, ``Cloud Storage``,
+    ``command line`` (shown in place of a file name)."""
 
     def __str__(self) -> str:
-        where = self.file or "<input>"
+        where = self.file or self.subject or "tunespec"
         if self.line is not None:
             where += f":{self.line}"
             if self.column is not None:
@@ -39,7 +40,7 @@ class Location:
         return where
 
     def to_json(self) -> dict[str, Any]:
-        return {"file": self.file, "line": self.line, "column": self.column, "path": self.path}
+        return {"file": self.file, "line": self.line, "column": self.column, "path": self.path, "subject": self.subject}
 
 
 @dataclass(frozen=True)
@@ -47,16 +48,23 @@ class Diagnostic:
     """One problem: what is wrong (message), how to fix it (hint), and where."""
 
     code: str
+    """Stable code, e.g. `TS301` (see the table of codes)."""
     message: str
+    """What is wrong, in one sentence; quote the offending value."""
     location: Location = field(default_factory=Location)
+    """Where: `spec.locate("field.path")` for a spec field."""
     hint: str | None = None
+    """How to fix it: the command to run, the value to write."""
     severity: Severity = Severity.ERROR
+    """`error` stops validate/plan/apply (exit 1); `warning` and `info` are shown only."""
 
     @property
     def is_error(self) -> bool:
+        """True for `Severity.ERROR`."""
         return self.severity is Severity.ERROR
 
     def to_json(self) -> dict[str, Any]:
+        """The shape `--output json` prints: code, severity, message, hint, location."""
         return {
             "code": self.code,
             "severity": self.severity.value,
@@ -96,6 +104,7 @@ class Diagnostics:
         self.warning_count = 0
 
     def add(self, diagnostic: Diagnostic) -> None:
+        """Count `diagnostic`, and keep it if fewer than `max_per_code` of its code are kept."""
         self.counts[diagnostic.code] += 1
         if diagnostic.severity is Severity.ERROR:
             self.error_count += 1
@@ -105,17 +114,37 @@ class Diagnostics:
             self._kept.append(diagnostic)
 
     def extend(self, diagnostics: Iterable[Diagnostic]) -> None:
+        """`add` each."""
         for d in diagnostics:
             self.add(d)
 
+    def absorb(self, kept: Iterable[Diagnostic], counts: "Counter[tuple[str, Severity]]") -> None:
+        """Take what another collector gathered (a worker process, an earlier validation of
+        the same file): the diagnostics it kept, and the count of every (code, severity)
+        it found, kept or not."""
+        kept = list(kept)
+        self.extend(kept)
+        shown = Counter((d.code, d.severity) for d in kept)
+        for (code, severity), n in counts.items():
+            extra = n - shown[code, severity]
+            if extra > 0:
+                self.counts[code] += extra
+                if severity is Severity.ERROR:
+                    self.error_count += extra
+                elif severity is Severity.WARNING:
+                    self.warning_count += extra
+
     def error(self, code: str, message: str, location: Location | None = None, hint: str | None = None) -> None:
+        """Add an error."""
         self.add(Diagnostic(code, message, location or Location(), hint, Severity.ERROR))
 
     def warning(self, code: str, message: str, location: Location | None = None, hint: str | None = None) -> None:
+        """Add a warning (shown, never fails a command)."""
         self.add(Diagnostic(code, message, location or Location(), hint, Severity.WARNING))
 
     @property
     def has_errors(self) -> bool:
+        """True once any error was added (kept or only counted)."""
         return self.error_count > 0
 
     def omitted(self) -> dict[str, int]:

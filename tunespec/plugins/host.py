@@ -70,7 +70,7 @@ class PluginHost:
             version = ep.dist.version if ep.dist is not None else None
             self._load(ep.name, ep.value, version=version, disabled=disabled, loader=ep.load)
         for module in filter(None, (m.strip() for m in os.environ.get(LOAD_ENV, "").split(","))):
-            self._load(module, module, version=None, disabled=disabled, loader=lambda m=module: importlib.import_module(m))
+            self._load(module, module, version=distribution_version(module), disabled=disabled, loader=lambda m=module: importlib.import_module(m))
         for name, plugin in (extra_plugins or {}).items():
             module = getattr(plugin, "__name__", type(plugin).__name__)
             self._load(name, module, version=None, disabled=disabled, loader=lambda p=plugin: p)
@@ -83,6 +83,9 @@ class PluginHost:
             return
         try:
             plugin = loader()
+            if self.pm.is_registered(plugin):  # named twice (entry point and TUNESPEC_PLUGINS): one plugin
+                self.plugins.remove(info)
+                return
             self.pm.register(plugin, name=name)
         except Exception as exc:  # a broken plugin must not break tunespec
             info.status = "broken"
@@ -137,6 +140,19 @@ class PluginHost:
     @cache
     def model_resolvers(self) -> list[Any]:
         return self._collect("tunespec_model_resolvers")
+
+
+def distribution_version(module: str) -> str | None:
+    """The version of the installed distribution that provides `module` (a plugin loaded
+    by import path), or None for a module that no installed distribution provides."""
+    from importlib.metadata import PackageNotFoundError, packages_distributions, version
+
+    for dist in packages_distributions().get(module.split(".")[0], []):
+        try:
+            return version(dist)
+        except PackageNotFoundError:
+            continue
+    return None
 
 
 def missing_requirements(backend: "Backend") -> list[str]:

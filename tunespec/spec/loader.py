@@ -32,7 +32,7 @@ from typing import Any, Mapping
 import yaml
 
 from tunespec import secrets
-from tunespec.diagnostics import Diagnostic, Diagnostics, Location, Severity
+from tunespec.diagnostics import Diagnostic, Location, Severity
 
 Path_ = tuple  # a field path like ("data", "train", 0, "path")
 

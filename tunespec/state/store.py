@@ -132,25 +132,46 @@ def this_process() -> tuple[str, int, str | None]:
 
 @dataclass
 class RunRecord:
+    """One run as the state database records it: what `Backend.status` and
+    `Backend.cancel` receive, and what `tunespec runs` lists."""
+
     run_id: str
+    """`<UTC time>-<fingerprint[:8]>-<random>`; names the run's folder."""
     spec_name: str
+    """`metadata.name` of the spec it ran."""
     spec_file: str
+    """The spec file it was applied from."""
     fingerprint: str
+    """sha256 of the resolved spec, interpolated values, data content and backend options."""
     backend: str
+    """The backend's name."""
     status: str
+    """`pending`, `running`, `interrupted`, `cancelling` (in flight) or `succeeded`, `failed`, `cancelled`."""
     remote_id: str | None
+    """What `RunContext.record_remote_id` (or `RunResult.remote_id`) recorded: the remote job's id."""
     output_root: str
+    """`output.path`, resolved (a local folder or `gs://...`)."""
     run_dir: str
-    """Where the run is published; while it is in flight, see `where`."""
+    """Where the run is published, `<output_root>/<spec_name>/<run_id>`; while it is in
+    flight its files are in `staging_dir` (see `where`)."""
     created_at: str
+    """ISO 8601 UTC."""
     updated_at: str
+    """ISO 8601 UTC."""
     owner_host: str | None
+    """The host of the process driving a local run."""
     owner_pid: int | None
+    """That process (None once the run is finished)."""
     owner_started: str | None
+    """That process's start time, so a reused pid is not taken for it."""
     message: str | None
+    """The last message the backend gave (`RunResult.message`)."""
     spec: dict[str, Any] | None
+    """The resolved spec as applied, `${env:...}` references kept."""
     plan: dict[str, Any] | None
+    """The compiled `Plan`, as JSON (`plan["job"]` is what `compile` returned)."""
     data: dict[str, Any] | None
+    """The data report, as JSON."""
     unresolved: list[str] = field(default_factory=list)
     """Environment variables its stored paths reference that are not set now."""
 
@@ -169,6 +190,7 @@ class RunRecord:
 
     @property
     def finished(self) -> bool:
+        """True once the run succeeded, failed or was cancelled (it is published)."""
         return self.status in FINISHED
 
     @property
@@ -421,6 +443,13 @@ class StateStore:
 
     def latest_run(self, spec_name: str) -> RunRecord | None:
         rows = self._query("SELECT * FROM runs WHERE spec_name = ? ORDER BY created_at DESC, rowid DESC LIMIT 1", (spec_name,))
+        return RunRecord.from_row(rows[0]) if rows else None
+
+    def latest_succeeded(self, spec_name: str) -> RunRecord | None:
+        """The newest run of `spec_name` that succeeded (what another spec builds on)."""
+        rows = self._query(
+            "SELECT * FROM runs WHERE spec_name = ? AND status = 'succeeded' ORDER BY created_at DESC, rowid DESC LIMIT 1", (spec_name,)
+        )
         return RunRecord.from_row(rows[0]) if rows else None
 
     def get_run(self, run_id: str) -> RunRecord | None:

@@ -28,7 +28,10 @@ pytest then runs, against that backend, the same tests tunespec runs against its
 - compile is deterministic: the same spec gives the same plan and fingerprint;
 - `apply` produces a run that passes `tunespec verify`; applying again is a no-op;
 - `status` reports the run; `cancel` refuses a finished run (and, with
-  ``in_flight_options``, cancels one in flight);
+  ``in_flight_options``, cancels one in flight: the remote id is recorded before `apply`
+  returns, and the cancelled run is published with its manifest);
+- a run that fails (``failing``) is published with its manifest and error; the files a
+  finished run publishes (``outputs``) are in it (a remote backend collected them);
 - a secret given through ``${env:...}`` never reaches an artifact file, the state store,
   or the output of `validate`, `plan`, `apply` and `status`.
 
@@ -136,6 +139,13 @@ class ConformanceCase:
     in_flight_options: dict[str, Any] | None = None
     """Options that make `apply` return a run still in flight (remote backends), so the kit
     can cancel it. None: only cancelling a finished run is tested."""
+    outputs: list[str] = field(default_factory=list)
+    """Files (run-folder relative paths) every finished run of the valid spec publishes,
+    e.g. ``["adapter/adapter_config.json"]``. For a remote backend this checks that `status`
+    collected the job's files into the published run."""
+    failing: dict[str, Any] | None = None
+    """A change to the valid spec (deep-merged) that makes its run fail, so the kit can check
+    that a failed run is published with its manifest. None: not checked."""
     timeout: float = 300.0
     """Seconds to wait for a submitted run to finish (polling `tunespec status`)."""
     poll_interval: float = 0.5
@@ -386,7 +396,10 @@ class BackendConformance:
             assert manifest["spec_name"] == "conformance" and manifest["run_id"] == run["run_id"]
             assert manifest["fingerprint"] == conformance_run["fingerprint"], "the run must carry the planned fingerprint"
             assert manifest["status"] == "succeeded"
-            assert "spec.yaml" in {f["path"] for f in manifest["files"]}
+            listed = {f["path"] for f in manifest["files"]}
+            assert "spec.yaml" in listed
+            missing = [path for path in conformance_project.case.outputs if path not in listed]
+            assert not missing, f"the published run lacks {missing}: were the job's files collected into the run folder?"
             assert not list(Path(run_dir).parent.glob(".*.partial")), "a finished run leaves no staging folder"
 
     def test_conformance_reapply_is_a_noop(self, conformance_project: Project, conformance_run: dict[str, Any]) -> None:
@@ -422,15 +435,36 @@ class BackendConformance:
             pytest.skip("no in_flight_options: this backend's runs finish inside apply")
         spec = merge(yaml.safe_load(conformance_project.spec_file.read_text()), {"metadata": {"name": "conformance-cancel"}, "backend": options})
         path = conformance_project.write_spec(spec, "cancel.yaml")
-        applied = conformance_project.cli("apply", path, "--yes", "--output", "json")
+        with _remote_id_checked(conformance_project) as recorded:
+            applied = conformance_project.cli("apply", path, "--yes", "--output", "json")
         assert applied.code == 0, applied.text
         outcome = applied.json["runs"][0]
         assert outcome["action"] == "submitted", f"in_flight_options must leave the run in flight, got {outcome['action']}"
+        assert recorded == [True], (
+            "apply returned a run in flight without calling ctx.record_remote_id first: a crash between starting the job "
+            "and returning would leave a job nobody can find, follow or cancel"
+        )
         run_id = outcome["run"]["run_id"]
         cancelled = conformance_project.cli("cancel", run_id, "--state", conformance_project.state_db, "--output", "json")
         assert cancelled.code == 0, cancelled.text
         run = _wait_for_run(conformance_project, run_id, path)
         assert run["status"] == "cancelled", f"a cancelled run must end cancelled, got {run['status']}"
+        _assert_published(conformance_project, run, "cancelled")
+
+    def test_conformance_a_failed_run_is_published(self, conformance_project: Project) -> None:
+        """A run that fails is a complete record like any other: its folder, its manifest
+        with the error, verifiable."""
+        change = conformance_project.case.failing
+        if change is None or not conformance_project.case.apply:
+            pytest.skip("no `failing` change in the case: a failed run is not checked")
+        spec = merge(yaml.safe_load(conformance_project.spec_file.read_text()), merge({"metadata": {"name": "conformance-fail"}}, change))
+        path = conformance_project.write_spec(spec, "fail.yaml")
+        applied = conformance_project.cli("apply", path, "--yes", "--output", "json")
+        outcome = applied.json["runs"][0]
+        run = _wait_for_run(conformance_project, outcome["run"]["run_id"], path)
+        assert run["status"] == "failed", f"the `failing` change must make the run fail, got {run['status']}"
+        manifest = _assert_published(conformance_project, run, "failed")
+        assert manifest.get("error"), "a failed run's manifest says why it failed (RunResult.error)"
 
     # Secrets ----------------------------------------------------------------------------
 
@@ -523,6 +557,51 @@ def _assert_rejected(project: Project, case: InvalidCase) -> None:
     )
     assert all(d["message"] for d in located)
     assert case.code.rstrip("*") in human.err + human.out, "the human output names the code"
+
+
+def _assert_published(project: Project, run: dict[str, Any], status: str) -> dict[str, Any]:
+    """The run's folder exists, verifies, and its manifest says `status`; returns it."""
+    run_dir = run["run_dir"]
+    verified = project.cli("verify", run_dir, "--output", "json")
+    assert verified.code == 0, f"a {status} run is published like any other, but `tunespec verify {run_dir}` failed:\n{verified.text}"
+    if "://" in run_dir:
+        return {}
+    manifest = json.loads((Path(run_dir) / "manifest.json").read_text())
+    assert manifest["status"] == status
+    return manifest
+
+
+class _remote_id_checked:
+    """While active, each `apply` of the case's backend records whether the run's remote id
+    was already in the state database when `apply` returned (True) or not (False)."""
+
+    def __init__(self, project: Project):
+        self.project = project
+        self.recorded: list[bool] = []
+        self.patch = pytest.MonkeyPatch()
+
+    def __enter__(self) -> list[bool]:
+        backend = _backend(self.project.case.backend)
+        original = backend.apply
+
+        def apply(ctx: Any) -> Any:
+            result = original(ctx)
+            if result.status in ("pending", "running"):
+                from tunespec.state import StateStore
+
+                store = StateStore(self.project.state_db, create=False)
+                try:
+                    run = store.get_run(ctx.run_id)
+                    self.recorded.append(bool(run and run.remote_id))
+                finally:
+                    store.close()
+            return result
+
+        self.patch.setattr(backend, "apply", apply)
+        return self.recorded
+
+    def __exit__(self, *exc: Any) -> None:
+        self.patch.undo()
 
 
 def _code_matches(code: str, pattern: str) -> bool:

@@ -1,8 +1,9 @@
 """tunespec's pytest plugin, registered through the ``pytest11`` entry point.
 
 pytest loads it in every run where tunespec is installed, so it imports nothing but
-pytest and adds nothing a test suite does not ask for: one marker, and one fixture that
-only does work when a test requests it. The conformance kit itself is a base class a
+pytest and adds little a test suite does not ask for: one marker, one fixture that only
+does work when a test requests it, and strict spec paths (`ResolvedSpec.locate` raises for
+a path no spec can have, so a plugin's tests catch a typo in where it points). The conformance kit itself is a base class a
 plugin's tests import and subclass (`tunespec.testing.BackendConformance`).
 """
 
@@ -14,6 +15,11 @@ import pytest
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # In tests, `ResolvedSpec.locate` of a path no spec can have is an error (a typo in a
+    # plugin's diagnostics), not a quiet fallback to the parent block.
+    import os
+
+    os.environ.setdefault("TUNESPEC_STRICT_PATHS", "1")
     config.addinivalue_line(
         "markers",
         "tunespec_conformance: a test from tunespec's backend conformance kit (tunespec.testing.BackendConformance)",

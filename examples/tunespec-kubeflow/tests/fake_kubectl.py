@@ -2,7 +2,8 @@
 `kubectl` commands the plugin runs (apply -f, get/delete pytorchjob, config contexts).
 
 The cluster is a folder (FAKE_KUBE_DIR) holding one JSON file per object; tests move a job
-through its life by writing its status conditions (`set_condition`). `apply` checks what
+through its life by writing its status conditions (`set_condition`), and write what its
+container would into the pod's file system (`pod_folder`), which `kubectl cp` reads. `apply` checks what
 the training operator checks: kind and apiVersion, a Master replica, a container named
 `pytorch`, and rejects namespaces that do not exist (only `default` and `ml` do).
 """
@@ -34,6 +35,27 @@ def set_condition(cluster: Path, namespace: str, name: str, condition: str, mess
     job = json.loads(path.read_text())
     job["status"]["conditions"].append({"type": condition, "status": "True", "message": message})
     path.write_text(json.dumps(job))
+
+
+def pod_folder(cluster: Path, namespace: str, pod: str) -> Path:
+    """A pod's file system: tests write there what the container would (the run's folder)."""
+    return cluster / namespace / "pods" / pod
+
+
+def _copy_from_pod(source: str, destination: str) -> int:
+    """`kubectl cp NAMESPACE/POD:PATH DEST`, for folders."""
+    import shutil
+
+    where, _, path = source.partition(":")
+    namespace, _, pod = where.partition("/")
+    folder = pod_folder(_cluster(), namespace, pod)
+    if not folder.is_dir():
+        return _fail(f'pods "{pod}" not found')
+    found = folder / path.lstrip("/")
+    if not found.exists():
+        return _fail(f"{path}: No such file or directory")
+    shutil.copytree(found, destination, dirs_exist_ok=True)
+    return 0
 
 
 def _fail(message: str) -> int:
@@ -76,6 +98,8 @@ def main(argv: list[str]) -> int:
         return 0 if argv[2] == CONTEXT and print(CONTEXT) is None else 1
     if argv[:2] == ["apply", "-f"]:
         return _apply(argv[2])
+    if argv[0] == "cp":
+        return _copy_from_pod(argv[1], argv[2])
     if argv[0] in ("get", "delete") and argv[1] == "pytorchjob":
         path = _object_file("PyTorchJob", argv[argv.index("-n") + 1], argv[2])
         if not path.exists():

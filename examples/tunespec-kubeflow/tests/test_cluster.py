@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fake_kubectl import set_condition
+from fake_kubectl import pod_folder, set_condition
 from tunespec.testing import run_cli
 
 
@@ -29,12 +29,23 @@ def test_submitted_job_is_followed_to_success_and_verifies(project, cluster):
     assert run_cli("status", spec, "--output", "json").json["runs"][0]["status"] == "running"
     assert _apply(spec)[1]["action"] == "in-flight"  # never started twice
 
+    # What `tunespec run-job` leaves in the container's run folder (tested on its own in
+    # tunespec's suite): the adapter, the metrics, and result.json for this side.
+    run_id = outcome["run"]["run_id"]
+    folder = pod_folder(cluster, namespace, f"{name}-master-0") / f"workspace/runs/triage/.{run_id}.partial"
+    (folder / "adapter").mkdir(parents=True)
+    (folder / "adapter" / "adapter_config.json").write_text('{"r": 8}')
+    (folder / "metrics.jsonl").write_text('{"step": 1, "train_loss": 2.0}\n')
+    (folder / "result.json").write_text(json.dumps({"status": "succeeded", "message": "80 steps", "metrics": {"steps": 80}}))
     set_condition(cluster, namespace, name, "Succeeded", "PyTorchJob triage succeeded")
     [run] = run_cli("status", spec, "--output", "json").json["runs"]
     assert run["status"] == "succeeded"
     assert run_cli("verify", run["run_dir"]).code == 0
     manifest = json.loads((Path(run["run_dir"]) / "manifest.json").read_text())
     assert manifest["outputs"]["pytorchjob"] == f"{namespace}/{name}"
+    assert manifest["metrics"] == {"steps": 80}  # the job's own result
+    listed = {f["path"] for f in manifest["files"]}
+    assert {"adapter/adapter_config.json", "metrics.jsonl", "pytorchjob.yaml"} <= listed and "result.json" not in listed
     assert (Path(run["run_dir"]) / "pytorchjob.yaml").read_text().count("kind: PyTorchJob") == 1
 
 

@@ -30,8 +30,10 @@ class TestKubeflowConformance(BackendConformance):
             plugin_module="tunespec_kubeflow.plugin",
             env=install_fake_kubectl(tmp_path_factory.mktemp("kube")),
             in_flight_options={"submit": "always"},
+            outputs=["pytorchjob.yaml"],
+            failing={"backend": {"submit": "always", "namespace": "missing"}},  # the cluster refuses the job
             invalid=[
-                InvalidCase("idle-workers", {"backend": {"workers": 2}}, "TS302", "backend.workers"),
+                InvalidCase("workers-without-a-shared-volume", {"backend": {"workers": 2}}, "TS313", "backend.workers"),
                 InvalidCase("data-outside-project", {"data": {"train": [{"path": str(outside)}]}}, "TS303", "data.train[0].path"),
                 InvalidCase("secret-not-passed", {"backend": {"secret_env": DELETE}}, "TS307", "backend"),
                 InvalidCase("bad-namespace", {"backend": {"namespace": "Not_A_Namespace"}}, "TS11*", "backend.namespace"),

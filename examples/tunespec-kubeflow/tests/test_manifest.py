@@ -23,7 +23,8 @@ def test_pytorchjob_runs_the_local_trainer_on_the_spec(project):
     assert list(replicas) == ["Master"] and replicas["Master"]["replicas"] == 1
     [container] = replicas["Master"]["template"]["spec"]["containers"]
     assert container["name"] == "pytorch" and container["image"] == "registry.example.com/ml/tunespec:0.1"
-    assert container["command"][:3] == ["tunespec", "apply", "/etc/tunespec/spec.yaml"]
+    assert container["command"] == ["tunespec", "run-job", "/etc/tunespec/spec.yaml", "--run-dir", "/workspace/runs/triage/.{run_id}.partial",
+                                    "--run-id", "{run_id}"]
     assert container["resources"]["limits"] == {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "1"}
     assert container["resources"]["requests"] == {"cpu": "8", "memory": "32Gi"}
     assert {"name": "HF_HOME", "value": "/cache"} in container["env"]
@@ -37,6 +38,16 @@ def test_pytorchjob_runs_the_local_trainer_on_the_spec(project):
     assert inner["metadata"]["labels"]["token"] == "${env:" + SECRET_ENV + "}"  # the container resolves it from the Secret
     labels = pytorchjob["metadata"]["labels"]
     assert labels["team"] == "ml" and "token" not in labels and labels["tunespec.dev/spec"] == "triage"
+
+
+def test_workers_run_the_trainer_under_torchrun_on_a_shared_volume(project):
+    job = _compiled(project.spec(workers=2, volume_claim="ml-data"))
+    replicas = job["manifests"][1]["spec"]["pytorchReplicaSpecs"]
+    for role in ("Master", "Worker"):
+        command = replicas[role]["template"]["spec"]["containers"][0]["command"]
+        assert command[:5] == ["torchrun", "-m", "tunespec", "run-job", "/etc/tunespec/spec.yaml"]
+    refused = run_cli("validate", project.spec(workers=2), "--output", "json")
+    assert refused.code == 1 and "TS313" in refused.out  # without a shared volume the pods cannot share the run's folder
 
 
 def test_workers_get_a_worker_replica_with_a_distributed_command(project):

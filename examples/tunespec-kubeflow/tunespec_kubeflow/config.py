@@ -54,18 +54,23 @@ class KubeflowConfig(BaseModel):
     )
     volume_claim: str | None = Field(default=None, pattern=DNS_LABEL, description="PersistentVolumeClaim mounted at `workdir` (the project folder and the runs).")
     output_path: str = Field(
-        default="runs", description="Artifact root inside the container (relative to `workdir`, or `gs://...`): the run lands in `<output_path>/<name>/<run id>/`."
+        default="runs",
+        description="Where the run's folder is inside the container, relative to `workdir`: the job writes the run's "
+        "staging folder `<output_path>/<name>/.<run id>.partial/` there, and `status` collects it from the Master pod "
+        "(`kubectl cp`) unless the same folder is on storage this machine shares.",
     )
     workers: int = Field(
         default=0,
         ge=0,
         le=1024,
-        description="Worker replicas besides the Master. The local trainer is one process, so workers need a distributed "
-        "`command` that reads the training operator's WORLD_SIZE/RANK/MASTER_ADDR.",
+        description="Worker replicas besides the Master. With workers the container runs `torchrun -m tunespec run-job`: "
+        "every replica joins the process group the training operator describes (PET_* variables) and trains its share "
+        "of each batch (DDP); rank 0 writes the run. The run folder must then be on the shared volume (`volume_claim`).",
     )
     command: list[str] | None = Field(
         default=None,
-        description="Container command. Default: `tunespec apply <spec> --yes --output json`, i.e. the local trainer on the spec.",
+        description="Container command. Default: `tunespec run-job <spec> --run-dir <run folder> --run-id <run id>` (with "
+        "`workers`, under `torchrun`), i.e. the local trainer on the spec, writing the run's folder.",
     )
     resources: Resources = Field(default_factory=Resources, description="CPU, memory and GPUs of every replica.")
     env: dict[str, str] = Field(default_factory=dict, description="Plain environment variables for the container. Never put secrets here: use `secret_env`.")

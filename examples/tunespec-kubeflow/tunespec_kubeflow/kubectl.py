@@ -54,6 +54,15 @@ def get_job(name: str, namespace: str, context: str | None) -> dict[str, Any] | 
     return json.loads(out) if out.strip() else None
 
 
+def copy_from_pod(namespace: str, pod: str, path: str, destination: str, context: str | None) -> None:
+    """`kubectl cp NAMESPACE/POD:PATH DESTINATION`: a folder in a pod, into a local folder.
+    A pod that is gone (or a path it lacks) leaves the destination as it was."""
+    try:
+        run(["cp", f"{namespace}/{pod}:{path}", destination], context)
+    except DiagnosticError:
+        pass
+
+
 def delete_job(name: str, namespace: str, context: str | None) -> None:
     run(["delete", "pytorchjob", name, "-n", namespace, "--ignore-not-found", "--wait=false"], context)
 

@@ -1,9 +1,11 @@
 """From a spec to the Kubernetes objects that run it: a ConfigMap holding the spec, and a
-Kubeflow `PyTorchJob` (kubeflow.org/v1) whose container runs tunespec's local trainer on it.
+Kubeflow `PyTorchJob` (kubeflow.org/v1) whose container runs `tunespec run-job` on it, the
+local trainer writing the run's folder (under `torchrun` when there are worker replicas).
 
-Pure functions of the spec and the config: the same spec always gives the same manifests
-(the job is named after the spec and its fingerprint), so `plan` is stable and a second
-`kubectl apply` of the same job changes nothing.
+Pure functions of the spec and the config: the same spec always gives the same manifests,
+with `{run_id}` and `{run}` where the run's id goes (`fill_run` puts it in at apply), so
+`plan` is stable. The job is named after the spec, its fingerprint and the run: a resumed
+run applies the same job again (unchanged), a new run of the same spec gets its own.
 """
 
 from __future__ import annotations
@@ -26,9 +28,30 @@ LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 ENV_REFERENCE = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)")
 
 
+RUN_ID = "{run_id}"
+RUN_KEY = "{run}"  # the run id's random part, in names
+
+
 def job_name(spec: ResolvedSpec) -> str:
-    """`<spec name>-<fingerprint>`: unique per job content, a valid DNS label (<= 63)."""
-    return f"{spec.name[:50].rstrip('-')}-{spec.fingerprint[:8]}"
+    """`<spec name>-<fingerprint>-<run>`: one job per run of a job content, a valid DNS
+    label (<= 63)."""
+    return f"{spec.name[:45].rstrip('-')}-{spec.fingerprint[:8]}-{RUN_KEY}"
+
+
+def fill_run(value: Any, run_id: str) -> Any:
+    """The compiled manifests with this run's id in place of the placeholders."""
+    if isinstance(value, str):
+        return value.replace(RUN_ID, run_id).replace(RUN_KEY, run_id.rsplit("-", 1)[-1])
+    if isinstance(value, dict):
+        return {k: fill_run(v, run_id) for k, v in value.items()}
+    if isinstance(value, list):
+        return [fill_run(v, run_id) for v in value]
+    return value
+
+
+def run_folder(spec: ResolvedSpec, config: KubeflowConfig) -> str:
+    """The run's staging folder in the container: what `tunespec run-job --run-dir` writes."""
+    return posixpath.join(config.workdir, config.output_path, spec.name, f".{RUN_ID}.partial")
 
 
 def manifests(spec: ResolvedSpec, config: KubeflowConfig) -> list[dict[str, Any]]:
@@ -41,9 +64,10 @@ def manifests(spec: ResolvedSpec, config: KubeflowConfig) -> list[dict[str, Any]
         "metadata": {"name": name, "namespace": config.namespace, "labels": labels},
         "data": {"spec.yaml": yaml.safe_dump(container_spec(spec, config), sort_keys=False)},
     }
-    replicas = {"Master": _replica(1, name, labels, config)}
+    command = config.command or _run_job_command(spec, config)
+    replicas = {"Master": _replica(1, name, labels, config, command)}
     if config.workers:
-        replicas["Worker"] = _replica(config.workers, name, labels, config)
+        replicas["Worker"] = _replica(config.workers, name, labels, config, command)
     job = {
         "apiVersion": "kubeflow.org/v1",
         "kind": "PyTorchJob",
@@ -111,16 +135,21 @@ def job_labels(spec: ResolvedSpec) -> dict[str, str]:
     return labels
 
 
-def _replica(count: int, name: str, labels: dict[str, str], config: KubeflowConfig) -> dict[str, Any]:
-    pod: dict[str, Any] = {"containers": [_container(config)], "volumes": _volumes(name, config)}
+def _run_job_command(spec: ResolvedSpec, config: KubeflowConfig) -> list[str]:
+    """`tunespec run-job` on the shipped spec, into the run's folder; with worker replicas
+    under `torchrun`, which reads the process group from the operator's PET_* variables."""
+    run_job = ["run-job", SPEC_FILE, "--run-dir", run_folder(spec, config), "--run-id", RUN_ID]
+    return ["torchrun", "-m", "tunespec", *run_job] if config.workers else ["tunespec", *run_job]
+
+
+def _replica(count: int, name: str, labels: dict[str, str], config: KubeflowConfig, command: list[str]) -> dict[str, Any]:
+    pod: dict[str, Any] = {"containers": [_container(config, command)], "volumes": _volumes(name, config)}
     if config.service_account:
         pod["serviceAccountName"] = config.service_account
     return {"replicas": count, "restartPolicy": "OnFailure", "template": {"metadata": {"labels": labels}, "spec": pod}}
 
 
-def _container(config: KubeflowConfig) -> dict[str, Any]:
-    state = posixpath.join(config.workdir, ".tunespec", "state.db")  # on the volume: a restarted pod resumes the run
-    command = config.command or ["tunespec", "apply", SPEC_FILE, "--yes", "--output", "json", "--state", state]
+def _container(config: KubeflowConfig, command: list[str]) -> dict[str, Any]:
     limits = {"cpu": config.resources.cpu, "memory": config.resources.memory}
     if config.resources.gpus:
         limits["nvidia.com/gpu"] = str(config.resources.gpus)

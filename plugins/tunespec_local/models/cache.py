@@ -68,6 +68,11 @@ def cached_folder(model: ResolvedModel, cache_dir: Path) -> Path | None:
     no download, no heavy import). None: `materialize` has not run yet."""
     if model.kind == "hf_folder":
         return Path(model.location)
+    if model.kind == "run":  # another spec's adapter, merged into its base once
+        from tunespec_local.models.runs import merged_folder
+
+        folder = merged_folder(model, cache_dir)
+        return folder if folder is not None and (folder / "config.json").is_file() else None
     if model.kind == "gguf":
         gguf = Path(model.location) / (model.gguf_file or "")
         folder = cache_dir / "models" / file_sha256(gguf, cache_dir)
@@ -83,7 +88,21 @@ def materialize(model: ResolvedModel, cache_dir: Path, log=print) -> Path:
         return folder
     if model.kind == "gguf":
         return _convert_gguf(model, cache_dir, log)
+    if model.kind == "run":
+        from tunespec_local.models.runs import merge_run
+
+        return merge_run(model, cache_dir, log)
     return _hub_snapshot(model, local_only=False)  # type: ignore[return-value]
+
+
+def tokenizer_folder(model: ResolvedModel, cache_dir: Path) -> Path | None:
+    """A folder holding the model's tokenizer and chat template, if one exists already: the
+    model's own folder, or, for another spec's adapter not merged yet, the adapter folder
+    (tunespec saves the tokenizer beside every adapter)."""
+    folder = cached_folder(model, cache_dir)
+    if folder is None and model.kind == "run" and model.run_id:
+        return Path(model.location)
+    return folder
 
 
 def _convert_gguf(model: ResolvedModel, cache_dir: Path, log) -> Path:

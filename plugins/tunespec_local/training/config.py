@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
-
-from tunespec_local.encode import Encoded
+from typing import Any, Literal
 
 
 @dataclass
@@ -21,6 +19,11 @@ class TrainConfig:
     output_dir: str
     """Where the main worker writes `adapter/` (peft) or `model/` (full) when training ends."""
     method: Literal["peft", "full"] = "peft"
+    objective: Literal["sft", "preference"] = "sft"
+    """What the loop learns (see objectives.py): sft on conversations, preference (DPO) on pairs."""
+    beta: float = 0.1
+    """Preference: the DPO temperature (IPO's tau for `preference_loss: ipo`)."""
+    preference_loss: Literal["sigmoid", "ipo"] = "sigmoid"
     lora_rank: int = 8
     lora_alpha: float = 16
     lora_dropout: float = 0.05
@@ -63,10 +66,11 @@ class TrainConfig:
 
 @dataclass
 class TrainData:
-    """Tokenised examples (see `tunespec_local.encode`), identical on every worker."""
+    """Tokenised examples (see `tunespec_local.encode`), identical on every worker:
+    `Encoded` conversations for sft, `EncodedPair`s for preference."""
 
-    train: list[Encoded]
-    validation: list[Encoded] = field(default_factory=list)
+    train: list[Any]
+    validation: list[Any] = field(default_factory=list)
 
     @property
     def train_tokens(self) -> int:

@@ -115,6 +115,63 @@ class LocalEnv:
             self.progress_task.update(completed=metrics["step"], total=metrics.get("total_steps"), **shown)
 
 
+class TorchrunEnv(LocalEnv):
+    """One process of a `torchrun` group (a multi-GPU machine, a Kubeflow PyTorchJob's pods):
+    the process group torchrun describes in RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR,
+    DDP over it (gloo on CPU, NCCL on CUDA), checkpoints and metrics in the run folder,
+    written by rank 0 (every rank reads the same folder on resume, so across nodes it must
+    be on storage they share)."""
+
+    def __init__(self, run_path: Path, device: Any, keep_checkpoints: int = 2, progress: Any = None):
+        import torch
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        self.rank = dist.get_rank()
+        self.world_size = dist.get_world_size()
+        self.is_main = self.rank == 0
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(device)
+        super().__init__(run_path, device, keep_checkpoints, progress)
+
+    def prepare_model(self, model: Any) -> Any:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = model.to(self.device)
+        return DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+
+    def all_reduce_sum(self, values: list[float]) -> list[float]:
+        import torch
+        import torch.distributed as dist
+
+        tensor = torch.tensor(values, dtype=torch.float64, device=self.device)
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        return tensor.tolist()
+
+    def save_checkpoint(self, step: int, write: Callable[[Path], None], metrics: dict[str, Any]) -> None:
+        import torch.distributed as dist
+
+        if self.is_main:
+            super().save_checkpoint(step, write, metrics)
+        dist.barrier()  # no rank goes on (or stops) before the checkpoint is complete
+
+    def report(self, metrics: dict[str, Any]) -> None:
+        if self.is_main:
+            super().report(metrics)
+
+    def barrier(self) -> None:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def torchrun_world_size() -> int:
+    """How many processes the `torchrun` that started this one runs (1 outside torchrun)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def _fsync_tree(folder: Path) -> None:
     for path in folder.rglob("*"):
         if path.is_file():

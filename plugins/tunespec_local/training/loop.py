@@ -3,12 +3,13 @@
 One optimizer step:
   1. take the step's examples (a pure function of seed and step, see batching.py), this
      worker's share of them, split into micro-batches;
-  2. forward each micro-batch, summing cross-entropy over trained tokens only; logits
+  2. forward each micro-batch and sum its loss, as the objective says (objectives.py:
+     cross-entropy over trained tokens for sft, DPO over pairs for preference); logits
      are computed only where a trained token is predicted (`logits_to_keep`), which
      skips most of the vocabulary projection for prompt-heavy chat data;
-  3. scale so the step's loss is the mean over all its trained tokens on all workers
-     (not a mean of micro-batch means, which would weight short answers more), backward,
-     clip, step the optimizer and the LR schedule.
+  3. scale so the step's loss is the mean over all of what the objective counts on all
+     workers (trained tokens, or pairs; not a mean of micro-batch means, which would
+     weight short answers more), backward, clip, step the optimizer and the LR schedule.
 Every `checkpoint_every` steps, and when interrupted (Ctrl-C), the trainable weights,
 optimizer, schedule and RNG state go to a checkpoint (checkpoint.py; sharded with DCP when
 the environment shards the model); a new `train` call with the same config resumes from
@@ -28,19 +29,22 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunespec_local.encode import IGNORE_INDEX
-from tunespec_local.training.batching import collate, micro_batches, rank_share, real_tokens, step_examples
+from tunespec_local.training.batching import micro_batches, most_micro_batches, rank_share, real_tokens, step_examples
 from tunespec_local.training.checkpoint import STATE_FILE, UnsafeCheckpoint, restore_state, save_state
 from tunespec_local.training.config import TrainConfig, TrainData
 from tunespec_local.training.env import TrainEnv
 from tunespec_local.training.model import build_model, publishable_state_dict
+from tunespec_local.training.objectives import Objective, forward_logits, objective_for, token_loss_sum
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja", "chat_template.json")
-__all__ = ["STATE_FILE", "TOKENIZER_FILES", "TrainResult", "UnsafeCheckpoint", "build_model", "save_outputs", "train"]
+__all__ = [
+    "STATE_FILE", "TOKENIZER_FILES", "TrainResult", "UnsafeCheckpoint", "build_model", "forward_logits", "save_outputs", "token_loss_sum",
+    "train",
+]
 
 
 @dataclass
@@ -57,9 +61,13 @@ class TrainResult:
     """Folder of the saved adapter or model (main worker), else None."""
     model: Any = None
     """The trained model, unwrapped, in eval mode (for in-process evaluation)."""
+    evaluation: dict[str, float] = field(default_factory=dict)
+    """The objective's last validation metrics (eval_loss, and e.g. eval_reward_accuracy)."""
 
     def summary(self) -> dict[str, Any]:
+        extra = {f"final_{k}": round(v, 6) for k, v in self.evaluation.items() if k != "eval_loss"}
         return {
+            **extra,
             "steps": self.steps,
             "resumed_from_step": self.resumed_from,
             "final_train_loss": self.train_loss,
@@ -102,36 +110,6 @@ def autocast(config: TrainConfig, device: Any) -> Any:
     return contextlib.nullcontext()
 
 
-def forward_logits(model: Any, batch: dict, logits_to_keep: Any = None) -> Any:
-    """Logits for a collated batch (labels are not passed: the loss is ours).
-
-    `use_cache=False` is what makes packing correct: transformers derives the
-    block-diagonal mask from restarting `position_ids` only when no KV cache exists; with
-    the default cache every example would attend to the ones packed before it (a test
-    guards this)."""
-    inputs = {k: v for k, v in batch.items() if k != "labels"}
-    if logits_to_keep is not None:
-        inputs["logits_to_keep"] = logits_to_keep
-    return model(**inputs, use_cache=False).logits
-
-
-def token_loss_sum(model: Any, batch: dict, keeps_logits: bool) -> tuple[Any, int]:
-    """Summed cross-entropy over the batch's trained tokens, and their count.
-
-    Position t predicts token t+1, so the targets are the labels shifted left by one."""
-    import torch.nn.functional as F
-
-    targets = batch["labels"][:, 1:]
-    if keeps_logits:
-        keep = (targets != IGNORE_INDEX).any(dim=0).nonzero().squeeze(-1)
-        logits = forward_logits(model, batch, keep)
-        targets = targets[:, keep]
-    else:
-        logits = forward_logits(model, batch)[:, :-1]
-    loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum")
-    return loss, int((targets != IGNORE_INDEX).sum())
-
-
 def supports_logits_to_keep(model: Any) -> bool:
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     return "logits_to_keep" in inspect.signature(base.forward).parameters
@@ -144,6 +122,8 @@ def train(config: TrainConfig, data: TrainData, env: TrainEnv) -> TrainResult:
     model = build_model(config, env.device)
     sharded = is_sharded(env)
     keeps_logits = supports_logits_to_keep(model)
+    objective = objective_for(config)
+    objective.prepare(model, env.device)  # e.g. the frozen reference of full preference tuning
     # Move/wrap first, then build the optimizer and restore into it: a checkpoint's
     # optimizer state is then cast to the device the parameters live on.
     wrapped = env.prepare_model(model)
@@ -157,6 +137,7 @@ def train(config: TrainConfig, data: TrainData, env: TrainEnv) -> TrainResult:
 
     train_loss: float | None = None
     eval_loss: float | None = None
+    evaluated: dict[str, float] = {}
     tokens = tokens_before  # cumulative over the run, across resumes (metrics.jsonl `tokens`)
     session_tokens = 0  # this process's, for tokens/s
     started = time.perf_counter()
@@ -169,7 +150,7 @@ def train(config: TrainConfig, data: TrainData, env: TrainEnv) -> TrainResult:
 
         env.save_checkpoint(completed, write, metrics)
 
-    steps = iter(step_loader(config, data, env, start_step, total_steps))
+    steps = iter(step_loader(config, data, env, start_step, total_steps, objective))
     wrapped.train()
     try:
         for step in range(start_step, total_steps):
@@ -179,16 +160,19 @@ def train(config: TrainConfig, data: TrainData, env: TrainEnv) -> TrainResult:
             # is the sum over every trained token divided by their global count.
             scale = env.world_size / max(global_trained, 1.0)
             loss_total = 0.0
+            stats: dict[str, float] = {}
             for i, (batch, weight) in enumerate(zip(batches, weights)):
                 batch = {k: v.to(env.device, non_blocking=True) for k, v in batch.items()}
                 last = i == len(batches) - 1
                 sync = contextlib.nullcontext() if last or not hasattr(wrapped, "no_sync") else wrapped.no_sync()
                 with sync:
                     with autocast(config, env.device):
-                        loss_sum, _ = token_loss_sum(wrapped, batch, keeps_logits)
+                        loss_sum, batch_stats = objective.loss(wrapped, batch, keeps_logits)
                     scaled = loss_sum * (weight * scale)
                     (scaler.scale(scaled) if scaler else scaled).backward()
                 loss_total += float(loss_sum.detach()) * weight
+                for name, value in batch_stats.items():
+                    stats[name] = stats.get(name, 0.0) + value * weight
             if scaler:
                 scaler.unscale_(optimizer)
             if config.max_grad_norm:
@@ -203,7 +187,9 @@ def train(config: TrainConfig, data: TrainData, env: TrainEnv) -> TrainResult:
             optimizer.zero_grad(set_to_none=True)
 
             completed = step + 1
-            train_loss = env.all_reduce_sum([loss_total])[0] / max(global_trained, 1.0)
+            names = sorted(stats)
+            train_loss, *stat_totals = env.all_reduce_sum([loss_total, *(stats[n] for n in names)])
+            train_loss /= max(global_trained, 1.0)
             tokens += int(global_tokens)
             session_tokens += int(global_tokens)
             seconds = time.perf_counter() - started
@@ -215,11 +201,13 @@ def train(config: TrainConfig, data: TrainData, env: TrainEnv) -> TrainResult:
                 "tokens": tokens,
                 "tokens_per_s": round(session_tokens / max(seconds, 1e-9), 1),
                 "total_steps": total_steps,
+                **objective.step_metrics(dict(zip(names, stat_totals)), global_trained),
             }
             end_of_epoch = completed % per_epoch == 0 or completed == total_steps
             if end_of_epoch and config.validation_loss and data.validation:
-                eval_loss = validation_loss(wrapped, data, config, env, keeps_logits)
-                metrics["eval_loss"] = round(eval_loss, 6)
+                evaluated = objective.evaluate(wrapped, data, config, env, keeps_logits)
+                eval_loss = evaluated["eval_loss"]
+                metrics.update({k: round(v, 6) for k, v in evaluated.items()})
                 wrapped.train()
             if completed % config.log_every == 0 or end_of_epoch:
                 env.report(metrics)
@@ -249,6 +237,7 @@ def train(config: TrainConfig, data: TrainData, env: TrainEnv) -> TrainResult:
         seconds=seconds,
         output=output,
         model=model,
+        evaluation=evaluated,
     )
 
 
@@ -260,14 +249,15 @@ def is_sharded(env: TrainEnv) -> bool:
 
 class StepBatches:
     """Map-style dataset: item i is the collated micro-batches of optimizer step
-    `start + i` for this worker, each with its weight (1, or 0 for padding), and the local
-    trained/real token counts. Every worker gets as many micro-batches as the worker with
-    the largest share (see the module docstring of loop.py).
+    `start + i` for this worker, each with its weight (1, or 0 for padding), what the
+    objective averages over (trained tokens, pairs) and the real tokens. Every worker gets
+    as many micro-batches as the worker with the largest share (see the module docstring).
     A DataLoader over it collates in background processes (`dataloader_workers`) and pins
     memory for CUDA (`pin_memory`)."""
 
-    def __init__(self, config: TrainConfig, data: TrainData, rank: int, world_size: int, start: int, total: int):
+    def __init__(self, config: TrainConfig, data: TrainData, rank: int, world_size: int, start: int, total: int, objective: Objective | None = None):
         self.config, self.data, self.rank, self.world_size, self.start, self.total = config, data, rank, world_size, start, total
+        self.objective = objective or objective_for(config)
 
     def __len__(self) -> int:
         return self.total - self.start
@@ -276,8 +266,9 @@ class StepBatches:
         config, data = self.config, self.data
         step = step_examples(len(data.train), config.batch_size, config.seed, self.start + i)
         indices = rank_share(step, self.rank, self.world_size)
+        collate = self.objective.collate
         batches = [collate([data.train[j] for j in mb], config.packing, config.pad_token_id) for mb in micro_batches(indices, config.micro_batch_size)]
-        trained = sum(int((b["labels"][:, 1:] != IGNORE_INDEX).sum()) for b in batches)
+        trained = sum(self.objective.count(b) for b in batches)
         tokens = sum(real_tokens(b) for b in batches)
         # A worker with a smaller share (or none: a short last batch) pads with zero-weighted
         # forwards of example 0, so it joins every collective the others make.
@@ -288,18 +279,12 @@ class StepBatches:
         return batches, weights, float(trained), float(tokens)
 
 
-def most_micro_batches(examples: int, world_size: int, micro_batch_size: int) -> int:
-    """Micro-batches of the worker with the largest share of `examples` (at least 1)."""
-    largest_share = -(-examples // world_size)
-    return max(1, -(-largest_share // micro_batch_size))
-
-
-def step_loader(config: TrainConfig, data: TrainData, env: TrainEnv, start: int, total: int) -> Any:
+def step_loader(config: TrainConfig, data: TrainData, env: TrainEnv, start: int, total: int, objective: Objective | None = None) -> Any:
     from torch.utils.data import DataLoader
 
     workers = config.dataloader_workers
     return DataLoader(
-        StepBatches(config, data, env.rank, env.world_size, start, total),
+        StepBatches(config, data, env.rank, env.world_size, start, total, objective),
         batch_size=None,  # items are already whole steps
         shuffle=False,  # the order is the step order
         num_workers=workers,
@@ -307,28 +292,6 @@ def step_loader(config: TrainConfig, data: TrainData, env: TrainEnv, start: int,
         prefetch_factor=2 if workers else None,
         persistent_workers=False,
     )
-
-
-def validation_loss(model: Any, data: TrainData, config: TrainConfig, env: TrainEnv, keeps_logits: bool) -> float:
-    """Mean cross-entropy per trained token over the validation set (all workers)."""
-    import torch
-
-    model.eval()
-    share = list(range(env.rank, len(data.validation), env.world_size))
-    parts = [(mb, 1.0) for mb in micro_batches(share, config.micro_batch_size)]
-    padding = most_micro_batches(len(data.validation), env.world_size, config.micro_batch_size) - len(parts)
-    parts += [([0], 0.0)] * padding  # zero-weighted, so every worker makes the same forwards
-    loss_sum, count = 0.0, 0
-    with torch.no_grad():
-        for mb, weight in parts:
-            batch = collate([data.validation[i] for i in mb], config.packing, config.pad_token_id)
-            batch = {k: v.to(env.device) for k, v in batch.items()}
-            with autocast(config, env.device):
-                loss, n = token_loss_sum(model, batch, keeps_logits)
-            loss_sum += float(loss) * weight
-            count += int(n * weight)
-    total, tokens = env.all_reduce_sum([loss_sum, float(count)])
-    return total / max(tokens, 1.0)
 
 
 def save_outputs(model: Any, config: TrainConfig, state_dict: dict[str, Any] | None = None) -> str:
