@@ -33,6 +33,7 @@ tunespec_local/training/model.py, which builds exactly this):
     sharding         FSDP divides weights, gradients and optimizer state by the workers and
                      adds the gathered copies of the root (embeddings, head) and two blocks;
                      DDP adds one gradient-sized bucket
+    reference        full preference tuning (DPO) keeps a frozen fp32 copy of the base
     runtime          what the framework itself takes (CUDA context and kernels; the process)
 
 The peak: weights + optimizer state + the larger of the backward pass (activations, logits,
@@ -251,6 +252,8 @@ class JobShape:
     parallelism: Literal["ddp", "fsdp"] = "ddp"
     workers: int = 1
     device: Literal["cpu", "cuda", "mps"] = "cpu"
+    reference_copy: bool = False
+    """Full preference tuning keeps a frozen fp32 copy of the base as its reference model."""
 
 
 @dataclass
@@ -290,6 +293,8 @@ def estimate_memory(shape: ModelShape, job: JobShape) -> MemoryEstimate:
         "activations": activations,
         "logits and loss": loss,
     }
+    if job.reference_copy:
+        parts["reference model"] = shape.params * 4.0  # copied before sharding: whole on every worker
     if job.parallelism == "fsdp" and job.workers > 1:
         parts["gathered for FSDP"] = _fsdp_gathered(shape, job)
     elif job.workers > 1:
@@ -300,7 +305,8 @@ def estimate_memory(shape: ModelShape, job: JobShape) -> MemoryEstimate:
     backward = activations + loss + held_gradients + parts.get("DDP gradient buckets", 0.0)
     step_temp = parts["gradients"] if job.device == "cuda" else 0.0  # foreach AdamW's temporaries
     step = parts["gradients"] + step_temp + parts.get("DDP gradient buckets", 0.0)
-    peak = parts["weights"] + parts["optimizer state"] + max(backward, step) + parts.get("gathered for FSDP", 0.0) + parts["runtime"]
+    fixed = parts["weights"] + parts["optimizer state"] + parts.get("reference model", 0.0) + parts.get("gathered for FSDP", 0.0)
+    peak = fixed + max(backward, step) + parts["runtime"]
     return MemoryEstimate(parts=parts, peak=peak)
 
 
@@ -323,7 +329,8 @@ def _activations(shape: ModelShape, job: JobShape) -> float:
     per_token = HIDDEN_PER_TOKEN * shape.hidden + KV_PER_TOKEN * shape.kv_dim + INTERMEDIATE_PER_TOKEN * shape.intermediate
     per_block = tokens * (value * per_token + 4.0 * (shape.heads + SMALL_PER_TOKEN)) + _mask_bytes(job)
     embeddings = tokens * 4.0 * shape.hidden * 3  # embedding output, final norm in and out
-    block_gradients = per_block  # backward: the gradients of the block being differentiated
+    # Backward: the gradients of the block being differentiated (the mask has none).
+    block_gradients = per_block - _mask_bytes(job)
     if job.activation_checkpointing:
         kept = shape.layers * tokens * value * shape.hidden  # each block's input
         return kept + embeddings + per_block + block_gradients  # + the one block recomputed at a time
@@ -395,7 +402,7 @@ def _candidates(shape: ModelShape, job: JobShape, capacity: float, levers: Lever
     """(fix, the job with it) for every applicable change, cheapest first."""
     out: list[tuple[JobShape, str, str]] = []
     if levers.fsdp_workers > 1 and job.parallelism != "fsdp":
-        out.append((replace(job, parallelism="fsdp", workers=levers.fsdp_workers), "hyperparameters.parallelism: fsdp",
+        out.append((replace(job, parallelism="fsdp", workers=levers.fsdp_workers), "backend.parallelism: fsdp",
                     f"shards over the {levers.fsdp_workers} workers; more communication"))
     if not job.activation_checkpointing:
         out.append((replace(job, activation_checkpointing=True), "hyperparameters.activation_checkpointing: true",
@@ -435,8 +442,8 @@ def _more_workers(shape: ModelShape, job: JobShape, capacity: float, levers: Lev
     for workers in range(start, levers.max_workers + 1):
         changed = replace(job, parallelism="fsdp", workers=workers)
         if estimate_memory(shape, changed).peak <= capacity * TIGHT:
-            where = "the ray backend with " if levers.fsdp_workers == 0 else ""
-            return changed, f"{where}num_workers: {workers} and hyperparameters.parallelism: fsdp", f"{workers} devices"
+            where = "backend: ray with " if levers.fsdp_workers == 0 else "backend."
+            return changed, f"{where}num_workers: {workers} and parallelism: fsdp", f"{workers} devices"
     return None
 
 

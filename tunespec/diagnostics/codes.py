@@ -95,6 +95,7 @@ CODES: dict[str, str] = {
     "TS311": "training failed",
     "TS312": "customer-managed encryption key (CMEK) not supported for this model",
     "TS313": "backend option required for this spec is missing",
+    "TS320": "the job's estimated peak memory does not fit the device (error) or fits only just (warning)",
     # State and runs
     "TS400": "run already in flight",
     "TS401": "run not found",
