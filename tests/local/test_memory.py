@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
 
-from tests.local.conftest import PEFT
 from tunespec_local.devices import DeviceInfo
 from tunespec_local.memory import read_shape
 from tunespec_local.memory_plan import plan_memory
