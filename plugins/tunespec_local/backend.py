@@ -75,6 +75,15 @@ class LocalBackend(Backend):
                 spec.locate("hyperparameters.optimizer"),
                 hint="`pip install bitsandbytes` (CUDA only), or use `optimizer: adamw`",
             )
+        if job.method.quantization != "none" and not _importable("bitsandbytes"):
+            yield Diagnostic(
+                "TS302",
+                f"`method.quantization: {job.method.quantization}` (QLoRA) needs the bitsandbytes package, which is not installed",
+                spec.locate("method.quantization"),
+                hint="`pip install 'tunespec[local]'` (it brings bitsandbytes), or remove `quantization`",
+            )
+        if _config(spec).check_memory:
+            yield from memory_fit(spec, data, model).diagnostics(spec, "backend.check_memory")
         if job.hyperparameters.learning_rate_multiplier is not None:
             yield Diagnostic(
                 "TS304",
@@ -149,7 +158,11 @@ class LocalBackend(Backend):
             "max_seq_length": job.data.max_seq_length,
             "seed": hp.seed,
             "precision": hp.precision,
+            "quantization": job.method.quantization,
+            "activation_checkpointing": False,  # decided below, from the memory estimate when `auto`
         }
+        fit = memory_fit(spec, data, model)
+        training["activation_checkpointing"] = fit.checkpointing
         evaluation = {
             "metrics": list(job.evaluation.metrics),
             "compare_base": job.evaluation.compare_base,
@@ -164,18 +177,22 @@ class LocalBackend(Backend):
             "training": training,
             "evaluation": evaluation,
             "runtime": config.model_dump(mode="json"),
+            "memory": fit.as_plan(),
         }
         summary = {
             "model": model.display + ("" if model.kind != "gguf" else (" (converted, cached)" if cached else " (converted on first run, ~20 s)")),
-            "method": job.method.type + (f" (LoRA r={lora.rank}, alpha={lora.alpha:g}, targets={targets})" if lora else ""),
+            "method": job.method.type + (f" (LoRA r={lora.rank}, alpha={lora.alpha:g}, targets={targets})" if lora else "")
+            + (f", QLoRA: {job.method.quantization} base" if job.method.quantization != "none" else ""),
             "objective": _describe_objective(job.method),
             "steps": total_steps,
             "batch": f"{hp.batch_size} examples/step ({micro} per forward, {'packed' if hp.packing else 'padded'})",
             "learning_rate": f"{learning_rate(spec):g} ({hp.lr_scheduler}, warm-up {hp.warmup_ratio:g})",
             "device": config.device,
+            "memory": fit.summary(),
+            "activation checkpointing": f"{'on' if fit.checkpointing else 'off'} ({fit.checkpointing_reason})",
             "evaluation": (", ".join(job.evaluation.metrics) + (" (base vs tuned)" if job.evaluation.compare_base else "")) if job.data.validation else "skipped: no validation data",
         }
-        return Plan(backend=self.name, spec_name=spec.name, summary=summary, job=job_body, mappings=_mappings(spec, targets, micro))
+        return Plan(backend=self.name, spec_name=spec.name, summary=summary, job=job_body, mappings=_mappings(spec, targets, micro, fit))
 
     # -- heavy: apply ---------------------------------------------------------------------
 
@@ -231,6 +248,28 @@ def _describe_objective(method: Any) -> str:
         return "sft (cross-entropy on the model turns)"
     loss = "DPO sigmoid" if method.preference.loss == "sigmoid" else "IPO"
     return f"preference ({loss}, beta={method.preference.beta:g}, reference: {_preference(method)['reference']})"  # type: ignore[index]
+
+
+def memory_fit(spec: ResolvedSpec, data: Any, model: ResolvedModel | None = None, *, device: Any = None, capacity: float | None = None,
+               workers: int = 1, parallelism: str = "ddp", levers: Any = None) -> Any:
+    """Does the job fit its device? (`tunespec_local.memory_plan.MemoryPlan`; no torch.) The
+    ray backend passes its own device, declared memory, workers and parallelism."""
+    from tunespec_local.devices import detect_device
+    from tunespec_local.memory import Levers
+    from tunespec_local.memory_plan import model_shape, plan_memory
+
+    try:
+        model = model or resolve_model(spec)
+        # A hub model is looked up only when `plan` already knows its folder: finding it would
+        # import huggingface_hub, which validate and plan otherwise never need.
+        cached = cached_folder(model, cache_root(_config(spec).cache_dir)) if model.kind != "hub" else None
+        shape, why = model_shape(model, cached)
+    except DiagnosticError:
+        shape, why = None, "the model cannot be resolved"
+    device = device or detect_device(_config(spec).device)
+    levers = levers or Levers()
+    return plan_memory(spec, data, shape, device, capacity=capacity, workers=workers, parallelism=parallelism, levers=levers,
+                       why_unknown=why)
 
 
 def resolve_model(spec: ResolvedSpec) -> ResolvedModel:
@@ -296,7 +335,7 @@ def _importable(module: str) -> bool:
         return False
 
 
-def _mappings(spec: ResolvedSpec, targets: Any, micro: int) -> list[FieldMapping]:
+def _mappings(spec: ResolvedSpec, targets: Any, micro: int, fit: Any) -> list[FieldMapping]:
     """How every spec field reaches the trainer (plan prints these)."""
     job = spec.job
     hp = job.hyperparameters
@@ -328,6 +367,11 @@ def _mappings(spec: ResolvedSpec, targets: Any, micro: int) -> list[FieldMapping
         FieldMapping(field="hyperparameters.seed", target="data order, LoRA init, dropout", value=hp.seed),
         FieldMapping(field="hyperparameters.precision", target="torch.autocast", value=hp.precision,
                      note="auto: bf16 on CUDA with bf16 support, else fp32" if hp.precision == "auto" else None),
+        FieldMapping(field="hyperparameters.activation_checkpointing", target="gradient_checkpointing_enable(use_reentrant=False)",
+                     value=fit.checkpointing, note=fit.checkpointing_reason),
+        FieldMapping(field="method.quantization", target="BitsAndBytesConfig + prepare_model_for_kbit_training",
+                     value=job.method.quantization, note={"none": "the base in the training precision", "nf4": "4-bit NF4, double quantisation",
+                                                          "int8": "LLM.int8() 8-bit"}[job.method.quantization]),
         FieldMapping(field="evaluation.metrics", target="generation metrics", value=list(job.evaluation.metrics)),
         FieldMapping(field="evaluation.compare_base", target="base model evaluated before tuning", value=job.evaluation.compare_base),
         FieldMapping(field="evaluation.max_examples", target="validation examples generated", value=job.evaluation.max_examples),

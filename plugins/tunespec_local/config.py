@@ -59,6 +59,13 @@ class LocalConfig(BaseModel):
     eval_batch_size: int = Field(
         default=16, ge=1, le=4096, description="Validation examples generated at once during evaluation (left-padded batches)."
     )
+    check_memory: bool = Field(
+        default=True,
+        description="`validate` and `plan` estimate the job's peak memory (weights, gradients, optimizer state, "
+        "activations) and compare it with the device's (the GPU's, or this machine's RAM for the CPU): a job that "
+        "does not fit is refused (TS320) with the cheapest changes that would make it fit, one that fits only just "
+        "is warned about. `false`: print the estimate, refuse nothing.",
+    )
     cache_dir: str | None = Field(
         default=None,
         description="Where converted models (GGUF -> Hugging Face folder) are cached. Default: $TUNESPEC_CACHE_DIR, "

@@ -172,6 +172,9 @@ def train_config_for(ctx: RunContext, config: LocalConfig, folder: Path, tokeniz
         packing=job.hyperparameters.packing,
         seed=job.hyperparameters.seed,
         precision=precision,  # type: ignore[arg-type]
+        quantization=job.method.quantization,
+        # As the plan decided it (an `auto` resolved by the memory estimate for this device).
+        activation_checkpointing=bool(training.get("activation_checkpointing", False)),
         validation_loss=job.evaluation.validation_loss,
         checkpoint_every=config.checkpoint_every,
         log_every=config.log_every,

@@ -41,6 +41,8 @@ class RayBackend(Backend):
         config: RayConfig = spec.config  # type: ignore[assignment]
         yield from _local_backend().validate(local_view(spec), data)
         yield from _check_config(spec, config)
+        if config.check_memory:
+            yield from worker_memory_fit(spec, data, config).diagnostics(spec, "backend.check_memory")
         if config.address is not None and not _running_attached():
             from tunespec_ray.resources import check_cluster
 
@@ -51,7 +53,11 @@ class RayBackend(Backend):
         if _running_attached():
             config = attached_config(config)
         local_plan = _local_backend().compile(local_view(spec), data)
+        # The local plan sized memory for this machine; the workers' devices decide instead.
+        fit = worker_memory_fit(spec, data, config)
+        local_plan.job["training"]["activation_checkpointing"] = fit.checkpointing
         job = job_module.compile_job(spec, config, verbose_requested(config.verbose), local_plan.job)
+        job["memory"] = fit.as_plan()
         where = "embedded local cluster" if config.embedded else config.address
         return Plan(
             backend=self.name,
@@ -62,6 +68,8 @@ class RayBackend(Backend):
                 "cluster": where,
                 "workers": config.num_workers,
                 "per worker": config.worker_resources,
+                "memory": fit.summary(),
+                "activation checkpointing": f"{'on' if fit.checkpointing else 'off'} ({fit.checkpointing_reason})",
                 "mode": "attached (apply waits)" if config.wait else "detached (Ray Jobs API)",
             },
             job=job,
@@ -108,12 +116,36 @@ def local_view(spec: ResolvedSpec) -> ResolvedSpec:
 
     config: RayConfig = spec.config  # type: ignore[assignment]
     options: dict = {
+        "check_memory": False,  # the ray backend checks memory against its workers' devices
         "keep_checkpoints": config.checkpoints_to_keep,
         "keep_checkpoints_after_success": config.keep_checkpoints_after_success,
     }
     if config.checkpoint_every_steps is not None:
         options["checkpoint_every"] = config.checkpoint_every_steps
     return dataclasses.replace(spec, config=_local_backend().config_model.model_validate(options))
+
+
+def worker_memory_fit(spec: ResolvedSpec, data: "DataReport | None", config: RayConfig):
+    """The memory estimate per worker, against the workers' device memory (declared, or for
+    the embedded cluster this machine's RAM shared by the workers)."""
+    from tunespec_local.backend import memory_fit
+    from tunespec_local.devices import DeviceInfo, physical_memory
+    from tunespec_local.memory import Levers
+
+    gib = 1024**3
+    declared = config.device_memory_gib * gib if config.device_memory_gib else None
+    if config.use_gpu:
+        device = DeviceInfo("cuda", None, "a worker's GPU", bf16=True)
+    elif config.embedded:
+        total = physical_memory()
+        device = DeviceInfo("cpu", total // config.num_workers if total else None, f"this machine's RAM / {config.num_workers} workers")
+    else:
+        device = DeviceInfo("cpu", None, "a worker's RAM")
+    why = "" if declared or device.memory else "set `backend.device_memory_gib`"
+    fit = memory_fit(local_view(spec), data, device=device, capacity=declared, workers=config.num_workers, levers=Levers())
+    if why and not fit.why_unknown:
+        fit.why_unknown = why
+    return fit
 
 
 def attached_config(config: RayConfig) -> RayConfig:

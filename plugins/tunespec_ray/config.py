@@ -152,6 +152,21 @@ class RayConfig(BaseModel):
         description="`validate` connects to the cluster at `address` (when reachable) and checks it has the CPUs, "
         "GPUs and custom resources the workers ask for. Turn off for autoscaling clusters that grow on demand.",
     )
+    device_memory_gib: float | None = Field(
+        default=None,
+        gt=0,
+        le=1_000_000,
+        description="Memory of one worker's device in GiB (a GPU's memory with `use_gpu`, else the RAM a worker may "
+        "use), for `plan`'s memory estimate. Default: detected for the embedded cluster (this machine's RAM "
+        "shared by the workers); unknown for a remote cluster, where `plan` prints the estimate without "
+        "comparing it.",
+    )
+    check_memory: bool = Field(
+        default=True,
+        description="`validate` and `plan` compare the estimated peak memory per worker with `device_memory_gib` "
+        "(or the detected memory): a job that does not fit is refused (TS320) with the cheapest changes that "
+        "would make it fit. `false`: print the estimate, refuse nothing.",
+    )
     verbose: bool = Field(
         default=False,
         description="Show Ray's own logs (cluster start-up, Ray Train controller, worker stdout). Default: quiet; "

@@ -52,6 +52,9 @@ SERVICE_OWNED: dict[str, tuple[Severity, str]] = {
     "method.lora.alpha": (Severity.WARNING, "Vertex sets the LoRA scaling itself; only the rank (adapter size) is sent"),
     "method.lora.dropout": (Severity.WARNING, "Vertex has no LoRA dropout setting"),
     "method.lora.target_modules": (Severity.WARNING, "Vertex chooses the adapted modules itself"),
+    "method.quantization": (Severity.ERROR, "Vertex quantises nothing for you: it tunes the model as it serves it. For QLoRA "
+                            "(adapters on a 4-bit or 8-bit base) use the local or ray backend"),
+    "hyperparameters.activation_checkpointing": (Severity.WARNING, "Vertex manages training memory itself"),
     "hyperparameters.max_steps": (Severity.ERROR, "Vertex trains whole epochs; set `hyperparameters.epochs` instead"),
     "hyperparameters.micro_batch_size": (Severity.WARNING, "Vertex chooses gradient accumulation itself"),
     "hyperparameters.optimizer": (Severity.WARNING, "Vertex uses its own optimizer"),

@@ -214,6 +214,17 @@ def test_warns_only_for_non_default_values_vertex_cannot_honour(project):
     assert dropout.location.line == _line_of(project, "dropout:")
 
 
+def test_qlora_is_refused_at_the_quantization_field(project):
+    checked = _check(project, extra="method:\n  type: peft\n  quantization: nf4\nhyperparameters:\n  activation_checkpointing: true\n")
+    assert checked.plan is None
+    [error] = [d for d in checked.diagnostics if d.is_error]
+    assert error.code == "TS303" and error.location.path == "method.quantization"
+    assert error.location.line == _line_of(project, "quantization:")
+    assert "local or ray" in error.message
+    [warning] = [d for d in checked.diagnostics if not d.is_error]
+    assert warning.location.path == "hyperparameters.activation_checkpointing"
+
+
 def test_fields_that_would_train_something_else_are_errors(project):
     checked = _check(project, extra="hyperparameters:\n  max_steps: 100\n  learning_rate: 0.0002\n")
     errors = {d.location.path: d for d in checked.diagnostics if d.is_error}

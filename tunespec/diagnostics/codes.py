@@ -99,6 +99,7 @@ CODES: dict[str, str] = {
     "TS312": "customer-managed encryption key (CMEK) not supported for this model",
     "TS313": "backend option required for this spec is missing",
     "TS314": "remote service quota exceeded",
+    "TS320": "the job's estimated peak memory does not fit the device (error) or fits only just (warning)",
     # State and runs
     "TS400": "run already in flight",
     "TS401": "run not found",

@@ -13,7 +13,8 @@ in-process one. Importing this package does not import torch.
 
 from tunespec_local.training.config import TrainConfig, TrainData
 from tunespec_local.training.env import LocalEnv, TorchrunEnv, TrainEnv, default_device, torchrun_world_size
-from tunespec_local.training.loop import TrainResult, build_model, save_outputs, train
+from tunespec_local.training.loop import TrainResult, save_outputs, train
+from tunespec_local.training.model import build_model
 
 __all__ = [
     "LocalEnv", "TorchrunEnv", "TrainConfig", "TrainData", "TrainEnv", "TrainResult", "build_model", "default_device", "save_outputs",

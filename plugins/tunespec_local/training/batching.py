@@ -49,6 +49,14 @@ def micro_batches(indices: Sequence[int], micro_batch_size: int) -> Iterator[lis
         yield list(indices[start : start + micro_batch_size])
 
 
+def most_micro_batches(examples: int, world_size: int, micro_batch_size: int) -> int:
+    """Micro-batches of the worker with the largest share of `examples` (at least 1): every
+    worker makes this many forwards (padding with zero-weighted ones), because with FSDP
+    each forward is a collective that every worker must join."""
+    largest_share = -(-examples // world_size)
+    return max(1, -(-largest_share // micro_batch_size))
+
+
 def collate(examples: Sequence[Encoded], packing: bool, pad_token_id: int) -> dict:
     """Tensors for one forward pass (see the module docstring)."""
     import torch

@@ -43,6 +43,11 @@ class TrainConfig:
     packing: bool = True
     seed: int = 42
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    quantization: Literal["none", "nf4", "int8"] = "none"
+    """QLoRA: the frozen base in 4-bit NF4 or 8-bit (bitsandbytes); see training/model.py."""
+    activation_checkpointing: bool = False
+    """Recompute each decoder block in backward instead of keeping its activations (already
+    decided: the spec's `auto` is resolved by the plan's memory estimate)."""
     validation_loss: bool = True
     checkpoint_every: int = 50
     """Save a checkpoint every this many optimizer steps (0: only when interrupted)."""

@@ -11,15 +11,19 @@ One optimizer step:
      workers (trained tokens, or pairs; not a mean of micro-batch means, which would
      weight short answers more), backward, clip, step the optimizer and the LR schedule.
 Every `checkpoint_every` steps, and when interrupted (Ctrl-C), the trainable weights,
-optimizer, schedule and RNG state go to a checkpoint; a new `train` call with the same
-config resumes from the newest one and finishes the same steps in the same order.
+optimizer, schedule and RNG state go to a checkpoint (checkpoint.py; sharded with DCP when
+the environment shards the model); a new `train` call with the same config resumes from
+the newest one and finishes the same steps in the same order.
+
+Every worker runs the same number of forward passes in a step (padding with zero-weighted
+micro-batches where its share is smaller): with FSDP each forward is a collective.
+How the model is built (precision, quantisation, checkpointing, LoRA) is model.py's job.
 """
 
 from __future__ import annotations
 
 import contextlib
 import inspect
-import json
 import math
 import os
 import shutil
@@ -29,19 +33,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunespec_local.training.batching import micro_batches, rank_share, real_tokens, step_examples
+from tunespec_local.training.batching import micro_batches, most_micro_batches, rank_share, real_tokens, step_examples
+from tunespec_local.training.checkpoint import STATE_FILE, UnsafeCheckpoint, restore_state, save_state
 from tunespec_local.training.config import TrainConfig, TrainData
 from tunespec_local.training.env import TrainEnv
+from tunespec_local.training.model import build_model, publishable_state_dict
 from tunespec_local.training.objectives import Objective, forward_logits, objective_for, token_loss_sum
 
-__all__ = ["TrainResult", "build_model", "forward_logits", "save_outputs", "token_loss_sum", "train"]
-
-STATE_FILE = "state.pt"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja", "chat_template.json")
-
-
-class UnsafeCheckpoint(ValueError):
-    """A checkpoint that would need arbitrary unpickling (tampered) or is damaged."""
+__all__ = [
+    "STATE_FILE", "TOKENIZER_FILES", "TrainResult", "UnsafeCheckpoint", "build_model", "forward_logits", "save_outputs", "token_loss_sum",
+    "train",
+]
 
 
 @dataclass
@@ -73,28 +76,6 @@ class TrainResult:
             "tokens_per_s": round(self.tokens_per_s, 1),
             "train_seconds": round(self.seconds, 1),
         }
-
-
-def build_model(config: TrainConfig) -> Any:
-    """The base model in fp32 master weights, with LoRA adapters for `peft`."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(config.seed)  # LoRA initialisation
-    model = AutoModelForCausalLM.from_pretrained(config.model_path, dtype=torch.float32)
-    model.config.use_cache = False
-    if config.method == "peft":
-        from peft import LoraConfig, get_peft_model
-
-        lora = LoraConfig(
-            r=config.lora_rank,
-            lora_alpha=config.lora_alpha,
-            lora_dropout=config.lora_dropout,
-            target_modules=config.lora_target_modules,
-            task_type="CAUSAL_LM",
-        )
-        model = get_peft_model(model, lora)
-    return model
 
 
 def make_optimizer(config: TrainConfig, params: list[Any]) -> Any:
@@ -138,7 +119,8 @@ def train(config: TrainConfig, data: TrainData, env: TrainEnv) -> TrainResult:
     """Train (or resume) and save the adapter or model; see the module docstring."""
     import torch
 
-    model = build_model(config)
+    model = build_model(config, env.device)
+    sharded = is_sharded(env)
     keeps_logits = supports_logits_to_keep(model)
     objective = objective_for(config)
     objective.prepare(model, env.device)  # e.g. the frozen reference of full preference tuning
@@ -150,7 +132,7 @@ def train(config: TrainConfig, data: TrainData, env: TrainEnv) -> TrainResult:
     total_steps = config.total_steps(len(data.train))
     per_epoch = config.steps_per_epoch(len(data.train))
     scheduler = make_scheduler(config, optimizer, total_steps)
-    start_step, tokens_before = _restore(env.latest_checkpoint(), model, optimizer, scheduler)
+    start_step, tokens_before = restore_state(env.latest_checkpoint(), model, optimizer, scheduler, sharded=sharded)
     scaler = torch.amp.GradScaler(env.device.type) if config.precision == "fp16" else None
 
     train_loss: float | None = None
@@ -163,27 +145,30 @@ def train(config: TrainConfig, data: TrainData, env: TrainEnv) -> TrainResult:
     step = start_step
 
     def checkpoint(completed: int, metrics: dict[str, Any]) -> None:
-        env.save_checkpoint(completed, lambda folder: _save_state(folder, model, optimizer, scheduler, completed, tokens), metrics)
+        def write(folder: Path) -> None:
+            save_state(folder, model, optimizer, scheduler, completed, tokens, sharded=sharded, is_main=env.is_main)
+
+        env.save_checkpoint(completed, write, metrics)
 
     steps = iter(step_loader(config, data, env, start_step, total_steps, objective))
     wrapped.train()
     try:
         for step in range(start_step, total_steps):
-            batches, weight, global_trained, global_tokens = next(steps)
+            batches, weights, global_trained, global_tokens = next(steps)
             global_trained, global_tokens = env.all_reduce_sum([global_trained, global_tokens])
-            # DDP averages gradients over workers; multiply by world_size so the result is
-            # the sum over every trained token divided by their global count.
-            scale = weight * env.world_size / max(global_trained, 1.0)
+            # DDP and FSDP average gradients over workers; multiply by world_size so the result
+            # is the sum over every trained token divided by their global count.
+            scale = env.world_size / max(global_trained, 1.0)
             loss_total = 0.0
             stats: dict[str, float] = {}
-            for i, batch in enumerate(batches):
+            for i, (batch, weight) in enumerate(zip(batches, weights)):
                 batch = {k: v.to(env.device, non_blocking=True) for k, v in batch.items()}
                 last = i == len(batches) - 1
                 sync = contextlib.nullcontext() if last or not hasattr(wrapped, "no_sync") else wrapped.no_sync()
                 with sync:
                     with autocast(config, env.device):
                         loss_sum, batch_stats = objective.loss(wrapped, batch, keeps_logits)
-                    scaled = loss_sum * scale
+                    scaled = loss_sum * (weight * scale)
                     (scaler.scale(scaled) if scaler else scaled).backward()
                 loss_total += float(loss_sum.detach()) * weight
                 for name, value in batch_stats.items():
@@ -239,7 +224,9 @@ def train(config: TrainConfig, data: TrainData, env: TrainEnv) -> TrainResult:
 
     seconds = time.perf_counter() - started
     model.eval()
-    output = save_outputs(model, config) if env.is_main else None
+    # A sharded model's weights are gathered to the main worker first (every worker joins).
+    weights_to_publish = publishable_state_dict(model, config) if sharded else None
+    output = save_outputs(model, config, weights_to_publish) if env.is_main else None
     return TrainResult(
         steps=total_steps,
         resumed_from=start_step,
@@ -254,11 +241,19 @@ def train(config: TrainConfig, data: TrainData, env: TrainEnv) -> TrainResult:
     )
 
 
+def is_sharded(env: TrainEnv) -> bool:
+    """True when the environment shards the model (FSDP): checkpoints and the published
+    weights then need every worker (an optional attribute of the env; default False)."""
+    return bool(getattr(env, "sharded", False))
+
+
 class StepBatches:
     """Map-style dataset: item i is the collated micro-batches of optimizer step
-    `start + i` for this worker, with the step's weight, what the objective averages over
-    (trained tokens, pairs) and the real tokens. A DataLoader over it collates in
-    background processes (`dataloader_workers`) and pins memory for CUDA (`pin_memory`)."""
+    `start + i` for this worker, each with its weight (1, or 0 for padding), what the
+    objective averages over (trained tokens, pairs) and the real tokens. Every worker gets
+    as many micro-batches as the worker with the largest share (see the module docstring).
+    A DataLoader over it collates in background processes (`dataloader_workers`) and pins
+    memory for CUDA (`pin_memory`)."""
 
     def __init__(self, config: TrainConfig, data: TrainData, rank: int, world_size: int, start: int, total: int, objective: Objective | None = None):
         self.config, self.data, self.rank, self.world_size, self.start, self.total = config, data, rank, world_size, start, total
@@ -267,18 +262,21 @@ class StepBatches:
     def __len__(self) -> int:
         return self.total - self.start
 
-    def __getitem__(self, i: int) -> tuple[list[dict], float, float, float]:
+    def __getitem__(self, i: int) -> tuple[list[dict], list[float], float, float]:
         config, data = self.config, self.data
-        indices = rank_share(step_examples(len(data.train), config.batch_size, config.seed, self.start + i), self.rank, self.world_size)
+        step = step_examples(len(data.train), config.batch_size, config.seed, self.start + i)
+        indices = rank_share(step, self.rank, self.world_size)
         collate = self.objective.collate
         batches = [collate([data.train[j] for j in mb], config.packing, config.pad_token_id) for mb in micro_batches(indices, config.micro_batch_size)]
-        # A worker without examples this step (a short last batch) still joins the gradient
-        # all-reduce, with a zero-weighted forward of example 0.
-        weight = 1.0 if batches else 0.0
-        batches = batches or [collate([data.train[0]], config.packing, config.pad_token_id)]
-        trained = sum(self.objective.count(b) for b in batches) * weight
-        tokens = sum(real_tokens(b) for b in batches) * weight
-        return batches, weight, float(trained), float(tokens)
+        trained = sum(self.objective.count(b) for b in batches)
+        tokens = sum(real_tokens(b) for b in batches)
+        # A worker with a smaller share (or none: a short last batch) pads with zero-weighted
+        # forwards of example 0, so it joins every collective the others make.
+        weights = [1.0] * len(batches)
+        padding = most_micro_batches(len(step), self.world_size, config.micro_batch_size) - len(batches)
+        batches += [collate([data.train[0]], config.packing, config.pad_token_id) for _ in range(padding)]
+        weights += [0.0] * padding
+        return batches, weights, float(trained), float(tokens)
 
 
 def step_loader(config: TrainConfig, data: TrainData, env: TrainEnv, start: int, total: int, objective: Objective | None = None) -> Any:
@@ -296,62 +294,10 @@ def step_loader(config: TrainConfig, data: TrainData, env: TrainEnv, start: int,
     )
 
 
-def _trainable_state(model: Any) -> dict[str, Any]:
-    return {name: p.detach().cpu().clone() for name, p in model.named_parameters() if p.requires_grad}
-
-
-def _save_state(folder: Path, model: Any, optimizer: Any, scheduler: Any, step: int, tokens: int) -> None:
-    import torch
-
-    state = {
-        "step": step,
-        "tokens": tokens,
-        "model": _trainable_state(model),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-    }
-    torch.save(state, folder / STATE_FILE)
-    (folder / "checkpoint.json").write_text(json.dumps({"step": step}))
-
-
-def _restore(folder: Path | None, model: Any, optimizer: Any, scheduler: Any) -> tuple[int, int]:
-    """Load a checkpoint into the freshly built model/optimizer/schedule; returns its step
-    and the tokens trained up to it."""
-    if folder is None:
-        return 0, 0
-    import pickle
-
-    import torch
-
-    path = Path(folder) / STATE_FILE
-    try:
-        # weights_only: tensors and plain containers only. A checkpoint is a file in a run
-        # folder anyone with write access could replace; unpickling arbitrary objects from
-        # it would run their code.
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
-        raise UnsafeCheckpoint(
-            f"checkpoint {path} cannot be loaded safely ({str(exc).splitlines()[0][:200]}): it holds something other than "
-            "tensors and plain values, or it is damaged. Nothing in it was run. `tunespec apply` again starts a new run"
-        ) from None
-    missing = set(_trainable_state(model)) - set(state["model"])
-    if missing:
-        raise ValueError(f"checkpoint {folder} does not match the model (missing {sorted(missing)[:3]}...)")
-    model.load_state_dict(state["model"], strict=False)
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    torch.set_rng_state(state["rng"])
-    if state.get("cuda_rng") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda_rng"])
-    return int(state["step"]), int(state.get("tokens", 0))
-
-
-def save_outputs(model: Any, config: TrainConfig) -> str:
+def save_outputs(model: Any, config: TrainConfig, state_dict: dict[str, Any] | None = None) -> str:
     """`adapter/` (peft: loads with PeftModel.from_pretrained) or `model/` (full: loads with
     from_pretrained), each with the tokenizer and chat template beside it. Written to a
-    temp folder and renamed."""
+    temp folder and renamed. `state_dict`: the gathered weights of a sharded model."""
     out = Path(config.output_dir)
     final = out / ("adapter" if config.method == "peft" else "model")
     out.mkdir(parents=True, exist_ok=True)
@@ -359,7 +305,7 @@ def save_outputs(model: Any, config: TrainConfig) -> str:
     try:
         if config.method == "full":
             model.config.use_cache = True  # for generation by whoever loads it
-        model.save_pretrained(tmp)
+        model.save_pretrained(tmp, **({"state_dict": state_dict} if state_dict is not None else {}))
         for name in TOKENIZER_FILES:
             source = Path(config.model_path) / name
             if source.is_file():

@@ -142,7 +142,7 @@ class SupervisedObjective:
 
     def evaluate(self, model: Any, data: "TrainData", config: "TrainConfig", env: Any, keeps_logits: bool) -> dict[str, float]:
         """Mean cross-entropy per trained token over the validation set (all workers)."""
-        loss, tokens = _over_validation(self, model, data, config, env, keeps_logits, lambda b: token_loss_sum(model, b, keeps_logits))
+        loss, tokens = _over_validation(self, model, data, config, env, keeps_logits, lambda b, _weight: token_loss_sum(model, b, keeps_logits))
         return {"eval_loss": loss / max(tokens, 1.0)}
 
 
@@ -226,10 +226,10 @@ class PreferenceObjective:
         """The DPO loss and reward statistics over the validation pairs (all workers)."""
         sums: dict[str, float] = {}
 
-        def one(batch: dict) -> tuple[float, float]:
+        def one(batch: dict, weight: float) -> tuple[float, float]:
             loss, stats = self.loss(model, batch, keeps_logits)
             for name, value in stats.items():
-                sums[name] = sums.get(name, 0.0) + value
+                sums[name] = sums.get(name, 0.0) + value * weight
             return float(loss), self.count(batch)
 
         loss, pairs = _over_validation(self, model, data, config, env, keeps_logits, one)
@@ -278,23 +278,26 @@ def collate_pairs(pairs: Sequence[EncodedPair], packing: bool, pad_token_id: int
 
 
 def _over_validation(objective: Any, model: Any, data: "TrainData", config: "TrainConfig", env: Any, keeps_logits: bool, one: Any) -> tuple[float, float]:
-    """Run `one(batch) -> (loss sum, count)` over this worker's share of the validation
+    """Run `one(batch, weight) -> (loss sum, count)` over this worker's share of the validation
     examples, in eval mode and without gradients; returns the sums over every worker."""
     import torch
 
-    from tunespec_local.training.batching import micro_batches
+    from tunespec_local.training.batching import micro_batches, most_micro_batches
     from tunespec_local.training.loop import autocast
 
     model.eval()
     share = list(range(env.rank, len(data.validation), env.world_size))
+    parts = [(mb, 1.0) for mb in micro_batches(share, config.micro_batch_size)]
+    padding = most_micro_batches(len(data.validation), env.world_size, config.micro_batch_size) - len(parts)
+    parts += [([0], 0.0)] * padding  # zero-weighted, so every worker makes the same forwards (FSDP)
     loss_sum, count = 0.0, 0.0
     with torch.no_grad():
-        for mb in micro_batches(share, config.micro_batch_size):
+        for mb, weight in parts:
             batch = objective.collate([data.validation[i] for i in mb], config.packing, config.pad_token_id)
             batch = {k: v.to(env.device) for k, v in batch.items()}
             with autocast(config, env.device):
-                loss, n = one(batch)
-            loss_sum += float(loss)
-            count += n
+                loss, n = one(batch, weight)
+            loss_sum += float(loss) * weight
+            count += n * weight
     total, n = env.all_reduce_sum([loss_sum, float(count)])
     return total, n

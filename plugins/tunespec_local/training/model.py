@@ -1,0 +1,120 @@
+"""Building the model the loop trains: base precision, quantisation, activation
+checkpointing and LoRA, decided here and nowhere else.
+
+    build_model(config, device)     the base model as the spec asks for it:
+        method full                 fp32 master weights (bf16/fp16 come from autocast)
+        method peft                 frozen base in the training precision (fp32 on CPU, bf16/fp16
+                                    with those precisions: half the memory), LoRA adapters in fp32
+        method.quantization nf4     QLoRA: the base's linear layers in 4-bit NormalFloat with
+                                    double quantisation (bitsandbytes), prepared with peft's
+                                    `prepare_model_for_kbit_training`, LoRA on top
+        method.quantization int8    the same with LLM.int8() 8-bit weights
+        activation_checkpointing    each decoder block keeps only its input and recomputes the
+                                    rest in backward (transformers' gradient checkpointing,
+                                    non-reentrant, so a frozen base needs no input-grad hack)
+
+The memory estimate (`tunespec_local.memory`) models exactly these choices; when one
+changes here, change it there (bench/memory_estimate.py checks both against each other).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tunespec_local.training.config import TrainConfig
+
+CHECKPOINTING_KWARGS = {"use_reentrant": False}
+"""Non-reentrant checkpointing: works with frozen inputs (a LoRA base) and with FSDP2,
+and recomputes with the RNG state of the first pass (dropout masks match)."""
+
+
+def base_dtype(config: TrainConfig) -> Any:
+    """The dtype the base model's weights are held in (see the module docstring)."""
+    import torch
+
+    if config.method == "peft" and config.precision == "bf16":
+        return torch.bfloat16
+    if config.method == "peft" and config.precision == "fp16":
+        return torch.float16
+    return torch.float32
+
+
+def quantization_config(config: TrainConfig) -> Any:
+    """transformers' `BitsAndBytesConfig` for `method.quantization`, or None."""
+    if config.quantization == "none":
+        return None
+    from transformers import BitsAndBytesConfig
+
+    if config.quantization == "int8":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,  # quantise the per-block scales too: ~0.37 bits/weight saved
+        bnb_4bit_compute_dtype=base_dtype(config),
+    )
+
+
+def build_model(config: TrainConfig, device: Any = None) -> Any:
+    """The model to train (see the module docstring). `device` is where a quantised base is
+    placed while it loads (bitsandbytes quantises on the way in); other models load on the
+    CPU and the environment moves or shards them (`TrainEnv.prepare_model`)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(config.seed)  # LoRA initialisation
+    quantization = quantization_config(config)
+    options: dict[str, Any] = {"dtype": base_dtype(config)}
+    if quantization is not None:
+        options["quantization_config"] = quantization
+        options["device_map"] = {"": _device_map_target(device)}
+    model = AutoModelForCausalLM.from_pretrained(config.model_path, **options)
+    model.config.use_cache = False
+    if quantization is not None:
+        from peft import prepare_model_for_kbit_training
+
+        # Freezes the base, keeps its non-quantised weights (norms, embeddings) in fp32 and
+        # turns checkpointing on or off as the spec says.
+        model = prepare_model_for_kbit_training(
+            model,
+            use_gradient_checkpointing=config.activation_checkpointing,
+            gradient_checkpointing_kwargs=CHECKPOINTING_KWARGS,
+        )
+    elif config.activation_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=CHECKPOINTING_KWARGS)
+    if config.method == "peft":
+        model = add_lora(model, config)
+    return model
+
+
+def add_lora(model: Any, config: TrainConfig) -> Any:
+    from peft import LoraConfig, get_peft_model
+
+    lora = LoraConfig(
+        r=config.lora_rank,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=config.lora_target_modules,
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, lora)
+
+
+def _device_map_target(device: Any) -> Any:
+    """`device_map` wants a CUDA device as its index; CPU (and MPS) by name."""
+    if device is None:
+        return "cpu"
+    if getattr(device, "type", None) == "cuda":
+        return device.index if device.index is not None else 0
+    return str(device)
+
+
+def publishable_state_dict(model: Any, config: TrainConfig) -> dict[str, Any]:
+    """The full (unsharded) weights of a sharded model, on the main worker's CPU (other
+    workers get an empty dict): what `save_outputs` writes as `adapter/` or `model/`. Every
+    worker must call it (it gathers shards). For LoRA only the trainable adapter weights
+    are gathered; the frozen base is the model folder it was loaded from."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=config.method == "peft")
+    return get_model_state_dict(model, options=options)
