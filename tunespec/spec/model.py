@@ -230,7 +230,7 @@ class Hyperparameters(StrictModel):
         "the largest seed numpy, torch and Python's `random` all accept.",
     )
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
-        default="auto", description="`auto`: bf16 where the device supports it, else fp32."
+        default="auto", description="`auto`: bf16 autocast where the device runs bf16 natively (CUDA with bf16, CPUs with AVX-512 BF16 or AMX), else fp32. Weights and optimizer state stay fp32."
     )
 
     @model_validator(mode="after")
