@@ -9,6 +9,12 @@ Two figures, each a ratio measured in the same run on the same machine:
    tunespec / plain. Target: >= 0.95.
 2. packing: on a data set with widely varied lengths, tunespec with packing (default) vs
    tunespec padding to the longest example in each micro-batch: real tokens/s ratio.
+3. precision: tunespec in bf16 autocast vs fp32 (real tokens/s ratio; target >= 1.6 on a
+   CPU with native bf16), next to the hardware ceiling measured in the same run: fp32 and
+   bf16 matmul throughput at the model's own shapes, and the loop's model FLOPs per
+   second as a fraction of that ceiling (MFU). Where bf16 is emulated (no AVX-512 BF16 /
+   AMX) the bf16 loop runs `--bf16-steps` only, since it is many times slower, and the
+   figures show why `precision: auto` keeps fp32 there.
 
     .venv/bin/python bench/local_train.py                 # SmolLM2-135M (converted once, cached)
     .venv/bin/python bench/local_train.py --model tiny    # a random tiny Llama, seconds
@@ -68,14 +74,16 @@ def varied_conversations(n: int, seed: int = 0):
     return out
 
 
-def tunespec_tokens_per_s(folder: Path, examples, steps: int, batch: int, packing: bool, scratch: Path, pad_id: int) -> float:
+def tunespec_tokens_per_s(folder: Path, examples, steps: int, batch: int, packing: bool, scratch: Path, pad_id: int,
+                          precision: str = "fp32") -> float:
     from tunespec_local.training import LocalEnv, TrainConfig, TrainData, default_device, train
 
-    config = TrainConfig(model_path=str(folder), output_dir=str(scratch / f"ts-{packing}"), method="peft", lora_rank=16,
+    out = scratch / f"ts-{packing}-{precision}"
+    config = TrainConfig(model_path=str(folder), output_dir=str(out), method="peft", lora_rank=16,
                          lora_alpha=32, lora_dropout=0.0, learning_rate=1e-4, batch_size=batch, micro_batch_size=batch,
                          max_steps=steps, packing=packing, checkpoint_every=0, validation_loss=False, pad_token_id=pad_id,
-                         lr_scheduler="constant", warmup_ratio=0.0)
-    timed = _TimedEnv(LocalEnv(scratch / f"ts-{packing}", default_device("cpu")))
+                         lr_scheduler="constant", warmup_ratio=0.0, precision=precision)
+    timed = _TimedEnv(LocalEnv(out, default_device("cpu")))
     train(config, TrainData(examples), timed)
     return timed.rate()
 
@@ -129,12 +137,40 @@ def plain_tokens_per_s(folder: Path, examples, steps: int, batch: int, pad_id: i
     return tokens / (times[-1] - times[0])
 
 
+def matmul_gflops(shapes: list[tuple[int, int, int]], dtype, seconds: float = 2.0) -> float:
+    """Throughput of the model's own matmuls (tokens x in @ in x out) in one dtype: the
+    ceiling a training loop in that precision can approach on this machine."""
+    import torch
+
+    mats = [(torch.randn(m, k).to(dtype), torch.randn(k, n).to(dtype)) for m, k, n in shapes]
+    for a, b in mats:
+        a @ b  # warm-up: kernels chosen, memory touched
+    flops, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for (a, b), (m, k, n) in zip(mats, shapes):
+            a @ b
+            flops += 2 * m * k * n
+    return flops / (time.perf_counter() - start) / 1e9
+
+
+def model_shapes(folder: Path, tokens: int) -> tuple[list[tuple[int, int, int]], int]:
+    """The linear layers' matmul shapes for `tokens` rows, and the parameter count N."""
+    from transformers import AutoConfig
+
+    c = AutoConfig.from_pretrained(folder)
+    h, i, kv = c.hidden_size, c.intermediate_size, c.num_key_value_heads * (c.hidden_size // c.num_attention_heads)
+    shapes = [(tokens, h, h), (tokens, h, kv), (tokens, h, i), (tokens, i, h)]
+    per_layer = h * h * 2 + h * kv * 2 + h * i * 3
+    return shapes, c.num_hidden_layers * per_layer + c.vocab_size * h
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=["smollm2", "tiny"], default="smollm2")
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--bf16-steps", type=int, default=4, help="steps of the bf16 loop where bf16 is emulated (slow)")
     args = parser.parse_args()
 
     import torch
@@ -170,6 +206,25 @@ def main() -> None:
         print(f"    padding to longest:    {padded:8.1f} real tokens/s")
         print(f"    packing:               {packed:8.1f} real tokens/s")
         print(f"    ratio packing/padding: {packed / padded:8.3f}")
+
+        from tunespec_local.hardware import auto_precision, cpu_has_native_bf16
+
+        tokens_per_micro = args.batch * sum(len(e) for e in chat) // len(chat)
+        shapes, n_params = model_shapes(folder, tokens_per_micro)
+        fp32_ceiling = matmul_gflops(shapes, torch.float32)
+        bf16_ceiling = matmul_gflops(shapes, torch.bfloat16)
+        native = cpu_has_native_bf16()
+        bf16_steps = args.steps if native else min(args.steps, args.bf16_steps)
+        bf16 = tunespec_tokens_per_s(folder, chat, bf16_steps, args.batch, False, scratch, pad, precision="bf16")
+        # LoRA on a frozen base: forward 2N and backward (input gradients) 2N FLOPs per token;
+        # the adapters and attention scores add little at these lengths.
+        flops_per_token = 4 * n_params
+        print(f"[3] precision (native bf16 on this CPU: {native}; `precision: auto` picks {auto_precision('cpu')})")
+        print(f"    matmul ceiling, model shapes: fp32 {fp32_ceiling:8.1f} GFLOP/s, bf16 {bf16_ceiling:8.1f} GFLOP/s "
+              f"(bf16/fp32 {bf16_ceiling / fp32_ceiling:.2f})")
+        print(f"    fp32 loop:             {ours:8.1f} real tokens/s, MFU {ours * flops_per_token / 1e9 / fp32_ceiling:6.1%} of the fp32 ceiling")
+        print(f"    bf16 loop ({bf16_steps} steps):   {bf16:8.1f} real tokens/s, MFU {bf16 * flops_per_token / 1e9 / bf16_ceiling:6.1%} of the bf16 ceiling")
+        print(f"    ratio bf16/fp32:       {bf16 / ours:8.3f}   (target >= 1.6 where bf16 is native)")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import tunespec
 from tunespec import Backend, Diagnostic, DiagnosticError, FieldMapping, Plan, ResolvedModel, ResolvedSpec, RunContext, RunResult, Severity
 
 from tunespec_local.config import LocalConfig
+from tunespec_local.hardware import cpu_has_native_bf16
 from tunespec_local.models.cache import cache_root, cached_folder, tokenizer_folder
 
 LORA_AUTO_TARGETS = "all-linear"
@@ -335,6 +336,11 @@ def _importable(module: str) -> bool:
         return False
 
 
+def _auto_precision_note() -> str:
+    cpu = "bf16 (native bf16 instructions)" if cpu_has_native_bf16() else "fp32 (no native bf16: emulated bf16 is slower)"
+    return f"auto: bf16 on CUDA with bf16 support; on this machine's CPU {cpu}"
+
+
 def _mappings(spec: ResolvedSpec, targets: Any, micro: int, fit: Any) -> list[FieldMapping]:
     """How every spec field reaches the trainer (plan prints these)."""
     job = spec.job
@@ -366,7 +372,7 @@ def _mappings(spec: ResolvedSpec, targets: Any, micro: int, fit: Any) -> list[Fi
                      note="examples concatenated, position_ids restart per example (no cross-example attention)" if hp.packing else "padded to the longest in the micro-batch"),
         FieldMapping(field="hyperparameters.seed", target="data order, LoRA init, dropout", value=hp.seed),
         FieldMapping(field="hyperparameters.precision", target="torch.autocast", value=hp.precision,
-                     note="auto: bf16 on CUDA with bf16 support, else fp32" if hp.precision == "auto" else None),
+                     note=_auto_precision_note() if hp.precision == "auto" else None),
         FieldMapping(field="hyperparameters.activation_checkpointing", target="gradient_checkpointing_enable(use_reentrant=False)",
                      value=fit.checkpointing, note=fit.checkpointing_reason),
         FieldMapping(field="method.quantization", target="BitsAndBytesConfig + prepare_model_for_kbit_training",

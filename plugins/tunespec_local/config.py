@@ -19,7 +19,8 @@ class LocalConfig(BaseModel):
     device: Literal["auto", "cpu", "cuda", "mps"] = Field(
         default="auto",
         description="Where to train: `auto` picks CUDA, then Apple MPS, then the CPU. With `precision: auto`, "
-        "CUDA devices that support bf16 train in bf16 autocast, everything else in fp32.",
+        "CUDA devices that support bf16 and CPUs with native bf16 instructions (AVX-512 BF16, AMX) train in "
+        "bf16 autocast, everything else in fp32 (emulated bf16 is slower than fp32).",
     )
     num_threads: int | None = Field(
         default=None,

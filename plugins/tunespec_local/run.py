@@ -27,6 +27,7 @@ from tunespec import Diagnostic, DiagnosticError, ResolvedModel, RunContext, Run
 from tunespec_local.config import LocalConfig
 from tunespec_local.encode import ChatTokenizer, Encoded, Prompt, load_tokenizer
 from tunespec_local.models.cache import cache_root, materialize
+from tunespec_local.hardware import auto_precision
 from tunespec_local.training import LocalEnv, TorchrunEnv, TrainConfig, TrainData, default_device, torchrun_world_size, train
 
 EVALUATION_DIR = "evaluation"
@@ -321,9 +322,8 @@ def _device(config: LocalConfig, ctx: RunContext) -> Any:
 def _precision(choice: str, device: Any, ctx: RunContext) -> str:
     import torch
 
-    bf16_ok = device.type == "cuda" and torch.cuda.is_bf16_supported()
     if choice == "auto":
-        return "bf16" if bf16_ok else "fp32"
+        return auto_precision(device.type, cuda_bf16=device.type == "cuda" and torch.cuda.is_bf16_supported())
     if choice == "fp16" and device.type != "cuda":
         raise DiagnosticError(Diagnostic("TS302", f"`precision: fp16` needs a CUDA device; this run is on {device.type}",
                                          ctx.spec.locate("hyperparameters.precision"), "use `precision: auto` or `fp32`"))

@@ -244,7 +244,8 @@ class Hyperparameters(StrictModel):
     )
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         default="auto",
-        description="`auto`: bf16 where the device supports it, else fp32. With `method.type: peft` and bf16/fp16 "
+        description="`auto`: bf16 autocast where the device runs bf16 natively (CUDA with bf16, CPUs with AVX-512 BF16 or AMX), "
+        "else fp32. With `method.type: peft` and bf16/fp16 "
         "the frozen base model is held in that precision (half the memory of fp32); trainable weights stay fp32.",
     )
     activation_checkpointing: Literal["auto"] | bool = Field(
