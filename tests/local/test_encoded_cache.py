@@ -171,3 +171,39 @@ def write(folder: Path, examples: list) -> EncodedSequences:
             writer.add(e)
         writer.commit()
     return EncodedSequences(folder)
+
+
+def test_ctrl_c_mid_epoch_on_cached_data_resumes_at_the_next_step(tiny_model, project, tmp_path):
+    """Interrupted at step 5 of an 8-step epoch, a second `train` on the same cache finishes
+    the run with the losses of a run never interrupted (same examples, same order)."""
+    from tests.local.test_train import _data
+
+    from tunespec_local.training import LocalEnv, TrainConfig, TrainData, default_device, train
+
+    tokenizer, data = _data(tiny_model, project)
+    stored = TrainData(write(tmp_path / "encoded" / "train", data.train), [])
+
+    class CtrlCAtStep5(LocalEnv):
+        def report(self, metrics):
+            super().report(metrics)
+            if metrics["step"] == 5:
+                raise KeyboardInterrupt
+
+    def run(name: str, env_type=LocalEnv) -> list[tuple]:
+        config = TrainConfig(model_path=str(tiny_model), output_dir=str(tmp_path / name), method="peft", lora_rank=4, lora_dropout=0.0,
+                             learning_rate=1e-2, batch_size=4, micro_batch_size=2, max_steps=12, checkpoint_every=0,
+                             pad_token_id=tokenizer.pad_token_id, seed=7, validation_loss=False)
+        env = env_type(tmp_path / name, default_device("cpu"))
+        checkpoint = env.latest_checkpoint()
+        if checkpoint is not None:  # what `apply` does on resume (run._prepare_run_folder)
+            env.truncate_metrics_after(json.loads((checkpoint / "checkpoint.json").read_text())["step"])
+        result = train(config, stored, env)
+        assert result.resumed_from == (5 if env_type is LocalEnv and name == "resumed" else 0)
+        return [(r["step"], r["train_loss"]) for r in map(json.loads, (tmp_path / name / "metrics.jsonl").read_text().splitlines())]
+
+    straight = run("straight")
+    with pytest.raises(KeyboardInterrupt):
+        run("resumed", CtrlCAtStep5)
+    assert len(sorted((tmp_path / "resumed" / "checkpoints").glob("step-*"))) == 1
+    assert run("resumed") == straight
+    assert [s for s, _ in straight] == list(range(1, 13))
