@@ -9,9 +9,9 @@ process runs `tunespec apply` on a tiny model for a few steps, twice:
 
 Figures, each against a baseline measured in the same process:
 
-1. peak RSS of the applying process (VmHWM) minus its RSS once torch, transformers and
-   the model are loaded (measured before `apply` starts; what does not grow with the
-   data). Target: the 1M-example run's figure under 1.5x the 10k run's.
+1. peak RSS of the applying process (VmHWM) minus its RSS once torch, transformers, peft
+   and the model are loaded and one forward/backward has run (measured before `apply`
+   starts: what does not grow with the data). Target: the 1M-example run's figure under 1.5x the 10k run's.
 2. time to the first training step with a warm cache at 1M examples, from process start
    (imports, data validation with stored token counts, opening the cache) to the first
    line of metrics.jsonl. Target: < 60 s.
@@ -76,16 +76,18 @@ def status_kb(field: str) -> int:
 
 
 def make_data(n: int) -> Path:
+    """n short support-ticket chats (about 150 bytes, 40 tokens each: the ticket's first
+    words and the JSON answer), each unique. Short, so that the 1M-example cold run (which
+    tokenises everything twice: validation counts, then the cache) fits in minutes."""
     path = WORK / f"train-{n}.jsonl"
     if path.exists():
         return path
-    lines = [json.loads(line) for line in QUICKSTART.read_text().splitlines()]
+    lines = [json.loads(line)["messages"] for line in QUICKSTART.read_text().splitlines()]
     tmp = path.with_suffix(".tmp")
     with open(tmp, "w") as f:
         for i in range(n):
-            record = lines[i % len(lines)]
-            messages = [dict(m) for m in record["messages"]]
-            messages[1]["content"] += f" (ticket {i})"  # unique examples
+            _, user, model = lines[i % len(lines)]
+            messages = [{"role": "user", "content": f"#{i} {user['content'][:60]}"}, {"role": "assistant", "content": model["content"]}]
             f.write(json.dumps({"messages": messages}) + "\n")
     tmp.rename(path)
     return path
@@ -102,13 +104,20 @@ def make_model() -> Path:
 
 def child(n: int, seed: int) -> None:
     """One `apply` in this fresh process; prints a JSON line of figures."""
-    import torch  # noqa: F401  (the baseline includes the libraries and the model)
     from transformers import AutoModelForCausalLM
 
     from tunespec.cli.main import main
 
     model = make_model()
-    AutoModelForCausalLM.from_pretrained(model)
+    loaded = AutoModelForCausalLM.from_pretrained(model)
+    import peft  # noqa: F401
+    import torch
+
+    # One forward/backward, so the baseline holds what any training step allocates once
+    # (autograd, kernels' scratch, thread pools), not only the weights.
+    ids = torch.randint(0, 500, (8, 64))
+    loaded(input_ids=ids, labels=ids).loss.backward()
+    del loaded, ids
     baseline_kb = status_kb("VmRSS")
     spec = WORK / f"scale-{n}-{seed}.yaml"
     spec.write_text(SPEC.format(n=n, model=model, seed=seed, cache=WORK / "cache"))

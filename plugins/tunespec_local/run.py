@@ -148,7 +148,7 @@ def encoded_split(ctx: RunContext, tokenizer: ChatTokenizer, split: str, log) ->
 
         files.append((f"unhashed:{uuid.uuid4()}", None))
     key = split_key(files, job.data.fields.model_dump(mode="json"), tokenizer, max_len, job.method.objective)
-    encode = (lambda c: tokenizer.encode_pair(c, max_len)) if pairs else (lambda c: tokenizer.encode(c, max_len))
+    encode = (lambda batch: tokenizer.encode_pairs(batch, max_len)) if pairs else (lambda batch: tokenizer.encode_many(batch, max_len))
     config = ctx.spec.config
     root = cache_root(getattr(config, "cache_dir", None))
     return cached_split(root, key, lambda: iter_conversations(ctx.spec, split), encode, pairs, log, f"{split} data")

@@ -207,3 +207,15 @@ def test_ctrl_c_mid_epoch_on_cached_data_resumes_at_the_next_step(tiny_model, pr
     assert len(sorted((tmp_path / "resumed" / "checkpoints").glob("step-*"))) == 1
     assert run("resumed") == straight
     assert [s for s, _ in straight] == list(range(1, 13))
+
+
+def test_batch_encoding_gives_what_one_at_a_time_gives(tiny_model, project):
+    """The cache tokenises `BATCH` conversations per `encode_batch` call; the result must be
+    `encode`'s, example for example (truncation included), and `encode_pair`'s for pairs."""
+    from tunespec.data import iter_conversations
+
+    tokenizer = ChatTokenizer.from_folder(tiny_model)
+    conversations = list(iter_conversations(checked_context(project.spec()).spec, "train"))
+    for max_len in (256, 40):
+        assert tokenizer.encode_many(conversations, max_len) == [tokenizer.encode(c, max_len) for c in conversations]
+    assert any(e.truncated for e in tokenizer.encode_many(conversations, 40))

@@ -14,6 +14,7 @@ $TUNESPEC_CACHE_DIR, or ~/.cache/tunespec).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import time
 from pathlib import Path
@@ -23,6 +24,8 @@ from tunespec_local.encode import ChatTokenizer
 from tunespec_local.encoded.store import FORMAT_VERSION, EncodedSequences, SplitWriter, is_complete
 
 ENCODED_DIR = "encoded"
+BATCH = 256
+"""Conversations tokenised together (one `encode_batch`): all cores busy, little memory."""
 
 
 def split_key(files: list[tuple[str, str | None]], fields: Any, tokenizer: ChatTokenizer, max_seq_length: int, objective: str) -> str:
@@ -56,13 +59,14 @@ def cached_split(
     root: Path,
     key: str,
     conversations: Callable[[], Iterable[Any]],
-    encode: Callable[[Any], Any],
+    encode: Callable[[list[Any]], list[Any]],
     pairs: bool,
     log: Callable[[str], None],
     what: str,
 ) -> EncodedSequences:
-    """The split's cache folder, built now (streaming `conversations()` through `encode`,
-    dropping examples with nothing to train) if it is not there yet."""
+    """The split's cache folder, built now if it is not there yet: `conversations()` streamed
+    through `encode` (a batch of conversations -> their encodings) `BATCH` at a time,
+    dropping examples with nothing to train."""
     folder = Path(root) / ENCODED_DIR / key
     if is_complete(folder):
         split = EncodedSequences(folder)
@@ -71,12 +75,13 @@ def cached_split(
     started = time.perf_counter()
     skipped = 0
     with SplitWriter(folder, pairs) as writer:
-        for conversation in conversations():
-            encoded = encode(conversation)
-            if encoded.trained_tokens == 0:
-                skipped += 1
-            else:
-                writer.add(encoded)
+        stream = iter(conversations())
+        while batch := list(itertools.islice(stream, BATCH)):
+            for encoded in encode(batch):
+                if encoded.trained_tokens == 0:
+                    skipped += 1
+                else:
+                    writer.add(encoded)
         writer.commit(skipped=skipped)
     split = EncodedSequences(folder)
     log(f"{what}: {len(split):,} examples tokenised in {time.perf_counter() - started:.1f} s, cached in {folder}")
