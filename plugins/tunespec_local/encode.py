@@ -116,28 +116,35 @@ class ChatTokenizer:
     def encode(self, conversation: Any, max_seq_length: int, last_turn_only: bool = False) -> Encoded:
         """Token ids and labels (trained = model-turn tokens; with `last_turn_only`, only the
         last model turn's) of one conversation, truncated to `max_seq_length` tokens."""
-        messages = to_messages(conversation)
-        text = self.render(messages)
-        spans = self._model_spans(messages, text)
-        if last_turn_only:
-            spans = spans[-1:]
-        encoding = self.tokenizer.encode(text, add_special_tokens=False)
-        ids = encoding.ids
-        labels = [
-            token if any(start <= begin < end for start, end in spans) else IGNORE_INDEX
-            for token, (begin, _) in zip(ids, encoding.offsets)
-        ]
-        truncated = len(ids) > max_seq_length
-        return Encoded(ids[:max_seq_length], labels[:max_seq_length], truncated)
+        text, spans = self._text_and_spans(conversation, last_turn_only)
+        return _labelled(self.tokenizer.encode(text, add_special_tokens=False), spans, max_seq_length)
+
+    def encode_many(self, conversations: Sequence[Any], max_seq_length: int, last_turn_only: bool = False) -> list[Encoded]:
+        """`encode` of each conversation, with one `encode_batch` call: the tokenizer works on
+        the batch on every core while Python renders the next one's templates."""
+        prepared = [self._text_and_spans(c, last_turn_only) for c in conversations]
+        encodings = self.tokenizer.encode_batch([text for text, _ in prepared], add_special_tokens=False)
+        return [_labelled(e, spans, max_seq_length) for e, (_, spans) in zip(encodings, prepared)]
 
     def encode_pair(self, conversation: Any, max_seq_length: int) -> Any:
         """A preference pair as two sequences, prompt + preferred and prompt + non-preferred
         response, each truncated to `max_seq_length`, with only its response trained (model
         turns inside a multi-turn prompt are context, as in TRL)."""
+        return self.encode_pairs([conversation], max_seq_length)[0]
+
+    def encode_pairs(self, conversations: Sequence[Any], max_seq_length: int) -> list[Any]:
+        """`encode_pair` of each conversation, both sides of every pair in one batch."""
         from tunespec_local.training.objectives import EncodedPair
 
-        chosen, rejected = conversation.pair_views()
-        return EncodedPair(self.encode(chosen, max_seq_length, last_turn_only=True), self.encode(rejected, max_seq_length, last_turn_only=True))
+        sides = [view for c in conversations for view in c.pair_views()]
+        encoded = self.encode_many(sides, max_seq_length, last_turn_only=True)
+        return [EncodedPair(chosen, rejected) for chosen, rejected in zip(encoded[0::2], encoded[1::2])]
+
+    def _text_and_spans(self, conversation: Any, last_turn_only: bool) -> tuple[str, list[tuple[int, int]]]:
+        messages = to_messages(conversation)
+        text = self.render(messages)
+        spans = self._model_spans(messages, text)
+        return text, (spans[-1:] if last_turn_only else spans)
 
     def prompt(self, conversation: Any) -> Prompt:
         """The conversation up to its last model turn, ready for generation."""
@@ -179,6 +186,16 @@ class ChatTokenizer:
                 spans.append((start, end))
                 search_from = end
         return spans
+
+
+def _labelled(encoding: Any, spans: list[tuple[int, int]], max_seq_length: int) -> Encoded:
+    """An encoding's ids with labels: the token itself inside a model span, else ignored."""
+    ids = encoding.ids
+    labels = [
+        token if any(start <= begin < end for start, end in spans) else IGNORE_INDEX
+        for token, (begin, _) in zip(ids, encoding.offsets)
+    ]
+    return Encoded(ids[:max_seq_length], labels[:max_seq_length], len(ids) > max_seq_length)
 
 
 _LOADED: dict[tuple, ChatTokenizer] = {}

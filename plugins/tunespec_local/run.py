@@ -1,7 +1,8 @@
 """`tunespec apply` for the local backend: everything between a checked spec and a run folder.
 
     materialise the base model (convert a GGUF once, cached)
-    tokenise train and validation data with the model's chat template
+    tokenise train and validation data with the model's chat template (streamed into an
+      on-disk cache, reused by later runs on the same data; see tunespec_local.encoded)
     evaluate the base model on the validation prompts          -> evaluation/base.json
     train (or resume) with the shared loop                     -> adapter/ or model/,
                                                                   checkpoints/, metrics.jsonl
@@ -25,7 +26,7 @@ from typing import Any
 from tunespec import Diagnostic, DiagnosticError, ResolvedModel, RunContext, RunResult
 
 from tunespec_local.config import LocalConfig
-from tunespec_local.encode import ChatTokenizer, Encoded, Prompt, load_tokenizer
+from tunespec_local.encode import ChatTokenizer, Prompt, load_tokenizer
 from tunespec_local.models.cache import cache_root, materialize
 from tunespec_local.hardware import auto_precision
 from tunespec_local.training import LocalEnv, TorchrunEnv, TrainConfig, TrainData, default_device, torchrun_world_size, train
@@ -107,41 +108,62 @@ def materialize_at_spec(ctx: RunContext, model_ref: ResolvedModel, config: Local
 
 
 def encode_data(ctx: RunContext, tokenizer: ChatTokenizer, log) -> tuple[TrainData, list[Prompt]]:
-    """Tokenise both splits (conversations, or preference pairs as two sequences each);
-    validation also gives the evaluation prompts (for a pair: its prompt, with the
-    preferred response as the reference)."""
+    """Both splits tokenised (conversations, or preference pairs as two sequences each), as
+    on-disk sequences read on demand (tunespec_local.encoded): streamed into the cache once,
+    reused by every later run on the same data, tokenizer, template and max_seq_length.
+    Validation also gives the evaluation prompts (for a pair: its prompt, with the preferred
+    response as the reference)."""
+    job = ctx.spec.job
+    max_len = job.data.max_seq_length
+    pairs = job.method.objective == "preference"
+    train_examples = encoded_split(ctx, tokenizer, "train", log)
+    skipped = int(train_examples.meta.get("skipped", 0))
+    if skipped:
+        what = "pairs have a response" if pairs else "examples have no model tokens"
+        log(f"{skipped} training {what} cut off entirely by max_seq_length={max_len}; they are skipped")
+    if not len(train_examples):
+        raise DiagnosticError(Diagnostic("TS311", "no training example has a model turn within `data.max_seq_length` tokens",
+                                         ctx.spec.locate("data.max_seq_length"), "raise `data.max_seq_length`"))
+    validation: Any = []
+    prompts: list[Prompt] = []
+    if job.data.validation:
+        validation = encoded_split(ctx, tokenizer, "validation", log)
+        if job.evaluation.metrics:
+            prompts = evaluation_prompts(ctx, tokenizer)
+    return TrainData(train_examples, validation), prompts
+
+
+def encoded_split(ctx: RunContext, tokenizer: ChatTokenizer, split: str, log) -> Any:
+    """One split from the tokenised-data cache (built now, streaming, if missing)."""
     from tunespec.data import iter_conversations
+    from tunespec_local.encoded import cached_split, split_key
 
     job = ctx.spec.job
     max_len = job.data.max_seq_length
     pairs = job.method.objective == "preference"
-    train_examples, skipped = _encode_split(iter_conversations(ctx.spec, "train"), tokenizer, max_len, pairs)
-    if skipped:
-        what = "pairs have a response" if pairs else "examples have no model tokens"
-        log(f"{skipped} training {what} cut off entirely by max_seq_length={max_len}; they are skipped")
-    if not train_examples:
-        raise DiagnosticError(Diagnostic("TS311", "no training example has a model turn within `data.max_seq_length` tokens",
-                                         ctx.spec.locate("data.max_seq_length"), "raise `data.max_seq_length`"))
-    validation: list[Encoded] = []
-    prompts: list[Prompt] = []
-    if job.data.validation:
-        conversations = list(iter_conversations(ctx.spec, "validation"))
-        validation, _ = _encode_split(conversations, tokenizer, max_len, pairs)
-        if job.evaluation.metrics:
-            limit = job.evaluation.max_examples or len(conversations)
-            prompts = [tokenizer.prompt(c) for c in conversations[:limit]]
-    return TrainData(train_examples, validation), prompts
+    files = [(f.sha256, f.format) for f in ctx.data.files if f.split == split]
+    if not files or not all(digest for digest, _ in files):
+        # No content hashes (validation did not run in this process): never reuse a cache.
+        import uuid
+
+        files.append((f"unhashed:{uuid.uuid4()}", None))
+    key = split_key(files, job.data.fields.model_dump(mode="json"), tokenizer, max_len, job.method.objective)
+    encode = (lambda batch: tokenizer.encode_pairs(batch, max_len)) if pairs else (lambda batch: tokenizer.encode_many(batch, max_len))
+    config = ctx.spec.config
+    root = cache_root(getattr(config, "cache_dir", None))
+    return cached_split(root, key, lambda: iter_conversations(ctx.spec, split), encode, pairs, log, f"{split} data")
 
 
-def _encode_split(conversations, tokenizer: ChatTokenizer, max_len: int, pairs: bool = False) -> tuple[list[Any], int]:
-    kept, skipped = [], 0
-    for conversation in conversations:
-        encoded = tokenizer.encode_pair(conversation, max_len) if pairs else tokenizer.encode(conversation, max_len)
-        if encoded.trained_tokens == 0:
-            skipped += 1
-        else:
-            kept.append(encoded)
-    return kept, skipped
+def evaluation_prompts(ctx: RunContext, tokenizer: ChatTokenizer) -> list[Prompt]:
+    """Generation prompts from the first `evaluation.max_examples` validation conversations
+    (all of them when unset), read as a stream."""
+    import itertools
+
+    from tunespec.data import iter_conversations
+
+    limit = ctx.spec.job.evaluation.max_examples
+    conversations = iter_conversations(ctx.spec, "validation")
+    return [tokenizer.prompt(c) for c in (itertools.islice(conversations, limit) if limit else conversations)]
 
 
 def train_config_for(ctx: RunContext, config: LocalConfig, folder: Path, tokenizer: ChatTokenizer, precision: str) -> TrainConfig:

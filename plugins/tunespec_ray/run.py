@@ -1,8 +1,10 @@
 """`apply` with `wait: true`: the driver side of a Ray run, from a checked spec to a run folder.
 
-    materialise the base model, tokenise the data    (the local backend's steps, shared)
+    materialise the base model, tokenise the data    (the local backend's steps, shared:
+                                                      streamed into the on-disk cache)
     evaluate the base model on the validation prompts           -> evaluation/base.json
-    put the tokenised data in Ray's object store once
+    hand the workers the cache's location (or, on an existing cluster, its files in
+    object-store chunks; see data.py): the driver never holds the examples
     TorchTrainer.fit(): N workers run the shared loop (worker.py) -> Ray checkpoints
     copy the final checkpoint's adapter/ (or model/) and metrics.jsonl into the run folder
     evaluate the tuned model on the same prompts                -> evaluation/tuned.json
@@ -25,6 +27,7 @@ from typing import Any
 from tunespec import Diagnostic, DiagnosticError, RunContext, RunResult
 
 from tunespec_ray.cluster import connected
+from tunespec_ray.data import ship
 from tunespec_ray.progress import followed
 from tunespec_ray.trainer import build_trainer
 from tunespec_ray.worker import FINAL_CHECKPOINT, METRICS_FILE, RESULT_FILE, train_loop_per_worker
@@ -97,7 +100,6 @@ def run_attached(ctx: RunContext, job: dict[str, Any], local_spec: Any) -> RunRe
 
 def _fit(ctx: RunContext, job: dict[str, Any], train_config: Any, data: Any) -> Any:
     """TorchTrainer.fit() on the job's cluster; a failure becomes a TS311 diagnostic."""
-    import ray
     import ray.train
 
     where = ctx.spec.locate("backend" if job["cluster"]["mode"] == "embedded" else "backend.address")
@@ -105,7 +107,7 @@ def _fit(ctx: RunContext, job: dict[str, Any], train_config: Any, data: Any) -> 
         with ctx.progress.task("training on Ray", total=train_config.total_steps(len(data.train))) as task, followed(task) as sink:
             loop_config = {
                 "config": train_config,
-                "data": ray.put(data),
+                "data": data if job["cluster"]["mode"] == "embedded" else ship(data),
                 "precision": ctx.spec.job.hyperparameters.precision,
                 "progress": sink,
             }

@@ -6,7 +6,9 @@ implementation of its distribution seam (`tunespec_local.training.TrainEnv`).
                                  torch.distributed (the process group Ray Train set up),
                                  checkpoints through `ray.train.report(..., checkpoint=...)`,
                                  resume through `ray.train.get_checkpoint()`
-    train_loop_per_worker(cfg)   runs `train(config, data, env)`, then reports one last
+    train_loop_per_worker(cfg)   opens the tokenised data (data.py: the driver's cache folder,
+                                 or the chunks it shipped), runs `train(config, data, env)`:
+                                 each worker reads only its share of each step, then reports one last
                                  checkpoint, `final`, holding what rank 0 produced
                                  (adapter/ or model/, metrics.jsonl, result.json); the
                                  driver copies it into the run directory
@@ -24,6 +26,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tunespec.artifacts import MetricsLog
+
+from tunespec_ray.data import worker_data
 
 METRICS_FILE = "metrics.jsonl"
 RESULT_FILE = "result.json"
@@ -120,7 +124,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         output = scratch / "output"
         precision = worker_precision(loop_config.get("precision", "auto"), env.device)
         config = dataclasses.replace(loop_config["config"], output_dir=str(output), precision=precision)
-        data = ray_get(loop_config["data"])
+        data = worker_data(loop_config["data"], scratch)
         quiet_libraries()
         result = train(config, data, env)
         summary = {**result.summary(), "precision": precision}
@@ -145,13 +149,6 @@ def worker_precision(choice: str, device: Any) -> str:
     if choice in ("fp16", "bf16") and device.type != "cuda":
         raise ValueError(f"`precision: {choice}` needs a GPU worker; this worker trains on {device.type} (set use_gpu: true)")
     return choice
-
-
-def ray_get(value: Any) -> Any:
-    """The training data travels through Ray's object store (put once by the driver)."""
-    import ray
-
-    return ray.get(value) if isinstance(value, ray.ObjectRef) else value
 
 
 def _reportable(metrics: dict[str, Any]) -> dict[str, Any]:

@@ -97,3 +97,19 @@ def test_one_worker_gives_the_local_loss_curve(ray_cluster, tiny_project, local_
     local = json.loads((local_run / "manifest.json").read_text())
     ray = json.loads((run / "manifest.json").read_text())
     assert ray["metrics"]["final_train_loss"] == pytest.approx(local["metrics"]["final_train_loss"], rel=1e-3)
+
+
+def test_an_existing_cluster_gets_the_tokenised_cache_in_chunks_and_trains_the_local_curve(ray_cluster, tiny_project, local_run):
+    """`address: auto` (this session's cluster, as an existing one): the driver does not hand
+    the workers a path they may not see, nor the examples; it ships the cache's files
+    through the object store in chunks, each worker writes them to its node's disk and
+    reads its own share of each step from there."""
+    spec = write_spec(tiny_project, "  name: ray\n  address: auto\n  num_workers: 2\n  checkpoint_every_steps: 2", name="ray-shipped",
+                      hyper="  max_steps: 6\n")
+    assert apply(spec) == 0
+    run = only_run(spec, "ray-shipped")
+    manifest, problems = verify_run(run)
+    assert not problems.has_errors, problems.to_json()
+    local = json.loads((local_run / "manifest.json").read_text())
+    assert manifest.status == "succeeded" and manifest.metrics["train_examples"] == local["metrics"]["train_examples"] == 23
+    assert losses(run) == pytest.approx(losses(local_run), rel=2e-3)

@@ -113,10 +113,12 @@ def pack(counts: list[int]) -> bytes:
     return zlib.compress(array.array("I", counts).tobytes(), 6)
 
 
-def unpack(packed: bytes) -> list[int]:
+def unpack(packed: bytes) -> array.array:
+    """The stored counts as a compact array (4 bytes a count; a list of ints takes about 36:
+    at a million examples, 4 MB instead of 36)."""
     values = array.array("I")
     values.frombytes(zlib.decompress(packed))
-    return values.tolist()
+    return values
 
 
 class RecordingCounter:
@@ -127,7 +129,7 @@ class RecordingCounter:
     def __init__(self, counter: Any):
         self.counter = counter
         self.name = counter.name
-        self.counts: list[int] = []
+        self.counts = array.array("I")  # compact: one per example of the file
 
     def count(self, conversations: list[Conversation]) -> list[int]:
         counts = self.counter.count(conversations)
@@ -141,7 +143,7 @@ class ReplayCounter:
 
     exact = True
 
-    def __init__(self, counts: list[int], counter: Any):
+    def __init__(self, counts: "array.array | list[int]", counter: Any):
         self.counts = counts
         self.position = 0
         self.counter = counter
@@ -150,5 +152,5 @@ class ReplayCounter:
     def count(self, conversations: list[Conversation]) -> list[int]:
         start, self.position = self.position, self.position + len(conversations)
         if self.position <= len(self.counts):
-            return self.counts[start : self.position]
+            return list(self.counts[start : self.position])
         return self.counter.count(conversations)

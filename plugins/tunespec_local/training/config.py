@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 
 
 @dataclass
@@ -67,10 +67,12 @@ class TrainConfig:
 @dataclass
 class TrainData:
     """Tokenised examples (see `tunespec_local.encode`), identical on every worker:
-    `Encoded` conversations for sft, `EncodedPair`s for preference."""
+    `Encoded` conversations for sft, `EncodedPair`s for preference. Any sequence (`len` and
+    indexing): a list, or the on-disk `tunespec_local.encoded.EncodedSequences` that the
+    backends use, which reads an example when the loop asks for it and pickles as a path."""
 
-    train: list[Any]
-    validation: list[Any] = field(default_factory=list)
+    train: Sequence[Any]
+    validation: Sequence[Any] = field(default_factory=list)
 
     @property
     def train_tokens(self) -> int:

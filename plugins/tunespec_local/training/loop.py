@@ -143,6 +143,7 @@ def train(config: TrainConfig, data: TrainData, env: TrainEnv) -> TrainResult:
     started = time.perf_counter()
     saved_step = start_step
     step = start_step
+    unreported: dict[str, Any] | None = None
 
     def checkpoint(completed: int, metrics: dict[str, Any]) -> None:
         def write(folder: Path) -> None:
@@ -187,6 +188,9 @@ def train(config: TrainConfig, data: TrainData, env: TrainEnv) -> TrainResult:
             optimizer.zero_grad(set_to_none=True)
 
             completed = step + 1
+            # The weights now include this step: a Ctrl-C from here on (in validation, in
+            # report) must checkpoint it as done, or the resumed run would train it twice.
+            step = completed
             names = sorted(stats)
             train_loss, *stat_totals = env.all_reduce_sum([loss_total, *(stats[n] for n in names)])
             train_loss /= max(global_trained, 1.0)
@@ -204,20 +208,23 @@ def train(config: TrainConfig, data: TrainData, env: TrainEnv) -> TrainResult:
                 **objective.step_metrics(dict(zip(names, stat_totals)), global_trained),
             }
             end_of_epoch = completed % per_epoch == 0 or completed == total_steps
+            unreported = metrics if completed % config.log_every == 0 or end_of_epoch else None
             if end_of_epoch and config.validation_loss and data.validation:
                 evaluated = objective.evaluate(wrapped, data, config, env, keeps_logits)
                 eval_loss = evaluated["eval_loss"]
                 metrics.update({k: round(v, 6) for k, v in evaluated.items()})
                 wrapped.train()
-            if completed % config.log_every == 0 or end_of_epoch:
+            if unreported is not None:
+                unreported = None
                 env.report(metrics)
             if config.checkpoint_every and completed % config.checkpoint_every == 0 and completed < total_steps:
                 checkpoint(completed, metrics)
                 saved_step = completed
-            step = completed
     except KeyboardInterrupt:
         # Ctrl-C between or inside steps: keep every completed step, so `apply` resumes
         # from here instead of from the last periodic checkpoint.
+        if unreported is not None:  # interrupted in this step's validation: log the step without it
+            env.report(unreported)
         if step > saved_step:
             checkpoint(step, {"step": step, "total_steps": total_steps, "interrupted": True})
         raise
