@@ -23,7 +23,7 @@ checkpointing alone.
 
     .venv/bin/python bench/memory_estimate.py              # all configurations (~4 minutes on 2 cores)
     .venv/bin/python bench/memory_estimate.py --quick      # tiny model only (seconds)
-    .venv/bin/python bench/memory_estimate.py --device cuda
+    .venv/bin/python bench/memory_estimate.py --device cuda --gpu   # tiny and ~1B cases on a GPU
 
 Figures are recorded in bench/README.md.
 """
@@ -67,6 +67,15 @@ CASES = [
     Case("SmolLM2, QLoRA nf4, checkpointing, 4 x 256", "smollm2", quantization="nf4", checkpointing=True),
     Case("SmolLM2, full, 2 x 256, 2 micro-batches", "smollm2", method="full", micro_batch=2, accumulation=2),
 ]
+# A ~0.9B Llama built from a config (hidden 2048, 24 layers): the GPU figures (`--device cuda`).
+GPU_CASES = [
+    Case("1B, LoRA, bf16, 4 x 512", "1b", micro_batch=4, tokens_per_example=512, answer_tokens=128, precision="bf16"),
+    Case("1B, LoRA, bf16, checkpointing, 4 x 512", "1b", micro_batch=4, tokens_per_example=512, answer_tokens=128,
+         precision="bf16", checkpointing=True),
+    Case("1B, QLoRA nf4, bf16, 4 x 512", "1b", micro_batch=4, tokens_per_example=512, answer_tokens=128, precision="bf16",
+         quantization="nf4"),
+    Case("1B, full, bf16, 2 x 512", "1b", method="full", micro_batch=2, tokens_per_example=512, answer_tokens=128, precision="bf16"),
+]
 LONG = [
     Case("SmolLM2 LoRA 1 x 2048", "smollm2", micro_batch=1, tokens_per_example=2048, answer_tokens=64),
     Case("SmolLM2 LoRA 1 x 2048, checkpointing", "smollm2", micro_batch=1, tokens_per_example=2048, answer_tokens=64, checkpointing=True),
@@ -83,6 +92,10 @@ def model_folder(which: str, scratch: Path) -> Path:
         if not folder.exists():
             make_tiny_model(folder, hidden_size=256, num_layers=4, num_heads=8, vocab_size=2000)
         return folder
+    if which == "1b":
+        from tunespec.testing import make_tiny_model
+
+        return make_tiny_model(scratch / "1b", hidden_size=2048, num_layers=24, num_heads=16, vocab_size=4096)
     from tunespec_local.models.cache import cache_root, materialize
     from tunespec_local.models.resolvers import PackageFileResolver
 
@@ -201,13 +214,15 @@ def main() -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--only", help="run only the configurations whose name contains this text")
+    parser.add_argument("--gpu", action="store_true", help="the tiny cases and the ~1B cases (for --device cuda)")
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # figures appear as each configuration ends
     if args.child:
         _child(json.loads(args.child))
         return 0
     MiB = 1024**2
-    cases = [c for c in CASES if c.model == "tiny"] if args.quick else CASES
+    tiny = [c for c in CASES if c.model == "tiny"]
+    cases = tiny + GPU_CASES if args.gpu else tiny if args.quick else CASES
     cases = [c for c in cases if args.only is None or args.only in c.name]
     worst = 0.0
     with tempfile.TemporaryDirectory() as scratch:
@@ -223,7 +238,7 @@ def main() -> int:
             worst = max(worst, abs(ratio - 1))
             print(f"{case.name:48} {predicted / MiB:8.0f} MiB {measured / MiB:8.0f} MiB {ratio:7.2f}")
         print(f"largest deviation: {worst:.0%} (target: within 25%)")
-        if not args.quick and args.only is None:
+        if not args.quick and not args.gpu and args.only is None:
             print("\nlong sequence (2048 tokens), measured peak growth")
             peaks = {}
             for case in LONG:
