@@ -64,13 +64,15 @@ def run_attached(ctx: RunContext, job: dict[str, Any], local_spec: Any) -> RunRe
 
     evaluation: dict[str, Any] = {}
     device = _driver_device()
-    if prompts and spec.job.evaluation.compare_base:
-        evaluation["base"] = local_run.base_evaluation(local_ctx, local_config, folder, tokenizer, prompts, device)
+    pairs = local_run.held_out_pairs(local_ctx, data)  # preference runs: held-out pairs, scored base vs tuned
+    if (prompts or pairs) and spec.job.evaluation.compare_base:
+        evaluation["base"] = local_run.base_evaluation(local_ctx, local_config, folder, tokenizer, prompts, device, pairs)
 
     workers = job["scaling_config"]["num_workers"]
     total = train_config.total_steps(len(data.train))
     where = "an embedded local Ray cluster" if job["cluster"]["mode"] == "embedded" else job["cluster"]["init"]["address"]
-    log(f"training {train_config.method} on {len(data.train)} examples: {total} steps on {workers} Ray workers ({where})")
+    log(f"training {local_run.describe_training(local_ctx)} on {len(data.train)} {'pairs' if pairs is not None else 'examples'}: "
+        f"{total} steps on {workers} Ray workers ({where})")
     started = time.perf_counter()
     result = _fit(ctx, job, train_config, data)
     _collect(result.checkpoint, run_path)
@@ -80,10 +82,10 @@ def run_attached(ctx: RunContext, job: dict[str, Any], local_spec: Any) -> RunRe
     if job["run_config"]["storage_path"] == str(run_path) and not local_config.keep_checkpoints_after_success:
         shutil.rmtree(run_path / job["run_config"]["name"], ignore_errors=True)
 
-    if prompts:
+    if prompts or pairs:
         tuned = _load_tuned(folder, run_path, train_config.method, device)
-        evaluation["tuned"] = local_run.evaluate_model(local_ctx, local_config, tuned, tokenizer, prompts, device, "tuned")
-        evaluation = local_run.summarise_evaluation(evaluation, spec.job.evaluation.metrics)
+        evaluation["tuned"] = local_run.evaluate_model(local_ctx, local_config, tuned, tokenizer, prompts, device, "tuned", pairs)
+        evaluation = local_run.summarise_evaluation(evaluation, local_run.evaluated_metrics(local_ctx))
     metrics = {
         **summary,
         "train_examples": len(data.train),
@@ -93,6 +95,7 @@ def run_attached(ctx: RunContext, job: dict[str, Any], local_spec: Any) -> RunRe
     }
     # Checkpoints kept outside the run folder (`storage_path`) are named, as a remote resource would be.
     outputs = {} if job["run_config"]["storage_path"] == str(run_path) else {"ray_checkpoints": result.path}
+    outputs.update(local_run.upstream_outputs(local_ctx))
     log(f"trained in {time.perf_counter() - started:.1f} s on {workers} Ray workers")
     return RunResult(status="succeeded", message=f"{summary.get('steps')} steps on {workers} Ray workers", metrics=metrics,
                      evaluation=evaluation, outputs=outputs)

@@ -17,9 +17,11 @@ aiplatform's TuningJob predates preference tuning, which google-genai sends
 the emulator parses bodies into that TuningJob descriptor extended with the preference
 messages as google-genai's types describe them (`PreferenceOptimizationSpec`,
 `PreferenceOptimizationHyperParameters`), so a preference body is held to the same
-strictness. Jobs go through the states a real job does: created PENDING, then QUEUED,
-RUNNING, and SUCCEEDED / FAILED (with a google.rpc.Status error) / PARTIALLY_SUCCEEDED /
-EXPIRED, one step per `get`, so a test decides the outcome up front
+strictness; beyond the schema it refuses what the service documents it cannot do (a base
+model without preference tuning, an adapter size other than 1/2/4/8/16, a non-positive
+beta, multiplier or epoch count). Jobs go through the states a real job does: created
+PENDING, then QUEUED, RUNNING, and SUCCEEDED / FAILED (with a google.rpc.Status error) /
+PARTIALLY_SUCCEEDED / EXPIRED, one step per `get`, so a test decides the outcome up front
 (`outcome_for[display_name]`); a cancel moves a live job to CANCELLING, and the next `get`
 to CANCELLED. Tests can also make the emulator accept a create
 and drop the connection before answering (`drop_create_responses`) or answer after the
@@ -416,6 +418,10 @@ def _invalid(job: TuningJob, preference: dict | None = None, location: str = "us
     uri = preference.get("trainingDatasetUri", "") if preference is not None else job.supervised_tuning_spec.training_dataset_uri
     if not uri.startswith("gs://"):
         return f"training_dataset_uri must be a gs:// URI, got {uri!r}"
+    if preference is not None:
+        problem = _invalid_preference(job, preference)
+        if problem:
+            return problem
     for key, value in job.labels.items():
         if not re.fullmatch(r"[a-z][a-z0-9_-]{0,62}", key) or not re.fullmatch(r"[a-z0-9_-]{0,63}", value):
             return f"invalid label {key}={value}"
@@ -453,6 +459,28 @@ def _against_google_tables(job: TuningJob, location: str, preference: dict | Non
             return f"Tuning mode {job.supervised_tuning_spec.tuning_mode.name} is not supported for {base}."
         if not job.output_uri:
             return "output_uri is required for open model tuning."
+    return None
+
+
+PREFERENCE_MODELS = ("gemini-2.5-flash", "gemini-2.5-flash-lite")
+"""Base models Google documents for preference tuning ("About preference tuning for Gemini models")."""
+PREFERENCE_ADAPTER_SIZES = ("ADAPTER_SIZE_ONE", "ADAPTER_SIZE_TWO", "ADAPTER_SIZE_FOUR", "ADAPTER_SIZE_EIGHT", "ADAPTER_SIZE_SIXTEEN")
+"""Adapter sizes 1, 2, 4, 8 and 16, the ones documented for preference tuning."""
+
+
+def _invalid_preference(job: TuningJob, preference: dict) -> str | None:
+    """The service's checks of a preference tuning request (values the proto lets through)."""
+    if job.base_model and job.base_model.removeprefix("publishers/google/models/") not in PREFERENCE_MODELS:
+        return f"base model {job.base_model} does not support preference tuning"
+    validation = preference.get("validationDatasetUri")
+    if validation is not None and not validation.startswith("gs://"):
+        return f"validation_dataset_uri must be a gs:// URI, got {validation!r}"
+    hp = preference.get("hyperParameters", {})
+    if hp.get("adapterSize", "ADAPTER_SIZE_FOUR") not in PREFERENCE_ADAPTER_SIZES:
+        return f"adapter size {hp['adapterSize']} is not supported for preference tuning"
+    for name in ("beta", "learningRateMultiplier", "epochCount"):
+        if name in hp and float(hp[name]) <= 0:
+            return f"hyper_parameters.{name} must be positive, got {hp[name]}"
     return None
 
 

@@ -78,3 +78,46 @@ def test_conversations_are_not_preference_data_on_vertex(project):
     text = spec_text(extra="method:\n  objective: preference\n")
     problems = _problems(project, text)
     assert ("TS233", "$") in problems
+
+
+def test_the_emulator_reads_what_google_genai_sends_and_refuses_what_the_service_would(tuning):
+    """The emulator is only worth its tests if it holds google-genai's preference requests
+    to the service's rules: a good one parses into the proto and comes back; the requests
+    the service refuses are refused (a 400 google-genai raises as ClientError)."""
+    import requests
+    from google.genai import errors, types
+
+    from tunespec_vertex.clients import Connection, genai_client
+
+    client = genai_client(Connection("test-project", "us-central1", tuning.endpoint, True, 5))
+
+    def tune(base: str = "gemini-2.5-flash", **config):
+        return client.tunings.tune(base_model=base, training_dataset=types.TuningDataset(gcs_uri="gs://b/pairs.jsonl"),
+                                   config=types.CreateTuningJobConfig(method="PREFERENCE_TUNING", **config))
+
+    job = tune(adapter_size="ADAPTER_SIZE_EIGHT", beta=0.25, epoch_count=2, tuned_model_display_name="prefers")
+    assert tuning.preference_specs[job.name] == {"trainingDatasetUri": "gs://b/pairs.jsonl",
+                                                 "hyperParameters": {"adapterSize": "ADAPTER_SIZE_EIGHT", "beta": 0.25, "epochCount": "2"}}
+    assert job.preference_optimization_spec.hyper_parameters.beta == 0.25  # and google-genai reads it back
+    assert client.tunings.get(name=job.name).preference_optimization_spec.training_dataset_uri == "gs://b/pairs.jsonl"
+
+    refused = {
+        "gemini-2.5-pro": dict(base="gemini-2.5-pro"),
+        "adapter size ADAPTER_SIZE_THIRTY_TWO": dict(adapter_size="ADAPTER_SIZE_THIRTY_TWO"),
+        "beta must be positive": dict(beta=-0.1),
+    }
+    for message, arguments in refused.items():
+        with pytest.raises(errors.ClientError) as caught:
+            tune(**arguments)
+        assert caught.value.code == 400 and message in str(caught.value), message
+
+    url = f"{tuning.endpoint}/v1beta1/projects/p/locations/us-central1/tuningJobs"
+    spec = {"trainingDatasetUri": "gs://b/pairs.jsonl"}
+    for body, words in (
+        ({"baseModel": "gemini-2.5-flash", "preferenceOptimizationSpec": {**spec, "hyperParameters": {"gamma": 1}}}, "gamma"),
+        ({"baseModel": "gemini-2.5-flash", "preferenceOptimizationSpec": spec, "supervisedTuningSpec": spec}, "oneof"),
+        ({"baseModel": "gemini-2.5-flash", "preferenceOptimizationSpec": {"trainingDatasetUri": "pairs.jsonl"}}, "gs://"),
+    ):
+        answer = requests.post(url, json=body, timeout=5)
+        assert answer.status_code == 400 and words in answer.text, (body, answer.text)
+    assert len(tuning.jobs) == 1
