@@ -28,6 +28,7 @@ from pathlib import Path
 
 SIZES = {  # hidden, layers, heads
     "tiny": (256, 4, 8),
+    "135m": (576, 30, 8),  # SmolLM2-135M-like (hidden 576, 30 layers; 8 heads so the KV heads divide), random weights
     "1b": (2048, 24, 16),
 }
 
