@@ -35,6 +35,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Iterable
 
+from tunespec.state.store import pid_alive
 from tunespec_local.encode import IGNORE_INDEX, Encoded
 
 FORMAT_VERSION = 1
@@ -125,15 +126,7 @@ def remove_abandoned(final: Path) -> None:
 
 
 def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid == os.getpid() or pid_alive(pid)
 
 
 class EncodedSequences(Sequence):
