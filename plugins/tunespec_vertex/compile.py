@@ -78,6 +78,7 @@ CONSUMED_LOCALLY: dict[str, str] = {
     "data.max_reported_problems": "data validation report size",
     "output.path": "artifact root: manifest.json and spec.yaml of the run are written there",
     "evaluation.validation_loss": "the service computes validation loss when a validation dataset is sent",
+    "tracking": "trackers receive the run when tunespec publishes it (what the job reported), as for every backend",
 }
 
 
