@@ -115,3 +115,20 @@ def test_ctrl_c_during_start_up_is_exit_130_without_a_traceback(project, after):
     out, err = proc.communicate(timeout=30)
     assert "Traceback" not in out + err
     assert proc.returncode in (130, 0), (proc.returncode, err)  # 0: it had finished already
+
+
+def test_an_interrupted_command_in_process_gives_its_signal_handlers_back(monkeypatch):
+    """A command run inside another program (a test, a notebook) must not leave SIGINT
+    ignored: processes started afterwards would inherit that and ignore Ctrl-C."""
+    from tunespec.cli import main as cli_main
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(cli_main, "build_parser", interrupted)
+    assert cli_main.main(["validate", "x.yaml"]) == 130
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    child = subprocess.run([sys.executable, "-c", "import signal; print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)"],
+                           capture_output=True, text=True, check=True)
+    assert child.stdout.strip() == "True"

@@ -120,14 +120,36 @@ def main(argv: list[str] | None = None) -> int:
     secrets.forget_all()  # one command per process: only this command's values are secrets
     _forget_reused_validation()
     stdout, stderr, unraisablehook = sys.stdout, sys.stderr, sys.unraisablehook
+    signal_handlers = _signal_handlers()
     sys.stdout, sys.stderr = secrets.RedactingStream(stdout), secrets.RedactingStream(stderr)
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         return _main(argv)
     finally:
         sys.stdout, sys.stderr, sys.unraisablehook = stdout, stderr, unraisablehook
+        # A command run inside another program (tests, notebooks) gives its signal handlers
+        # back: a SIGINT left ignored would be inherited by every process started later,
+        # which then could not be interrupted at all.
+        _restore_signal_handlers(signal_handlers)
         if "tunespec.state.store" in sys.modules:
             sys.modules["tunespec.state.store"].StateStore.close_all()
+
+
+def _signal_handlers() -> dict[int, Any]:
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _restore_signal_handlers(handlers: dict[int, Any]) -> None:
+    import signal
+
+    for signum, handler in handlers.items():
+        if handler is not None:
+            signal.signal(signum, handler)
 
 
 def _forget_reused_validation() -> None:
