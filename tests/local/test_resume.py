@@ -20,10 +20,17 @@ pytestmark = pytest.mark.slow
 STEPS = 120
 
 
+def interruptible() -> None:
+    """`preexec_fn`: SIGINT at its default in the child whatever this process inherited
+    (an ignored SIGINT survives exec, and the child would then ignore Ctrl-C)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_apply(spec: Path, tmp_path: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "tunespec.cli.main", "apply", str(spec), "--yes"],
         env=subprocess_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=interruptible,
     )
 
 
