@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from local_train import TimedEnv  # bench/ is on sys.path when a bench script runs
+
 ROOT = Path(__file__).resolve().parents[1]
 PAIRS = ROOT / "specs" / "preference-chain"
 QUICKSTART = ROOT / "specs" / "quickstart"
@@ -71,20 +73,6 @@ def as_trl_example(record: dict) -> dict:
 # -- tunespec ------------------------------------------------------------------------------
 
 
-class _TimedEnv:
-    """LocalEnv that also records (time, real tokens so far) at each reported step."""
-
-    def __init__(self, env):
-        self._env = env
-        self.points: list[tuple[float, int]] = []
-
-    def __getattr__(self, name):
-        return getattr(self._env, name)
-
-    def report(self, metrics):
-        self.points.append((time.perf_counter(), metrics["tokens"]))
-
-
 def run_tunespec(folder: Path, train_pairs: list, args, scratch: Path, pad_id: int):
     from tunespec_local.training import LocalEnv, TrainConfig, TrainData, default_device, train
 
@@ -93,7 +81,7 @@ def run_tunespec(folder: Path, train_pairs: list, args, scratch: Path, pad_id: i
                          lora_target_modules="all-linear", learning_rate=args.lr, batch_size=args.batch,
                          micro_batch_size=args.batch, max_steps=args.steps, lr_scheduler="linear", warmup_ratio=0.0,
                          max_grad_norm=1.0, checkpoint_every=0, validation_loss=False, pad_token_id=pad_id, seed=args.seed)
-    timed = _TimedEnv(LocalEnv(scratch / "tunespec", default_device("cpu")))
+    timed = TimedEnv(LocalEnv(scratch / "tunespec", default_device("cpu")))
     result = train(config, TrainData(train_pairs), timed)
     return result.model, timed.points
 

@@ -83,22 +83,29 @@ def tunespec_tokens_per_s(folder: Path, examples, steps: int, batch: int, packin
                          lora_alpha=32, lora_dropout=0.0, learning_rate=1e-4, batch_size=batch, micro_batch_size=batch,
                          max_steps=steps, packing=packing, checkpoint_every=0, validation_loss=False, pad_token_id=pad_id,
                          lr_scheduler="constant", warmup_ratio=0.0, precision=precision)
-    timed = _TimedEnv(LocalEnv(out, default_device("cpu")))
+    timed = TimedEnv(LocalEnv(out, default_device("cpu")))
     train(config, TrainData(examples), timed)
     return timed.rate()
 
 
-class _TimedEnv:
-    """LocalEnv that also records (time, real tokens) per reported step, to skip warm-up."""
+class TimedEnv:
+    """LocalEnv that also records (time, real tokens so far) per reported step, so a rate
+    can skip the warm-up step. On CUDA it waits for the step's kernels before reading the
+    clock. bench/dpo_train.py and bench/train_throughput.py time their loops with it too."""
 
-    def __init__(self, env):
+    def __init__(self, env, device=None):
         self._env = env
+        self._cuda = device is not None and device.type == "cuda"
         self.points: list[tuple[float, int]] = []
 
     def __getattr__(self, name):
         return getattr(self._env, name)
 
     def report(self, metrics):
+        if self._cuda:
+            import torch
+
+            torch.cuda.synchronize()
         self.points.append((time.perf_counter(), metrics["tokens"]))
 
     def rate(self) -> float:

@@ -26,33 +26,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from local_train import TimedEnv  # bench/ is on sys.path when a bench script runs
+
 SIZES = {  # hidden, layers, heads
     "tiny": (256, 4, 8),
     "135m": (576, 30, 8),  # SmolLM2-135M-like (hidden 576, 30 layers; 8 heads so the KV heads divide), random weights
     "1b": (2048, 24, 16),
 }
-
-
-class TimedEnv:
-    """Wraps the loop's environment to record (time, real tokens) at every reported step."""
-
-    def __init__(self, env, device):
-        self._env, self._device = env, device
-        self.points: list[tuple[float, int]] = []
-
-    def __getattr__(self, name):
-        return getattr(self._env, name)
-
-    def report(self, metrics):
-        if self._device.type == "cuda":
-            import torch
-
-            torch.cuda.synchronize()
-        self.points.append((time.perf_counter(), metrics["tokens"]))
-
-    def rate(self) -> float:
-        (t0, n0), (t1, n1) = self.points[0], self.points[-1]
-        return (n1 - n0) / (t1 - t0)
 
 
 def synthetic_examples(n: int, length: int, answer: int, vocab: int) -> list:
