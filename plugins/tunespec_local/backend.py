@@ -241,13 +241,15 @@ def _preference(method: Any) -> dict[str, Any] | None:
     if method.objective != "preference" or method.preference is None:
         return None
     reference = "the base model with the adapters disabled" if method.type == "peft" else "a frozen copy of the base model"
-    return {"beta": method.preference.beta, "loss": method.preference.loss, "reference": reference}
+    return {"beta": method.preference.beta, "loss": method.preference.loss, "sft_weight": method.preference.sft_weight, "reference": reference}
 
 
 def _describe_objective(method: Any) -> str:
     if method.objective != "preference" or method.preference is None:
         return "sft (cross-entropy on the model turns)"
     loss = "DPO sigmoid" if method.preference.loss == "sigmoid" else "IPO"
+    if method.preference.sft_weight:
+        loss += f" + {method.preference.sft_weight:g} x NLL of the preferred response (RPO)"
     return f"preference ({loss}, beta={method.preference.beta:g}, reference: {_preference(method)['reference']})"  # type: ignore[index]
 
 
@@ -390,10 +392,12 @@ def _mappings(spec: ResolvedSpec, targets: Any, micro: int, fit: Any) -> list[Fi
             FieldMapping(field="method.preference.beta", target="DPO beta", value=pref.beta),
             FieldMapping(field="method.preference.loss", target="DPO loss", value=pref.loss,
                          note="-log sigmoid(beta x margin)" if pref.loss == "sigmoid" else "(per-token margin - 1/(2 beta))^2"),
+            FieldMapping(field="method.preference.sft_weight", target="weight of the preferred response's NLL", value=pref.sft_weight,
+                         note="plain DPO" if not pref.sft_weight else "RPO: keeps the preferred answers likely"),
         ]
     else:
         m += [FieldMapping(field=f"method.preference.{name}", target=None, value=None, note="only with `method.objective: preference`")
-              for name in ("beta", "loss")]
+              for name in ("beta", "loss", "sft_weight")]
     if job.method.lora:
         lora = job.method.lora
         m += [

@@ -178,6 +178,7 @@ def train_config_for(ctx: RunContext, config: LocalConfig, folder: Path, tokeniz
         objective=job.method.objective,
         beta=job.method.preference.beta if job.method.preference else 0.1,
         preference_loss=job.method.preference.loss if job.method.preference else "sigmoid",
+        sft_weight=job.method.preference.sft_weight if job.method.preference else 0.0,
         lora_rank=lora.get("rank", 8),
         lora_alpha=lora.get("alpha", 16),
         lora_dropout=lora.get("dropout", 0.0),

@@ -442,7 +442,7 @@ class _Compiler:
         self.map("method.objective", self.spec_key, method.objective,
                  "preference tuning (DPO) of a Gemini model" if self.objective == "preference" else None)
         if method.preference is None:
-            for name in ("beta", "loss"):
+            for name in ("beta", "loss", "sft_weight"):
                 self.map(f"method.preference.{name}", None, None, "only with `method.objective: preference`")
             return
         hp["beta"] = method.preference.beta
@@ -452,6 +452,11 @@ class _Compiler:
             self.diag("TS303", "method.preference.loss", f"Vertex preference tuning has no `{method.preference.loss}` loss: it trains DPO's sigmoid loss",
                       "set `method.preference.loss: sigmoid` (or remove it) for this backend")
         self.map("method.preference.loss", None, method.preference.loss, "the service's DPO loss (sigmoid), not sent")
+        if method.preference.sft_weight:
+            self.diag("TS303", "method.preference.sft_weight", "Vertex preference tuning has no supervised (RPO) term in its loss",
+                      "remove `method.preference.sft_weight` (or set it to 0) for this backend; tune supervised first and chain "
+                      "the preference spec on it with `model.base: run:<spec>` instead")
+        self.map("method.preference.sft_weight", None, method.preference.sft_weight, "not sent: the service trains plain DPO")
 
     def metadata(self, body: dict[str, Any]) -> None:
         meta = self.job.metadata

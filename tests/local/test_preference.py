@@ -89,6 +89,30 @@ def test_first_step_is_dpo_at_the_reference(tiny_model, tmp_path, method):
     assert result.summary()["final_eval_reward_accuracy"] == log[-1]["eval_reward_accuracy"]
 
 
+def test_sft_weight_keeps_the_preferred_answers_likely(tiny_model, tmp_path):
+    """`sft_weight` (RPO) adds the preferred responses' mean token NLL to DPO's loss: at the
+    reference the loss is log 2 plus that NLL, and training then makes the preferred answers
+    more likely than plain DPO leaves them (plain DPO only widens the gap)."""
+    tokenizer = ChatTokenizer.from_folder(tiny_model)
+    data = TrainData(encoded_pairs(tokenizer, "train", 16), encoded_pairs(tokenizer, "validation", 4))
+
+    def run(weight: float) -> list[dict]:
+        out = tmp_path / f"w{weight}"
+        config = TrainConfig(model_path=str(tiny_model), output_dir=str(out), objective="preference", beta=0.5, sft_weight=weight,
+                             lora_rank=4, lora_dropout=0.0, learning_rate=5e-3, batch_size=4, micro_batch_size=4, max_steps=8,
+                             checkpoint_every=0, pad_token_id=tokenizer.pad_token_id, lr_scheduler="constant", warmup_ratio=0.0)
+        train(config, data, LocalEnv(out, default_device("cpu")))
+        return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+    plain, weighted = run(0.0), run(1.0)
+    assert plain[0]["nll_chosen"] == pytest.approx(weighted[0]["nll_chosen"], rel=1e-5)  # the same start
+    assert plain[0]["train_loss"] == pytest.approx(math.log(2), abs=1e-4)
+    assert weighted[0]["train_loss"] == pytest.approx(math.log(2) + weighted[0]["nll_chosen"], rel=1e-4)
+    assert weighted[-1]["nll_chosen"] < weighted[0]["nll_chosen"]
+    assert weighted[-1]["nll_chosen"] < plain[-1]["nll_chosen"] - 0.1
+    assert weighted[-1]["reward_margin"] > 0  # and it still learns the preference
+
+
 def test_preference_run_through_the_cli(project, cli):
     """A user's preference spec: pairs in OpenAI's format, a validation set, LoRA on the tiny
     model. The run publishes an adapter and shows base vs tuned preference accuracy. (The

@@ -67,10 +67,11 @@ def _problems(project, text: str) -> list[tuple[str, str]]:
 
 def test_what_vertex_preference_tuning_cannot_do_is_refused_where_written(project):
     pairs = "data:\n  train: data/preference-train.jsonl\n"
-    text = spec_text(base="gemini-2.5-pro", extra="method:\n  objective: preference\n  lora: {rank: 32}\n  preference: {loss: ipo}\n")
+    text = spec_text(base="gemini-2.5-pro", extra="method:\n  objective: preference\n  lora: {rank: 32}\n  preference: {loss: ipo, sft_weight: 1}\n")
     text = text.replace("data:\n  modality: text\n  train: data/text-train.jsonl\n", pairs)
     assert sorted(_problems(project, text)) == [
         ("TS302", "method.lora.rank"), ("TS302", "method.objective"), ("TS303", "method.preference.loss"),
+        ("TS303", "method.preference.sft_weight"),
     ]
 
 

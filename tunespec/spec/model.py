@@ -160,6 +160,16 @@ class PreferenceOptions(StrictModel):
         "`ipo`: IPO's squared loss (margin - 1/(2 beta))^2 over per-token mean log-probabilities, which does not "
         "push the margin without bound. Vertex supports `sigmoid` only.",
     )
+    sft_weight: float = Field(
+        default=0.0,
+        ge=0,
+        le=100,
+        description="Adds this weight times the mean negative log-likelihood of each preferred response's tokens "
+        "to the preference loss (RPO, Pang et al. 2024; TRL's `rpo_alpha`). DPO alone only widens the gap "
+        "between the two responses and can make both less likely, so greedy answers get worse while preference "
+        "accuracy rises; a weight around 1 keeps the preferred answers likely. 0 is plain DPO/IPO. Vertex has no "
+        "such term and refuses a non-zero value.",
+    )
 
 
 class MethodSpec(StrictModel):

@@ -24,6 +24,8 @@ class TrainConfig:
     beta: float = 0.1
     """Preference: the DPO temperature (IPO's tau for `preference_loss: ipo`)."""
     preference_loss: Literal["sigmoid", "ipo"] = "sigmoid"
+    sft_weight: float = 0.0
+    """Preference: weight of the preferred responses' mean token NLL added to the loss (RPO)."""
     lora_rank: int = 8
     lora_alpha: float = 16
     lora_dropout: float = 0.05

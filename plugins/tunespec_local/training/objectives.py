@@ -22,6 +22,7 @@ full preference tuning) before training starts.
       margin = (log pi(chosen) - log ref(chosen)) - (log pi(rejected) - log ref(rejected))
       sigmoid: -log sigmoid(beta * margin)          (DPO)
       ipo:     (margin_per_token - 1 / (2 beta))^2  (IPO, on per-token mean log-probabilities)
+      + sft_weight * mean NLL of the chosen response's tokens  (RPO; 0 by default)
 
   averaged over the step's pairs. Its statistics are DPO's implicit rewards,
   beta * (log pi - log ref): their mean for each response, the reward margin, and the
@@ -83,7 +84,7 @@ class Objective(Protocol):
 
 def objective_for(config: "TrainConfig") -> Objective:
     if config.objective == "preference":
-        return PreferenceObjective(beta=config.beta, loss_type=config.preference_loss, method=config.method)
+        return PreferenceObjective(beta=config.beta, loss_type=config.preference_loss, method=config.method, sft_weight=config.sft_weight)
     return SupervisedObjective()
 
 
@@ -162,12 +163,13 @@ class PreferenceObjective:
     """DPO (or IPO) against a frozen reference; the step's loss is the mean over its pairs."""
 
     name = "preference"
-    STATS = ("rewards_chosen", "rewards_rejected", "reward_margin", "reward_accuracy")
+    STATS = ("rewards_chosen", "rewards_rejected", "reward_margin", "reward_accuracy", "nll_chosen")
 
-    def __init__(self, beta: float, loss_type: str = "sigmoid", method: str = "peft"):
+    def __init__(self, beta: float, loss_type: str = "sigmoid", method: str = "peft", sft_weight: float = 0.0):
         self.beta = beta
         self.loss_type = loss_type
         self.method = method
+        self.sft_weight = sft_weight
         self.reference: Any = None
 
     def prepare(self, model: Any, device: Any) -> None:
@@ -199,6 +201,11 @@ class PreferenceObjective:
             losses = (delta - 1 / (2 * self.beta)) ** 2
         else:
             losses = -F.logsigmoid(self.beta * (chosen_ratio - rejected_ratio))
+        # The chosen response's mean token NLL under the policy: logged always (it shows
+        # whether DPO is making the preferred answers less likely), trained on with sft_weight.
+        nll_chosen = -policy[0::2] / lengths[0::2].clamp(min=1)
+        if self.sft_weight:
+            losses = losses + self.sft_weight * nll_chosen
         rewards_chosen = (self.beta * chosen_ratio).detach()
         rewards_rejected = (self.beta * rejected_ratio).detach()
         stats = {
@@ -206,6 +213,7 @@ class PreferenceObjective:
             "rewards_rejected": float(rewards_rejected.sum()),
             "reward_margin": float((rewards_chosen - rewards_rejected).sum()),
             "reward_accuracy": float((rewards_chosen > rewards_rejected).float().sum()),
+            "nll_chosen": float(nll_chosen.detach().sum()),
         }
         return losses.sum(), stats
 
