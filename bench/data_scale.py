@@ -16,8 +16,14 @@ Figures, each against a baseline measured in the same process:
    (imports, data validation with stored token counts, opening the cache) to the first
    line of metrics.jsonl. Target: < 60 s.
 
+With `--backend ray` the same data trains on 2 Ray workers (an embedded cluster) from the
+same cache, and the figure is each Ray Train worker's peak RSS (VmHWM, read from /proc
+while the workers live; whole process, model included, the model being tiny): the 1M-example
+run's against the 10k run's. The driver's figure is the applying process's, as above.
+
     .venv/bin/python bench/data_scale.py                  # 10k, 100k, 1M (the 1M cold run takes minutes)
     .venv/bin/python bench/data_scale.py --sizes 10000,100000
+    .venv/bin/python bench/data_scale.py --backend ray --warm-only --sizes 10000,1000000
 
 Data, specs, state and cache live under .bench/data_scale/ (gitignored) and are reused.
 """
@@ -61,11 +67,13 @@ evaluation:
   validation_loss: false
   compare_base: false
 backend:
-  name: local
-  device: cpu
-  checkpoint_every: 0
-  cache_dir: {cache}
+{backend}
 """
+BACKENDS = {
+    "local": "  name: local\n  device: cpu\n  checkpoint_every: 0\n  cache_dir: {cache}",
+    # The driver tokenises into the same cache ($TUNESPEC_CACHE_DIR, set by run_child).
+    "ray": "  name: ray\n  num_workers: 2\n  max_failures: 0",
+}
 
 
 def status_kb(field: str) -> int:
@@ -102,7 +110,32 @@ def make_model() -> Path:
     return folder
 
 
-def child(n: int, seed: int) -> None:
+class WorkerPeaks:
+    """Peak RSS (VmHWM) of every live Ray Train worker process, polled from /proc."""
+
+    def __init__(self) -> None:
+        self.peaks_kb: dict[int, int] = {}
+        self.stopped = False
+        threading.Thread(target=self._poll, daemon=True).start()
+
+    def _poll(self) -> None:
+        while not self.stopped:
+            for proc in Path("/proc").iterdir():
+                if not proc.name.isdigit():
+                    continue
+                try:
+                    if b"RayTrainWorker" not in (proc / "cmdline").read_bytes():
+                        continue
+                    for line in (proc / "status").read_text().splitlines():
+                        if line.startswith("VmHWM:"):
+                            pid = int(proc.name)
+                            self.peaks_kb[pid] = max(self.peaks_kb.get(pid, 0), int(line.split()[1]))
+                except OSError:
+                    pass  # the process ended
+            time.sleep(0.2)
+
+
+def child(n: int, seed: int, backend: str) -> None:
     """One `apply` in this fresh process; prints a JSON line of figures."""
     from transformers import AutoModelForCausalLM
 
@@ -120,7 +153,8 @@ def child(n: int, seed: int) -> None:
     del loaded, ids
     baseline_kb = status_kb("VmRSS")
     spec = WORK / f"scale-{n}-{seed}.yaml"
-    spec.write_text(SPEC.format(n=n, model=model, seed=seed, cache=WORK / "cache"))
+    spec.write_text(SPEC.format(n=n, model=model, seed=seed, backend=BACKENDS[backend].format(cache=WORK / "cache")))
+    workers = WorkerPeaks() if backend == "ray" else None
     runs = WORK / "runs" / f"scale-{n}"
     first_step: list[float] = []
 
@@ -136,15 +170,20 @@ def child(n: int, seed: int) -> None:
     code = main(["apply", str(spec), "--yes", "--state", str(WORK / "state.db")])
     done = time.time()
     first_step.append(done)  # the watcher stops
+    if workers is not None:
+        workers.stopped = True
     print(json.dumps({
         "n": n, "code": code, "baseline_mb": baseline_kb / 1024, "peak_mb": status_kb("VmHWM") / 1024,
         "imports_s": applied - STARTED, "first_step_s": first_step[0] - STARTED, "apply_s": done - applied,
+        "worker_peaks_mb": sorted(kb / 1024 for kb in workers.peaks_kb.values()) if workers else [],
     }), flush=True)
 
 
-def run_child(n: int, seed: int) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", str(n), "--seed", str(seed)], capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins")])})
+def run_child(n: int, seed: int, backend: str) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", str(n), "--seed", str(seed), "--backend", backend],
+                         capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins")]),
+                              "TUNESPEC_CACHE_DIR": str(WORK / "cache")})
     lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
     if out.returncode or not lines:
         raise SystemExit(f"apply of {n} examples failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
@@ -157,9 +196,10 @@ def main() -> None:
     parser.add_argument("--child", type=int)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--warm-only", action="store_true", help="only the warm runs (the caches exist from an earlier run)")
+    parser.add_argument("--backend", choices=sorted(BACKENDS), default="local")
     args = parser.parse_args()
     if args.child:
-        return child(args.child, args.seed)
+        return child(args.child, args.seed, args.backend)
 
     WORK.mkdir(parents=True, exist_ok=True)
     make_model()
@@ -167,14 +207,16 @@ def main() -> None:
     for n in map(int, args.sizes.split(",")):
         make_data(n)
         # A new seed each time: a new run; the cache decides cold/warm.
-        cold = run_child(n, seed=int(time.time())) if not args.warm_only else None
-        warm = run_child(n, seed=int(time.time()) + 1)
+        cold = run_child(n, int(time.time()), args.backend) if not args.warm_only else None
+        warm = run_child(n, int(time.time()) + 1, args.backend)
         cold = cold or warm
         results[n] = (cold, warm)
         for name, r in (("cold", cold), ("warm", warm)):
             print(f"{n:>9,} examples {name}: peak RSS {r['peak_mb']:.0f} MB, after model load {r['baseline_mb']:.0f} MB, "
                   f"growth {r['peak_mb'] - r['baseline_mb']:.1f} MB; first step at {r['first_step_s']:.1f} s "
-                  f"(imports + model {r['imports_s']:.1f} s), apply {r['apply_s']:.1f} s", flush=True)
+                  f"(imports + model {r['imports_s']:.1f} s), apply {r['apply_s']:.1f} s"
+                  + (f"; Ray workers' peak RSS {', '.join(f'{mb:.0f}' for mb in r['worker_peaks_mb'])} MB" if r["worker_peaks_mb"] else ""),
+                  flush=True)
     sizes = sorted(results)
     small, large = sizes[0], sizes[-1]
     for phase, i in (("cold", 0), ("warm", 1)):
@@ -182,6 +224,10 @@ def main() -> None:
         print(f"peak RSS growth {phase}: {large:,} / {small:,} examples = {growth[large]:.1f} / {growth[small]:.1f} MB "
               f"= {growth[large] / growth[small]:.2f}x (target < 1.5x); whole process {results[large][i]['peak_mb']:.0f} / "
               f"{results[small][i]['peak_mb']:.0f} MB = {results[large][i]['peak_mb'] / results[small][i]['peak_mb']:.2f}x")
+    if args.backend == "ray":
+        peak = {n: max(results[n][1]["worker_peaks_mb"] or [0.0]) for n in sizes}
+        print(f"Ray worker peak RSS, warm: {large:,} / {small:,} examples = {peak[large]:.0f} / {peak[small]:.0f} MB "
+              f"= {peak[large] / max(peak[small], 1e-9):.2f}x (target < 1.5x; whole worker process, tiny model)")
     warm, cold = results[large][1], results[large][0]
     print(f"time to first step, warm cache, {large:,} examples: {warm['first_step_s']:.1f} s from process start (target < 60 s), "
           f"{warm['first_step_s'] - warm['imports_s']:.1f} s of it after imports and model load; "
