@@ -74,12 +74,15 @@ def trainable_state(model: Any) -> dict[str, Any]:
     return {name: p.detach().cpu().clone() for name, p in model.named_parameters() if p.requires_grad}
 
 
-def _sharded_options() -> Any:
+def _sharded_options(loading: bool = False) -> Any:
     from torch.distributed.checkpoint.state_dict import StateDictOptions
 
     # Frozen weights (a LoRA base) are reloaded from the model folder, never checkpointed;
     # the flat optimizer layout keys every entry by parameter name, so DCP can reshard it.
-    return StateDictOptions(ignore_frozen_params=True, flatten_optimizer_state_dict=True)
+    # Loading is not strict, because the frozen weights are absent on purpose; a trainable
+    # weight missing from the checkpoint still fails, in `dcp.load`, which fills every key
+    # of the layout it is given.
+    return StateDictOptions(ignore_frozen_params=True, flatten_optimizer_state_dict=True, strict=not loading)
 
 
 def _sharded_state(model: Any, optimizer: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -154,7 +157,8 @@ def _restore_sharded(folder: Path, model: Any, optimizer: Any, state: dict[str, 
     model_state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
     optim_state = {k.removeprefix("optim."): v for k, v in tensors.items() if k.startswith("optim.")}
     optim_state.update(state.get("optimizer_settings", {}))
-    set_state_dict(model, optimizer, model_state_dict=model_state, optim_state_dict=optim_state, options=_sharded_options())
+    set_state_dict(model, optimizer, model_state_dict=model_state, optim_state_dict=optim_state,
+                   options=_sharded_options(loading=True))
 
 
 def _refusal(exc: BaseException) -> BaseException | None:
