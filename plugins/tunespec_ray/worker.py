@@ -62,6 +62,8 @@ class RayTrainEnv:
 
     def prepare_model(self, model: Any) -> Any:
         if self.sharded:
+            # FSDP2, not `prepare_model(parallel_strategy="fsdp")`: that is FSDP1's
+            # FullyShardedDataParallel, whose flat parameters lump frozen and trainable weights.
             from tunespec_local.training.model import shard_model
 
             return shard_model(model, self.device)
