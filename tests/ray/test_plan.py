@@ -215,7 +215,7 @@ def test_validate_and_plan_never_import_ray_or_torch(tmp_path):
 
 
 def test_example_specs_validate_and_plan(tmp_path):
-    for name in ("embedded-lora.yaml", "gpu-cluster.yaml"):
+    for name in ("embedded-lora.yaml", "gpu-cluster.yaml", "fsdp-full.yaml"):
         spec, problems = resolve_spec(REPO / "specs" / "ray" / name)
         assert spec is not None, problems
         backend = RayBackend()
