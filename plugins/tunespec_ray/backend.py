@@ -67,6 +67,7 @@ class RayBackend(Backend):
                 "device": "GPU" if config.use_gpu else "CPU",
                 "cluster": where,
                 "workers": config.num_workers,
+                "parallelism": job["parallelism"]["strategy"],
                 "per worker": config.worker_resources,
                 "memory": fit.summary(),
                 "activation checkpointing": f"{'on' if fit.checkpointing else 'off'} ({fit.checkpointing_reason})",
@@ -142,7 +143,10 @@ def worker_memory_fit(spec: ResolvedSpec, data: "DataReport | None", config: Ray
     else:
         device = DeviceInfo("cpu", None, "a worker's RAM")
     why = "" if declared or device.memory else "set `backend.device_memory_gib`"
-    fit = memory_fit(local_view(spec), data, device=device, capacity=declared, workers=config.num_workers, levers=Levers())
+    # FSDP over the same workers is a change the plan may suggest (TS320's fixes) when DDP does not fit.
+    levers = Levers(fsdp_workers=config.num_workers if config.num_workers > 1 else 0)
+    fit = memory_fit(local_view(spec), data, device=device, capacity=declared, workers=config.num_workers,
+                     parallelism=config.parallelism, levers=levers)
     if why and not fit.why_unknown:
         fit.why_unknown = why
     return fit
@@ -170,6 +174,15 @@ def _check_config(spec: ResolvedSpec, config: RayConfig) -> Iterable[Diagnostic]
             spec.locate("hyperparameters.batch_size"),
             hint="raise batch_size to at least num_workers, or use fewer workers",
             severity=Severity.WARNING,
+        )
+    if config.parallelism == "fsdp" and spec.job.method.quantization != "none":
+        yield Diagnostic(
+            "TS302",
+            f"`parallelism: fsdp` cannot shard a {spec.job.method.quantization}-quantised base: FSDP2 shards and gathers "
+            "plain tensors, and bitsandbytes' packed weights would be split in the middle of their blocks",
+            spec.locate("method.quantization"),
+            hint="remove `method.quantization` (FSDP shards the full-precision base over the workers instead), "
+            "or use `backend.parallelism: ddp` for QLoRA",
         )
     if config.embedded and config.num_cpus is not None:
         needed = config.total_resources.get("CPU", 0)

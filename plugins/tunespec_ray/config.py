@@ -15,6 +15,11 @@ only this block::
       storage_path: gs://my-bucket/ray
       wait: false               # submit through the Ray Jobs API and return
 
+    backend:
+      name: ray
+      num_workers: 4
+      parallelism: fsdp         # shard weights, gradients and optimizer state over the workers
+
 This module imports nothing from Ray: `validate` and `plan` read it.
 """
 
@@ -80,9 +85,20 @@ class RayConfig(BaseModel):
         default=2,
         ge=1,
         le=4096,
-        description="Training workers (Ray actors), one data shard each; gradients are averaged with DDP. "
-        "`hyperparameters.batch_size` stays the global batch: each worker takes `batch_size / num_workers` "
-        "examples per step.",
+        description="Training workers (Ray actors), one data shard each; gradients are averaged over them "
+        "(see `parallelism`). `hyperparameters.batch_size` stays the global batch: each worker takes "
+        "`batch_size / num_workers` examples per step.",
+    )
+    parallelism: Literal["ddp", "fsdp"] = Field(
+        default="ddp",
+        description="How the workers share the model. `ddp`: every worker holds the whole model and optimizer "
+        "state (DistributedDataParallel), fastest while it fits one device. `fsdp`: FSDP2 "
+        "(`torch.distributed.fsdp.fully_shard`, per decoder block, then the root) shards weights, gradients and "
+        "optimizer state over the workers, so a model too big for one device trains on several; each block's "
+        "weights are gathered just for its forward and backward. Works for `method.type: full` and `peft`; "
+        "needs `num_workers` >= 2 and no `method.quantization`. Checkpoints are then sharded PyTorch distributed "
+        "checkpoints (one file per worker, resumable on any number of workers); the published `adapter/` or "
+        "`model/` holds the full, gathered weights and loads on one machine as usual. The loss curve is DDP's.",
     )
     use_gpu: bool = Field(
         default=False,
@@ -201,6 +217,11 @@ class RayConfig(BaseModel):
             raise ValueError(
                 "conflict: `wait: false` submits a detached Ray job to an existing cluster; set `address` "
                 "(e.g. `auto` or `ray://host:10001`) or remove `wait: false`"
+            )
+        if self.parallelism == "fsdp" and self.num_workers < 2:
+            raise ValueError(
+                "conflict: `parallelism: fsdp` shards the model over the workers and one worker has nothing to share it "
+                "with; raise `num_workers` to 2 or more, or use `parallelism: ddp`"
             )
         if self.wait and self.address is not None and self.address.startswith(("http://", "https://")):
             raise ValueError(

@@ -35,6 +35,7 @@ def compile_job(spec: ResolvedSpec, config: RayConfig, verbose: bool, training: 
         "train_loop_per_worker": TRAIN_LOOP,
         "torch_config": {"backend": "nccl" if config.use_gpu else "gloo"},
         "scaling_config": scaling_config(config),
+        "parallelism": parallelism(config),
         "run_config": run_config(spec, config, verbose),
         "cluster": cluster_settings(config, verbose),
         "per_worker": {
@@ -56,6 +57,24 @@ def scaling_config(config: RayConfig) -> dict[str, Any]:
         "use_gpu": config.use_gpu,
         "resources_per_worker": config.worker_resources,
         "placement_strategy": config.placement_strategy,
+    }
+
+
+def parallelism(config: RayConfig) -> dict[str, Any]:
+    """How every worker wraps the model and what its checkpoints look like (worker.py reads
+    `strategy`; the rest says what it means)."""
+    if config.parallelism == "fsdp":
+        return {
+            "strategy": "fsdp",
+            "wrap": "torch.distributed.fsdp.fully_shard on each decoder block (_no_split_modules), then the root",
+            "checkpoints": "sharded: torch.distributed.checkpoint, one file per worker, every worker reports its shard",
+            "publish": "rank 0 saves the full weights gathered with get_model_state_dict(full_state_dict=True)",
+        }
+    return {
+        "strategy": "ddp",
+        "wrap": "ray.train.torch.prepare_model(parallel_strategy='ddp')",
+        "checkpoints": "rank 0 writes the whole training state",
+        "publish": "rank 0 saves its copy of the weights",
     }
 
 
@@ -162,6 +181,14 @@ def mappings(spec: ResolvedSpec, config: RayConfig) -> list[FieldMapping]:
             "the mean over all its trained tokens, so the run trains as on one process",
         ),
         FieldMapping(field="backend.num_workers", target="ScalingConfig.num_workers", value=config.num_workers),
+        FieldMapping(
+            field="backend.parallelism",
+            target="fully_shard (FSDP2) per decoder block" if config.parallelism == "fsdp" else "DistributedDataParallel",
+            value=config.parallelism,
+            note=f"weights, gradients and optimizer state sharded over the {config.num_workers} workers; sharded "
+            "checkpoints; the published weights are gathered in full" if config.parallelism == "fsdp"
+            else "every worker holds the whole model; gradients all-reduced",
+        ),
         FieldMapping(field="backend.max_failures", target="FailureConfig.max_failures", value=config.max_failures),
         FieldMapping(
             field="backend.checkpoints_to_keep", target="CheckpointConfig.num_to_keep", value=config.checkpoints_to_keep

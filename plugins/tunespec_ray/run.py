@@ -112,6 +112,8 @@ def _fit(ctx: RunContext, job: dict[str, Any], train_config: Any, data: Any) -> 
                 "config": train_config,
                 "data": data if job["cluster"]["mode"] == "embedded" else ship(data),
                 "precision": ctx.spec.job.hyperparameters.precision,
+                # Plans compiled before `parallelism` existed (a resumed run's) trained with DDP.
+                "parallelism": job.get("parallelism", {}).get("strategy", "ddp"),
                 "progress": sink,
             }
             trainer = build_trainer(job, train_loop_per_worker, loop_config)

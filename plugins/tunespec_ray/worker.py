@@ -1,11 +1,15 @@
 """What each Ray Train worker runs: the local backend's training loop, with the Ray Train
 implementation of its distribution seam (`tunespec_local.training.TrainEnv`).
 
-    RayTrainEnv                  rank/world size from `ray.train.get_context()`, DDP through
-                                 `ray.train.torch.prepare_model`, collectives through
+    RayTrainEnv                  rank/world size from `ray.train.get_context()`, the model
+                                 wrapped as `backend.parallelism` says: DDP through
+                                 `ray.train.torch.prepare_model`, or FSDP2 (`fully_shard` per
+                                 decoder block, `sharded = True`); collectives through
                                  torch.distributed (the process group Ray Train set up),
-                                 checkpoints through `ray.train.report(..., checkpoint=...)`,
-                                 resume through `ray.train.get_checkpoint()`
+                                 checkpoints through `ray.train.report(..., checkpoint=...)`
+                                 (with FSDP every worker reports its own shard files and Ray
+                                 Train gathers them into one checkpoint folder), resume through
+                                 `ray.train.get_checkpoint()`
     train_loop_per_worker(cfg)   opens the tokenised data (data.py: the driver's cache folder,
                                  or the chunks it shipped), runs `train(config, data, env)`:
                                  each worker reads only its share of each step, then reports one last
@@ -40,7 +44,7 @@ KILL_AT_STEP_ENV = "TUNESPEC_RAY_KILL_AT_STEP"
 class RayTrainEnv:
     """The training loop's environment inside a Ray Train worker."""
 
-    def __init__(self, scratch: Path, progress: Any = None):
+    def __init__(self, scratch: Path, progress: Any = None, parallelism: str = "ddp"):
         import ray.train
         import ray.train.torch
 
@@ -52,9 +56,17 @@ class RayTrainEnv:
         self.scratch = scratch
         self.metrics = MetricsLog(scratch / METRICS_FILE)
         self.progress = progress  # actor handle (progress.ProgressSink) or None
+        # The loop reads this (`is_sharded`): sharded checkpoints, weights gathered to publish.
+        self.sharded = parallelism == "fsdp"
         self._kill_at = _kill_step()
 
     def prepare_model(self, model: Any) -> Any:
+        if self.sharded:
+            # FSDP2, not `prepare_model(parallel_strategy="fsdp")`: that is FSDP1's
+            # FullyShardedDataParallel, whose flat parameters lump frozen and trainable weights.
+            from tunespec_local.training.model import shard_model
+
+            return shard_model(model, self.device)
         import ray.train.torch
 
         # DDP when there are several workers; with one, only moves the model to the device.
@@ -72,17 +84,20 @@ class RayTrainEnv:
 
     def save_checkpoint(self, step: int, write: Callable[[Path], None], metrics: dict[str, Any]) -> None:
         """Rank 0 fills a folder (training state + the metrics log so far); every rank reports,
-        so Ray Train records the checkpoint once all workers reached this step."""
+        so Ray Train records the checkpoint once all workers reached this step. Sharded: every
+        rank writes its own shard file into its own folder and reports it; Ray Train uploads
+        them all into the one checkpoint folder of this step (their names never clash:
+        `__<rank>_0.distcp`, and only rank 0 writes `.metadata` and state.pt)."""
         import ray.train
 
         with tempfile.TemporaryDirectory(prefix="tunespec-ckpt-") as tmp:
             folder = Path(tmp)
-            checkpoint = None
-            if self.is_main:
-                write(folder)
-                if self.metrics.path.exists():
-                    shutil.copy2(self.metrics.path, folder / METRICS_FILE)
-                checkpoint = ray.train.Checkpoint.from_directory(tmp)
+            writes = self.sharded or self.is_main
+            if writes:
+                write(folder)  # sharded: a collective, every rank at once
+            if self.is_main and self.metrics.path.exists():
+                shutil.copy2(self.metrics.path, folder / METRICS_FILE)
+            checkpoint = ray.train.Checkpoint.from_directory(tmp) if writes else None
             ray.train.report(_reportable(metrics), checkpoint=checkpoint, checkpoint_dir_name=f"step-{step:08d}")
 
     def latest_checkpoint(self) -> Path | None:
@@ -120,7 +135,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
 
     scratch = Path(tempfile.mkdtemp(prefix="tunespec-ray-worker-"))
     try:
-        env = RayTrainEnv(scratch, loop_config.get("progress"))
+        env = RayTrainEnv(scratch, loop_config.get("progress"), loop_config.get("parallelism", "ddp"))
         output = scratch / "output"
         precision = worker_precision(loop_config.get("precision", "auto"), env.device)
         config = dataclasses.replace(loop_config["config"], output_dir=str(output), precision=precision)

@@ -104,6 +104,8 @@ def test_detached_plan_submits_the_same_spec_through_the_jobs_api(tmp_path):
         ("  name: ray\n  address: head:10001\n  num_cpus: 4\n", "TS115", "backend"),
         ("  name: ray\n  address: 'ray:/oops'\n", "TS116", "backend.address"),
         ("  name: ray\n  resources_per_worker: {cpu: 2}\n", "TS116", "backend.resources_per_worker"),
+        ("  name: ray\n  num_workers: 1\n  parallelism: fsdp\n", "TS115", "backend"),
+        ("  name: ray\n  parallelism: zero3\n", "TS114", "backend.parallelism"),
     ],
 )
 def test_bad_config_is_a_located_diagnostic(tmp_path, block, code, path):
@@ -113,6 +115,51 @@ def test_bad_config_is_a_located_diagnostic(tmp_path, block, code, path):
     found = next(d for d in problems if d.code == code)
     assert (found.location.path or "").startswith(path)
     assert found.location.line is not None
+
+
+def full_tuning(spec_file):
+    text = spec_file.read_text().replace("  type: peft\n  lora: {rank: 4, alpha: 8, dropout: 0.0}\n", "  type: full\n")
+    spec_file.write_text(text)
+    return spec_file
+
+
+def test_fsdp_plan_shards_the_memory_estimate_and_says_how_it_runs(tmp_path):
+    plans = {}
+    for parallelism in ("ddp", "fsdp"):
+        block = f"  name: ray\n  num_workers: 4\n  parallelism: {parallelism}\n  device_memory_gib: 100\n"
+        spec, problems = resolve_spec(full_tuning(write_spec(tmp_path, block, model=GGUF, name=f"full-{parallelism}")))
+        assert spec is not None, problems
+        plans[parallelism] = RayBackend().compile(spec, None)
+    ddp, fsdp = plans["ddp"], plans["fsdp"]
+    assert fsdp.job["parallelism"]["strategy"] == "fsdp" and ddp.job["parallelism"]["strategy"] == "ddp"
+    assert fsdp.summary["parallelism"] == "fsdp"
+    mapping = next(m for m in fsdp.mappings if m.field == "backend.parallelism")
+    assert mapping.value == "fsdp" and "fully_shard" in mapping.target
+    # Weights, gradients and optimizer state are divided by the 4 workers; the gathered blocks are added.
+    ddp_parts, fsdp_parts = ddp.job["memory"]["parts_gib"], fsdp.job["memory"]["parts_gib"]
+    assert fsdp_parts["optimizer state"] == pytest.approx(ddp_parts["optimizer state"] / 4, rel=0.01)
+    assert "gathered for FSDP" in fsdp_parts and "DDP gradient buckets" not in fsdp_parts
+    assert fsdp.job["memory"]["peak_gib"] < ddp.job["memory"]["peak_gib"] / 2
+
+
+def test_a_ddp_job_too_big_for_a_worker_is_told_to_shard_with_fsdp(tmp_path):
+    block = "  name: ray\n  num_workers: 4\n  device_memory_gib: 1.6\n"
+    spec, problems = resolve_spec(full_tuning(write_spec(tmp_path, block, model=GGUF)))
+    [memory] = [d for d in RayBackend().validate(spec, None) if d.code == "TS320"]
+    assert memory.is_error and "`backend.parallelism: fsdp`" in memory.hint
+    # The suggestion is a real option: taking it makes the job fit.
+    spec, problems = resolve_spec(full_tuning(write_spec(tmp_path, block + "  parallelism: fsdp\n", model=GGUF)))
+    assert [d for d in RayBackend().validate(spec, None) if d.code == "TS320"] == []
+
+
+def test_fsdp_refuses_a_quantised_base_at_its_line(tmp_path):
+    spec_file = write_spec(tmp_path, "  name: ray\n  parallelism: fsdp\n", model=GGUF)
+    spec_file.write_text(spec_file.read_text().replace("  lora: {rank: 4", "  quantization: nf4\n  lora: {rank: 4"))
+    spec, problems = resolve_spec(spec_file)
+    assert spec is not None, problems
+    [refused] = [d for d in RayBackend().validate(spec, None) if d.code == "TS302" and "fsdp" in d.message]
+    assert refused.is_error and refused.location.path == "method.quantization" and refused.location.line is not None
+    assert "parallelism: ddp" in refused.hint
 
 
 def test_validate_catches_what_ray_would_hang_or_change_on(tmp_path):
@@ -168,7 +215,7 @@ def test_validate_and_plan_never_import_ray_or_torch(tmp_path):
 
 
 def test_example_specs_validate_and_plan(tmp_path):
-    for name in ("embedded-lora.yaml", "gpu-cluster.yaml"):
+    for name in ("embedded-lora.yaml", "gpu-cluster.yaml", "fsdp-full.yaml"):
         spec, problems = resolve_spec(REPO / "specs" / "ray" / name)
         assert spec is not None, problems
         backend = RayBackend()

@@ -74,12 +74,15 @@ def trainable_state(model: Any) -> dict[str, Any]:
     return {name: p.detach().cpu().clone() for name, p in model.named_parameters() if p.requires_grad}
 
 
-def _sharded_options() -> Any:
+def _sharded_options(loading: bool = False) -> Any:
     from torch.distributed.checkpoint.state_dict import StateDictOptions
 
     # Frozen weights (a LoRA base) are reloaded from the model folder, never checkpointed;
     # the flat optimizer layout keys every entry by parameter name, so DCP can reshard it.
-    return StateDictOptions(ignore_frozen_params=True, flatten_optimizer_state_dict=True)
+    # Loading is not strict, because the frozen weights are absent on purpose; a trainable
+    # weight missing from the checkpoint still fails, in `dcp.load`, which fills every key
+    # of the layout it is given.
+    return StateDictOptions(ignore_frozen_params=True, flatten_optimizer_state_dict=True, strict=not loading)
 
 
 def _sharded_state(model: Any, optimizer: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -143,6 +146,7 @@ def _restore_sharded(folder: Path, model: Any, optimizer: Any, state: dict[str, 
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import set_state_dict
 
+    check_metadata(folder)
     tensors, _ = _sharded_state(model, optimizer)  # the layout to fill; materialises optimizer state
     try:
         dcp.load(tensors, storage_reader=safe_reader(folder), planner=tensor_only_planner())
@@ -154,7 +158,28 @@ def _restore_sharded(folder: Path, model: Any, optimizer: Any, state: dict[str, 
     model_state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
     optim_state = {k.removeprefix("optim."): v for k, v in tensors.items() if k.startswith("optim.")}
     optim_state.update(state.get("optimizer_settings", {}))
-    set_state_dict(model, optimizer, model_state_dict=model_state, optim_state_dict=optim_state, options=_sharded_options())
+    set_state_dict(model, optimizer, model_state_dict=model_state, optim_state_dict=optim_state,
+                   options=_sharded_options(loading=True))
+
+
+def check_metadata(folder: Path) -> None:
+    """Refuse a DCP `.metadata` that is not what tunespec writes, before DCP opens it: read
+    through the allow-list unpickler, it must be a metadata record naming tensors only. (DCP
+    reads it again through `safe_reader`; this check comes first because DCP reports a failed
+    read as text, losing what the failure was.)"""
+    from torch.distributed.checkpoint.metadata import BytesStorageMetadata, Metadata
+
+    path = Path(folder) / DCP_METADATA
+    try:
+        with open(path, "rb") as stream:
+            metadata = _MetadataUnpickler(stream).load()
+    except Exception as exc:  # untrusted bytes: any failure to parse them is a damaged file
+        raise _unsafe(path, exc) from None
+    if not isinstance(metadata, Metadata) or not isinstance(metadata.state_dict_metadata, dict):
+        raise _unsafe(path, ValueError(f"not a checkpoint metadata record but {type(metadata).__name__}"))
+    non_tensors = sorted(k for k, v in metadata.state_dict_metadata.items() if isinstance(v, BytesStorageMetadata))
+    if non_tensors:
+        raise _unsafe(path, ValueError(f"entry {non_tensors[0]!r} is not a tensor; tunespec never writes such entries"))
 
 
 def _refusal(exc: BaseException) -> BaseException | None:

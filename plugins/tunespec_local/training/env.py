@@ -20,6 +20,13 @@ may use collectives inside them):
     latest_checkpoint()         folder of the newest published checkpoint, or None
     report(metrics)             one metrics record (step, epoch, train_loss, ...,
                                 `total_steps`); the env logs and displays it
+    sharded                     optional, default False: True when `prepare_model` shards
+                                the model (FSDP, e.g. `model.shard_model`). The loop then
+                                writes DCP checkpoints, a collective: `save_checkpoint` must
+                                call `write` on every rank (each into its own folder or a
+                                shared one) and publish the union of their files; and it
+                                gathers the full weights on every rank before the main one
+                                saves them
 
 Data sharding is not part of the env: the loop gives worker `r` every `world_size`-th
 example of each optimizer step's batch (see `batching.py`), so the data order depends

@@ -13,6 +13,9 @@ checkpointing and LoRA, decided here and nowhere else.
                                     rest in backward (transformers' gradient checkpointing,
                                     non-reentrant, so a frozen base needs no input-grad hack)
 
+    shard_model(model, device)      FSDP2 (`fully_shard`): each decoder block, then the root; what
+                                    an environment with `sharded = True` calls in `prepare_model`
+
 The memory estimate (`tunespec_local.memory`) models exactly these choices; when one
 changes here, change it there (bench/memory_estimate.py checks both against each other).
 """
@@ -107,6 +110,36 @@ def _device_map_target(device: Any) -> Any:
     if getattr(device, "type", None) == "cuda":
         return device.index if device.index is not None else 0
     return str(device)
+
+
+def shard_model(model: Any, device: Any) -> Any:
+    """Shard `model` over the default process group with FSDP2 (`fully_shard`) and return it.
+
+    Each decoder block is its own unit (its weights are gathered just before its forward and
+    freed after), then the root takes what is left (embeddings, final norm, output layer).
+    The blocks are the classes the model names in `_no_split_modules` (transformers' own list
+    of modules that must stay whole on one device), so this works for any architecture
+    without a table of layer names. FSDP2 shards every parameter separately, so a frozen
+    base beside trainable LoRA weights needs nothing special; parameter names are unchanged,
+    so checkpoints and published weights keep the unsharded model's keys."""
+    from torch.distributed.fsdp import fully_shard
+
+    model = model.to(device)
+    for block in decoder_blocks(model):
+        fully_shard(block)
+    fully_shard(model)
+    return model
+
+
+def decoder_blocks(model: Any) -> list[Any]:
+    """The model's repeated blocks (e.g. `LlamaDecoderLayer`s), outermost first."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    names = set(getattr(base, "_no_split_modules", None) or ())
+    if not names:
+        raise ValueError(f"{type(base).__name__} does not name its decoder blocks (`_no_split_modules`); FSDP cannot shard it by block")
+    blocks = [module for module in base.modules() if type(module).__name__ in names]
+    # A block class nested in another one (rare) is sharded with its outer block.
+    return [b for b in blocks if not any(b is not o and any(m is b for m in o.modules()) for o in blocks)]
 
 
 def publishable_state_dict(model: Any, config: TrainConfig) -> dict[str, Any]:
