@@ -228,6 +228,7 @@ def main() -> None:
         peak = {n: max(results[n][1]["worker_peaks_mb"] or [0.0]) for n in sizes}
         print(f"Ray worker peak RSS, warm: {large:,} / {small:,} examples = {peak[large]:.0f} / {peak[small]:.0f} MB "
               f"= {peak[large] / max(peak[small], 1e-9):.2f}x (target < 1.5x; whole worker process, tiny model)")
+        return  # the run's metrics.jsonl reaches its folder only at the end: no first-step time on Ray
     warm, cold = results[large][1], results[large][0]
     print(f"time to first step, warm cache, {large:,} examples: {warm['first_step_s']:.1f} s from process start (target < 60 s), "
           f"{warm['first_step_s'] - warm['imports_s']:.1f} s of it after imports and model load; "
