@@ -247,7 +247,8 @@ def describe_training(ctx: RunContext) -> str:
     if method.objective != "preference" or method.preference is None:
         return method.type
     loss = "DPO" if method.preference.loss == "sigmoid" else "IPO"
-    return f"{method.type} preference ({loss}, beta={method.preference.beta:g})"
+    sft = f", sft_weight={method.preference.sft_weight:g}" if method.preference.sft_weight else ""
+    return f"{method.type} preference ({loss}, beta={method.preference.beta:g}{sft})"
 
 
 def evaluated_metrics(ctx: RunContext) -> list[str]:
