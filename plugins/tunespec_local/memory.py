@@ -318,7 +318,10 @@ def _weights(shape: ModelShape, job: JobShape) -> float:
         return shape.params * 4.0  # fp32 master weights; autocast computes in bf16/fp16
     if job.quantization != "none":
         per_weight = NF4_BYTES_PER_WEIGHT if job.quantization == "nf4" else INT8_BYTES_PER_WEIGHT
-        return linear * per_weight + other * 4.0  # peft keeps non-quantised weights in fp32
+        # peft keeps non-quantised weights in fp32. Nothing else: the loader copies them out
+        # of the checkpoint file's memory map (model.release_checkpoint_mapping), which would
+        # otherwise keep the fp32 linear weights read to quantise resident on a CPU.
+        return linear * per_weight + other * 4.0
     return shape.params * (4.0 if job.precision == "fp32" else 2.0)
 
 

@@ -132,6 +132,9 @@ def test_qlora_trains_adapters_on_a_4bit_base_that_load_on_the_full_base(tiny_mo
     result = _train(tiny_model, tmp_path / "qlora", quantization="nf4", activation_checkpointing=True)
     quantised = [m for m in result.model.modules() if isinstance(m, bnb.nn.Linear4bit)]
     assert len(quantised) == 2 * 7  # every linear layer of both blocks
+    # no weight is left a window of the checkpoint file's memory map (which would keep the
+    # fp32 weights read to quantise resident): torch allocated every storage
+    assert all(p.untyped_storage().resizable() for p in result.model.parameters())
     assert result.train_loss is not None and result.eval_loss is not None
 
     base = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
