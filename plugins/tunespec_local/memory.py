@@ -67,6 +67,11 @@ the torch/transformers process itself on a CPU (about 0.5 GiB)."""
 # up, activation and product, plus the attention's log-sum-exp (one per head) and the two
 # norms' inverse RMS.
 HIDDEN_PER_TOKEN = 8
+UPCAST_PER_TOKEN = 4
+"""Of those, the two norms' inputs and outputs: fp32 under a quantised base in bf16/fp16,
+because peft's `prepare_model_for_kbit_training` upcasts the embedding and norms to fp32,
+so the residual stream and every norm's output are fp32 (counted with saved-tensor hooks:
+QLoRA keeps 8.2 MiB fp32 + 6.2 MiB bf16 where LoRA keeps 2.0 + 11.3 on a tiny model)."""
 KV_PER_TOKEN = 2
 INTERMEDIATE_PER_TOKEN = 4
 SMALL_PER_TOKEN = 2
@@ -330,12 +335,14 @@ def _activations(shape: ModelShape, job: JobShape) -> float:
     tokens = job.micro_batch_tokens
     value = 4.0 if job.precision == "fp32" else 2.0
     per_token = HIDDEN_PER_TOKEN * shape.hidden + KV_PER_TOKEN * shape.kv_dim + INTERMEDIATE_PER_TOKEN * shape.intermediate
-    per_block = tokens * (value * per_token + 4.0 * (shape.heads + SMALL_PER_TOKEN)) + _mask_bytes(job)
+    upcast = job.quantization != "none" and value < 4.0  # the residual stream is fp32 (UPCAST_PER_TOKEN)
+    upcast_bytes = (4.0 - value) * UPCAST_PER_TOKEN * shape.hidden if upcast else 0.0
+    per_block = tokens * (value * per_token + upcast_bytes + 4.0 * (shape.heads + SMALL_PER_TOKEN)) + _mask_bytes(job)
     embeddings = tokens * 4.0 * shape.hidden * 3  # embedding output, final norm in and out
     # Backward: the gradients of the block being differentiated (the mask has none).
     block_gradients = per_block - _mask_bytes(job)
     if job.activation_checkpointing:
-        kept = shape.layers * tokens * value * shape.hidden  # each block's input
+        kept = shape.layers * tokens * (4.0 if upcast else value) * shape.hidden  # each block's input
         return kept + embeddings + per_block + block_gradients  # + the one block recomputed at a time
     return shape.layers * per_block + embeddings + block_gradients
 
