@@ -142,6 +142,8 @@ def worker_memory_fit(spec: ResolvedSpec, data: "DataReport | None", config: Ray
         device = DeviceInfo("cpu", total // config.num_workers if total else None, f"this machine's RAM / {config.num_workers} workers")
     else:
         device = DeviceInfo("cpu", None, "a worker's RAM")
+    if declared:  # the message names where the capacity came from
+        device = DeviceInfo(device.type, device.memory, "a worker (backend.device_memory_gib)", device.bf16)
     why = "" if declared or device.memory else "set `backend.device_memory_gib`"
     # FSDP over the same workers is a change the plan may suggest (TS320's fixes) when DDP does not fit.
     levers = Levers(fsdp_workers=config.num_workers if config.num_workers > 1 else 0)

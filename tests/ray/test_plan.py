@@ -147,6 +147,7 @@ def test_a_ddp_job_too_big_for_a_worker_is_told_to_shard_with_fsdp(tmp_path):
     spec, problems = resolve_spec(full_tuning(write_spec(tmp_path, block, model=GGUF)))
     [memory] = [d for d in RayBackend().validate(spec, None) if d.code == "TS320"]
     assert memory.is_error and "`backend.parallelism: fsdp`" in memory.hint
+    assert "1.6 GiB of a worker (backend.device_memory_gib)" in memory.message and "RAM" not in memory.message
     # The suggestion is a real option: taking it makes the job fit.
     spec, problems = resolve_spec(full_tuning(write_spec(tmp_path, block + "  parallelism: fsdp\n", model=GGUF)))
     assert [d for d in RayBackend().validate(spec, None) if d.code == "TS320"] == []
