@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Iterable
 
 from tunespec import Backend, Diagnostic, Plan, ResolvedSpec, RunContext, RunResult, Severity
@@ -113,7 +114,6 @@ class RayBackend(Backend):
 def local_view(spec: ResolvedSpec) -> ResolvedSpec:
     """The spec as the local backend sees it: its loop, model and data steps read their own
     config, so the Ray options that mean the same thing are passed on in its terms."""
-    import dataclasses
 
     config: RayConfig = spec.config  # type: ignore[assignment]
     options: dict = {
@@ -143,7 +143,7 @@ def worker_memory_fit(spec: ResolvedSpec, data: "DataReport | None", config: Ray
     else:
         device = DeviceInfo("cpu", None, "a worker's RAM")
     if declared:  # the message names where the capacity came from
-        device = DeviceInfo(device.type, device.memory, "a worker (backend.device_memory_gib)", device.bf16)
+        device = dataclasses.replace(device, name="a worker (backend.device_memory_gib)")
     why = "" if declared or device.memory else "set `backend.device_memory_gib`"
     # FSDP over the same workers is a change the plan may suggest (TS320's fixes) when DDP does not fit.
     levers = Levers(fsdp_workers=config.num_workers if config.num_workers > 1 else 0)

@@ -163,16 +163,25 @@ def _restore_sharded(folder: Path, model: Any, optimizer: Any, state: dict[str, 
 
 
 def check_metadata(folder: Path) -> None:
-    """Refuse a DCP `.metadata` that is not what tunespec writes, before DCP opens it: read
-    through the allow-list unpickler, it must be a metadata record naming tensors only. (DCP
-    reads it again through `safe_reader`; this check comes first because DCP reports a failed
-    read as text, losing what the failure was.)"""
-    from torch.distributed.checkpoint.metadata import BytesStorageMetadata, Metadata
-
+    """Refuse a DCP `.metadata` that is not what tunespec writes, before DCP opens it (see
+    `read_metadata`). DCP reads it again through `safe_reader`, with the same check; this
+    one comes first because DCP reports a failed read as text, losing what the failure was."""
     path = Path(folder) / DCP_METADATA
     try:
-        with open(path, "rb") as stream:
-            metadata = _MetadataUnpickler(stream).load()
+        stream = open(path, "rb")
+    except OSError as exc:
+        raise _unsafe(path, exc) from None
+    with stream:
+        read_metadata(stream, path)
+
+
+def read_metadata(stream: Any, path: Path) -> Any:
+    """DCP's `Metadata` from `stream`: read through the allow-list unpickler, it must be a
+    metadata record naming tensors only; anything else raises `UnsafeCheckpoint` for `path`."""
+    from torch.distributed.checkpoint.metadata import BytesStorageMetadata, Metadata
+
+    try:
+        metadata = _MetadataUnpickler(stream).load()
     except Exception as exc:  # untrusted bytes: any failure to parse them is a damaged file
         raise _unsafe(path, exc) from None
     if not isinstance(metadata, Metadata) or not isinstance(metadata.state_dict_metadata, dict):
@@ -180,6 +189,7 @@ def check_metadata(folder: Path) -> None:
     non_tensors = sorted(k for k, v in metadata.state_dict_metadata.items() if isinstance(v, BytesStorageMetadata))
     if non_tensors:
         raise _unsafe(path, ValueError(f"entry {non_tensors[0]!r} is not a tensor; tunespec never writes such entries"))
+    return metadata
 
 
 def _refusal(exc: BaseException) -> BaseException | None:
@@ -251,7 +261,7 @@ def _safe_reader_class() -> type:
         def read_metadata(self, *args: Any, **kwargs: Any) -> Any:
             path = self._get_metadata_path(kwargs.get("rank"))
             with self.fs.create_stream(path, "rb") as stream:
-                metadata = _MetadataUnpickler(stream).load()
+                metadata = read_metadata(stream, Path(path))
             if getattr(metadata, "storage_meta", None) is None:
                 metadata.storage_meta = StorageMeta()
             metadata.storage_meta.load_id = self.load_id
