@@ -59,5 +59,32 @@ def pdf(text: str = "Hello", pad_to: int = 0) -> bytes:
         stream += b" " * (pad_to - len(out))
 
 
+def pdf_pages(texts: list[str], width: int = 612, height: int = 792) -> bytes:
+    """A valid PDF of one `width` x `height` point page per text, each showing its text
+    (Helvetica, a line per ``\\n``; no parentheses or backslashes) from the top left."""
+    n = len(texts)
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", None, b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    kids = []
+    for text in texts:
+        page, contents = len(objects) + 1, len(objects) + 2
+        kids.append(b"%d 0 R" % page)
+        lines = " 0 -16 Td ".join(f"({line}) Tj" for line in text.split("\n"))
+        stream = f"BT /F1 12 Tf 36 {height - 48} Td {lines} ET".encode()
+        objects.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %d %d] /Contents %d 0 R /Resources << /Font << /F1 3 0 R >> >> >>"
+                       % (width, height, contents))
+        objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream))
+    objects[1] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (b" ".join(kids), n)
+    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for i, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (i, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()

@@ -25,6 +25,11 @@ Rules (``tunespec.data.rules``)
     backend returns its own from ``Backend.data_rules(spec)``; ``a.merge(b)`` keeps the
     stricter of each.
 
+Documents (``tunespec.data.documents``)
+    PDFs through PDFium: ``page_count(data)``, ``render_pages(data, max_pages, dpi)``
+    (PNG bytes), ``extract_text(data, max_pages)``; each raises `UnreadableDocument`
+    with a reason. The spec's ``data.documents`` says which the torch backends use.
+
 Tokens (``tunespec.data.tokens``)
     `TokenCounter` protocol: ``exact``, ``name``, ``count(conversations) -> list[int]``.
     `EstimatedTokenCounter` is used when the backend has no tokenizer.
