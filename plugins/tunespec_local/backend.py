@@ -62,13 +62,7 @@ class LocalBackend(Backend):
             for d in exc.diagnostics:
                 yield dataclasses.replace(d, location=spec.locate("model.base"))
             return
-        if job.data.modality != "text":
-            yield Diagnostic(
-                "TS302",
-                f"the local backend trains text-only causal language models; `data.modality: {job.data.modality}` is not supported",
-                spec.locate("data.modality"),
-                hint="use `modality: text`, or a backend that tunes multimodal models (vertex)",
-            )
+        yield from multimodal_problems(spec, self.name)
         if job.hyperparameters.optimizer == "adamw_8bit" and not _importable("bitsandbytes"):
             yield Diagnostic(
                 "TS302",
@@ -327,6 +321,34 @@ def _has_chat_template(folder: Path) -> bool:
         return bool(chat_template_of(folder))
     except Exception:  # unreadable tokenizer files count as "no usable template"
         return False
+
+
+def multimodal_problems(spec: ResolvedSpec, backend: str) -> Iterable[Diagnostic]:
+    """What the torch backends cannot do with multimodal data (yet): video, and preference
+    pairs with media."""
+    job = spec.job
+    if job.data.modality == "video":
+        yield Diagnostic(
+            "TS302",
+            f"the {backend} backend tunes text, image, audio and document data; `data.modality: video` is not supported",
+            spec.locate("data.modality"),
+            hint="extract frames as images (`modality: image`), or use a backend that tunes on video (vertex)",
+        )
+    elif job.data.modality != "text" and job.method.objective == "preference":
+        yield Diagnostic(
+            "TS302",
+            f"the {backend} backend tunes preference pairs on text only; `data.modality: {job.data.modality}` with "
+            "`method.objective: preference` is not supported",
+            spec.locate("method.objective"),
+            hint="use `objective: sft` for multimodal data, or `modality: text` for preference pairs",
+        )
+    if job.data.modality != "text" and job.method.quantization != "none":
+        yield Diagnostic(
+            "TS302",
+            f"`method.quantization` is for text models on the {backend} backend; multimodal models load unquantised",
+            spec.locate("method.quantization"),
+            hint="remove `quantization`",
+        )
 
 
 def _importable(module: str) -> bool:

@@ -37,6 +37,11 @@ class Encoded:
     input_ids: list[int]
     labels: list[int]
     truncated: bool = False
+    media: tuple[bytes, ...] = ()
+    """Multimodal examples: the bytes of each image/audio item, in placeholder order
+    (tunespec_local.media); the ids already hold each one's expansion."""
+    media_kinds: str = ""
+    """One letter per `media` item: "i" image, "a" audio."""
 
     @property
     def trained_tokens(self) -> int:
@@ -53,6 +58,8 @@ class Prompt:
 
     input_ids: list[int]
     reference: str
+    media: tuple[bytes, ...] = ()
+    media_kinds: str = ""
 
 
 class ChatTokenizer:
@@ -143,7 +150,7 @@ class ChatTokenizer:
     def _text_and_spans(self, conversation: Any, last_turn_only: bool) -> tuple[str, list[tuple[int, int]]]:
         messages = to_messages(conversation)
         text = self.render(messages)
-        spans = self._model_spans(messages, text)
+        spans = self.model_spans(messages, text)
         return text, (spans[-1:] if last_turn_only else spans)
 
     def prompt(self, conversation: Any) -> Prompt:
@@ -160,7 +167,7 @@ class ChatTokenizer:
     def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
 
-    def _model_spans(self, messages: list[dict[str, str]], text: str) -> list[tuple[int, int]]:
+    def model_spans(self, messages: list[dict[str, Any]], text: str) -> list[tuple[int, int]]:
         """Character spans of `text` that the model says: each model turn's content and the
         template's end-of-turn marker after it."""
         spans = []
@@ -176,16 +183,24 @@ class ChatTokenizer:
             else:
                 # A template that renders earlier turns differently once later turns exist
                 # (some strip reasoning from past turns): fall back to finding the content.
-                start = text.find(message["content"], search_from)
+                content = _text_of(message["content"])
+                start = text.find(content, search_from)
                 if start < 0:
                     raise ValueError("cannot locate a model turn in the rendered chat template")
-                end = start + len(message["content"])
+                end = start + len(content)
                 eos = self.special_tokens.get("eos_token")
                 if eos and text.startswith(eos, end):
                     end += len(eos)
                 spans.append((start, end))
                 search_from = end
         return spans
+
+
+def _text_of(content: Any) -> str:
+    """A message's text: the string itself, or the text parts of a multimodal content list."""
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text", "") for part in content if part.get("type") == "text")
 
 
 def _labelled(encoding: Any, spans: list[tuple[int, int]], max_seq_length: int) -> Encoded:

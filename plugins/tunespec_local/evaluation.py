@@ -63,9 +63,10 @@ def score(outputs: Sequence[str], references: Sequence[str], metrics: Sequence[s
 
 
 def generate(model: Any, tokenizer: ChatTokenizer, prompts: Sequence[Prompt], max_new_tokens: int, batch_size: int, device: Any, on_batch: Any = None,
-             temperature: float = 0.0) -> list[str]:
+             temperature: float = 0.0, media_inputs: Any = None) -> list[str]:
     """Completions of `prompts`, in order: greedy, or sampled when `temperature` > 0.
-    Prompts are left-padded into batches (sorted by length, so a batch wastes little on padding)."""
+    Prompts are left-padded into batches (sorted by length, so a batch wastes little on padding).
+    `media_inputs` (multimodal prompts): a batch of prompts -> their pixel values/features."""
     import torch
 
     model.eval()
@@ -79,9 +80,11 @@ def generate(model: Any, tokenizer: ChatTokenizer, prompts: Sequence[Prompt], ma
             width = max(len(prompts[i].input_ids) for i in chunk)
             ids = [[pad] * (width - len(prompts[i].input_ids)) + prompts[i].input_ids for i in chunk]
             mask = [[0] * (width - len(prompts[i].input_ids)) + [1] * len(prompts[i].input_ids) for i in chunk]
+            media = media_inputs([prompts[i] for i in chunk]) if media_inputs is not None else {}
             generated = model.generate(
                 input_ids=torch.tensor(ids, device=device),
                 attention_mask=torch.tensor(mask, device=device),
+                **{k: v.to(device) if hasattr(v, "to") else v for k, v in media.items()},
                 max_new_tokens=max_new_tokens,
                 do_sample=temperature > 0,
                 **({"temperature": temperature} if temperature > 0 else {}),

@@ -47,7 +47,7 @@ def run(ctx: RunContext, config: LocalConfig, model_ref: ResolvedModel) -> RunRe
     precision = _precision(job.hyperparameters.precision, device, ctx)
 
     folder = materialize_at_spec(ctx, model_ref, config, log)
-    tokenizer = _tokenizer(folder, job.model.chat_template, ctx)
+    tokenizer = encoder_for(ctx, _tokenizer(folder, job.model.chat_template, ctx), folder)
     data, prompts = encode_data(ctx, tokenizer, log)
     train_config = train_config_for(ctx, config, folder, tokenizer, precision)
 
@@ -120,7 +120,10 @@ def encode_data(ctx: RunContext, tokenizer: ChatTokenizer, log) -> tuple[TrainDa
     skipped = int(train_examples.meta.get("skipped", 0))
     if skipped:
         what = "pairs have a response" if pairs else "examples have no model tokens"
-        log(f"{skipped} training {what} cut off entirely by max_seq_length={max_len}; they are skipped")
+        if job.data.modality != "text":  # media are never cut: an example that does not fit is dropped
+            log(f"{skipped} training examples do not fit in max_seq_length={max_len} with their media tokens; they are skipped")
+        else:
+            log(f"{skipped} training {what} cut off entirely by max_seq_length={max_len}; they are skipped")
     if not len(train_examples):
         raise DiagnosticError(Diagnostic("TS311", "no training example has a model turn within `data.max_seq_length` tokens",
                                          ctx.spec.locate("data.max_seq_length"), "raise `data.max_seq_length`"))
@@ -131,6 +134,17 @@ def encode_data(ctx: RunContext, tokenizer: ChatTokenizer, log) -> tuple[TrainDa
         if job.evaluation.metrics:
             prompts = evaluation_prompts(ctx, tokenizer)
     return TrainData(train_examples, validation), prompts
+
+
+def encoder_for(ctx: RunContext, tokenizer: ChatTokenizer, folder: Path) -> Any:
+    """What turns conversations into tokens: the chat tokenizer for text, or for image, audio
+    and document data the same tokenizer with the model's processor (tunespec_local.media)."""
+    if ctx.spec.job.data.modality == "text":
+        return tokenizer
+    from tunespec_local.media.encode import MediaChatEncoder
+    from tunespec_local.media.load import MediaReader
+
+    return MediaChatEncoder(tokenizer, folder, MediaReader(ctx.spec.base_dir, getattr(ctx.spec.job.data, "documents", None)))
 
 
 def encoded_split(ctx: RunContext, tokenizer: ChatTokenizer, split: str, log) -> Any:
@@ -147,7 +161,8 @@ def encoded_split(ctx: RunContext, tokenizer: ChatTokenizer, split: str, log) ->
         import uuid
 
         files.append((f"unhashed:{uuid.uuid4()}", None))
-    key = split_key(files, job.data.fields.model_dump(mode="json"), tokenizer, max_len, job.method.objective)
+    media = tokenizer.identity() if hasattr(tokenizer, "identity") else None  # a MediaChatEncoder
+    key = split_key(files, job.data.fields.model_dump(mode="json"), getattr(tokenizer, "chat", tokenizer), max_len, job.method.objective, media)
     encode = (lambda batch: tokenizer.encode_pairs(batch, max_len)) if pairs else (lambda batch: tokenizer.encode_many(batch, max_len))
     config = ctx.spec.config
     root = cache_root(getattr(config, "cache_dir", None))
@@ -193,10 +208,12 @@ def train_config_for(ctx: RunContext, config: LocalConfig, folder: Path, tokeniz
         micro_batch_size=training["micro_batch_size"],
         epochs=job.hyperparameters.epochs,
         max_steps=job.hyperparameters.max_steps,
-        packing=job.hyperparameters.packing,
+        packing=job.hyperparameters.packing and job.data.modality == "text",  # media: padded (objectives.py)
         seed=job.hyperparameters.seed,
         precision=precision,  # type: ignore[arg-type]
         quantization=job.method.quantization,
+        modality=job.data.modality,
+        media_encoder=job.method.media_encoder,
         # As the plan decided it (an `auto` resolved by the memory estimate for this device).
         activation_checkpointing=bool(training.get("activation_checkpointing", False)),
         validation_loss=job.evaluation.validation_loss,
@@ -264,9 +281,10 @@ def base_evaluation(ctx: RunContext, config: LocalConfig, folder: Path, tokenize
     if ctx.resuming and saved.is_file():
         return _summary(json.loads(saved.read_text()))
     import torch
-    from transformers import AutoModelForCausalLM
 
-    base = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).to(device)
+    from tunespec_local.training.model import model_class
+
+    base = model_class(ctx.spec.job.data.modality).from_pretrained(folder, dtype=torch.float32).to(device)
     try:
         return evaluate_model(ctx, config, base, tokenizer, prompts, device, "base", pairs)
     finally:
@@ -283,8 +301,9 @@ def evaluate_model(ctx: RunContext, config: LocalConfig, model: Any, tokenizer: 
     outputs: list[str] = []
     if prompts:
         with ctx.progress.task(f"evaluating {which} model", total=len(prompts)) as task:
+            media = tokenizer.media_inputs() if hasattr(tokenizer, "media_inputs") else None
             outputs = generate(model, tokenizer, prompts, job.evaluation.max_new_tokens, config.eval_batch_size, device,
-                               on_batch=lambda n: task.advance(n))
+                               on_batch=lambda n: task.advance(n), media_inputs=media)
     references = [p.reference for p in prompts]
     metrics: dict[str, Any] = {}
     if pairs:

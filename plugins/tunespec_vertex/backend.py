@@ -53,8 +53,10 @@ class VertexBackend(Backend):
         rules = catalog.rules_for(spec.job.method.objective)
         config: VertexConfig = spec.config  # type: ignore[assignment]
         found = catalog.lookup(spec.job.model.base) or (catalog.lookup(config.pre_tuned_base_model) if config.pre_tuned_base_model else None)
-        # Function-calling examples are the model's to accept: its catalog entry says.
-        return rules.model_copy(update={"allow_function_calls": found[1].function_calling if found else None})
+        # Function-calling examples are the model's to accept: its catalog entry says. Gemini
+        # reads PDFs itself: `data.documents` (pages as images or text, max_pages) does not
+        # apply; tunespec_vertex.media checks Google's own page limit.
+        return rules.model_copy(update={"allow_function_calls": found[1].function_calling if found else None, "pdf_native": True})
 
     def token_counter(self, spec: ResolvedSpec) -> None:
         return None  # Gemini's tokenizer is not available locally: token counts are estimates

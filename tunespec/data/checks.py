@@ -8,9 +8,11 @@ estimator needs. (Plain text examples usually do not get here: see `tunespec.dat
 Media parts must be what they claim (`tunespec.data.sniff`): inline data must be strict
 base64 (TS227), a referenced local file a regular file (TS225), and the first bytes of
 either must match the declared MIME type (TS226: an error for another family of file,
-text, or no known format; a warning for another type of the same family). Remote
-references (``gs://``, ``https://``) are not fetched: only their existence and size are
-checked, through the data sources.
+text, or no known format; a warning for another type of the same family). A PDF whose
+bytes are here (a local file, inline data) is opened (`tunespec.data.documents`): one that
+cannot be read is an error (TS235), one longer than `DataRules.max_pdf_pages` too (TS234).
+Remote references (``gs://``, ``https://``) are not fetched: only their existence and size
+are checked, through the data sources.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ from tunespec.diagnostics import Diagnostic, DiagnosticError, Location, Severity
 
 _NO_PROBLEMS: list[Diagnostic] = []
 HEAD_CACHE = 256  # first bytes of the last files read (8 KiB each): a file used by nearby examples is read once
+PDF_CACHE = 4096  # page counts (or why unreadable) of the last PDFs opened: a PDF used by many examples is opened once
+PDF_READ_LIMIT = 64 * 1024 * 1024  # a PDF larger than this is not opened (the data rules allow 20 MB)
+PDF = "application/pdf"
 
 
 class FileReferences:
@@ -46,6 +51,7 @@ class FileReferences:
         self.cache_size = cache_size
         self._cache: OrderedDict[tuple[str, str], FileStat | None] = OrderedDict()
         self._heads: OrderedDict[tuple, tuple[bytes | None, str | None]] = OrderedDict()
+        self._pdf_pages: OrderedDict[tuple, int | str | None] = OrderedDict()
         self._unreachable: set[str] = set()
 
     def head(self, stat: FileStat) -> tuple[bytes | None, str | None] | None:
@@ -64,6 +70,25 @@ class FileReferences:
         found = self._heads[key] = read_local_head(path)
         if len(self._heads) > HEAD_CACHE:
             self._heads.popitem(last=False)
+        return found
+
+    def pdf_pages(self, stat: FileStat) -> int | str | None:
+        """Pages of a referenced local PDF, or why it cannot be read (a sentence); None
+        when it is not local or too large to open. The last `PDF_CACHE` answers are
+        remembered, by path, size and modification time."""
+        path = _local_path(stat.path)
+        if path is None or stat.size > PDF_READ_LIMIT:
+            return None
+        key = (path, stat.size, stat.mtime_ns, stat.inode, stat.ctime_ns)
+        if key in self._pdf_pages:
+            self._pdf_pages.move_to_end(key)
+            return self._pdf_pages[key]
+        from tunespec.data.sniff import read_local_head
+
+        data, why = read_local_head(path, max(stat.size, 0) + 1)  # the whole file: at most 20 MB under the rules
+        found = self._pdf_pages[key] = f"the file {why}" if data is None else count_pdf_pages(data)
+        if len(self._pdf_pages) > PDF_CACHE:
+            self._pdf_pages.popitem(last=False)
         return found
 
     def stat(self, uri: str, data_file: str | None) -> FileStat | Diagnostic | None:
@@ -107,6 +132,16 @@ class FileReferences:
             if path is not None and os.path.isdir(path):
                 return FileStat(candidate, 0)
         return None
+
+
+def count_pdf_pages(data: bytes) -> int | str:
+    """Pages of the PDF `data`, or why it cannot be read."""
+    from tunespec.data.documents import UnreadableDocument, page_count
+
+    try:
+        return page_count(data)
+    except UnreadableDocument as exc:
+        return str(exc)
 
 
 def scheme_of(uri: str) -> str:
@@ -273,8 +308,11 @@ def _check_media(
             head, bad = decode_base64(part.data or "")
             if bad is not None:
                 add("TS227", f"inline {kind} data is not valid base64: {bad}", part.path, "encode the file's bytes with standard base64 (e.g. `base64 -w0 FILE`)")
-            else:
-                _check_bytes(head or b"", mime, (part.size or 0) <= SNIFF_BYTES, f"inline {kind} data", part.path, add)
+            elif not _check_bytes(head or b"", mime, (part.size or 0) <= SNIFF_BYTES, f"inline {kind} data", part.path, add):
+                if mime == PDF and (part.size or 0) <= PDF_READ_LIMIT:
+                    import binascii
+
+                    _check_pdf(count_pdf_pages(binascii.a2b_base64(part.data or "")), "inline PDF", part.path, rules, add)
         return
     uri = part.uri or ""
     scheme = scheme_of(uri)
@@ -300,16 +338,30 @@ def _check_media(
     elif found is not None:
         from tunespec.data.sniff import SNIFF_BYTES
 
-        _check_bytes(found[0] or b"", mime, stat.size <= SNIFF_BYTES, f"referenced file {uri!r}", part.path, add)
+        if not _check_bytes(found[0] or b"", mime, stat.size <= SNIFF_BYTES, f"referenced file {uri!r}", part.path, add) and mime == PDF:
+            _check_pdf(files.pdf_pages(stat), f"referenced file {uri!r}", part.path, rules, add)
 
 
-def _check_bytes(head: bytes, mime: str, complete: bool, what: str, path: str, add: Callable[..., None]) -> None:
-    """TS226 when the first bytes of a media part are not of its declared MIME type."""
+def _check_pdf(pages: int | str | None, what: str, path: str, rules: DataRules, add: Callable[..., None]) -> None:
+    """TS235 for a PDF that cannot be read, TS234 for one with more pages than allowed."""
+    if isinstance(pages, str):
+        add("TS235", f"{what} cannot be read as a PDF: {pages}", path,
+            "open it in a PDF viewer and save or print it to a new PDF (without a password), or remove the example")
+    elif pages is not None and rules.max_pdf_pages is not None and pages > rules.max_pdf_pages:
+        limit = rules.max_pdf_pages
+        add("TS234", f"{what} has {pages:,} pages, over the limit of {limit:,} (`data.documents.max_pages`)", path,
+            f"raise `data.documents.max_pages` to {pages:,} (each page becomes an image or its text: pages cost sequence "
+            f"length), or split the PDF into parts of at most {limit:,} pages")
+
+
+def _check_bytes(head: bytes, mime: str, complete: bool, what: str, path: str, add: Callable[..., None]) -> bool:
+    """TS226 when the first bytes of a media part are not of its declared MIME type; True
+    when that is an error (the bytes are not what the part says)."""
     from tunespec.data.sniff import media_problem
 
     problem = media_problem(head, mime, complete)
     if problem is None:
-        return
+        return False
     is_error, found, found_mime = problem
     if not is_error:
         add("TS226", f"{what} is {found}, declared as {mime}", path, f"declare `mimeType: {found_mime}`", Severity.WARNING)
@@ -320,6 +372,7 @@ def _check_bytes(head: bytes, mime: str, complete: bool, what: str, path: str, a
     else:
         hint = f"declare `mimeType: {found_mime}` if the file is right" if found_mime else "check the file: its bytes must be of the declared type"
         add("TS226", f"{what} is {found}, not {mime}", path, hint)
+    return is_error
 
 
 def _mb(n: int) -> str:

@@ -65,6 +65,18 @@ class DataRules(BaseModel):
         description="Where referenced files may live: URI schemes, plus `local` for paths relative to the data file or spec.",
     )
     check_file_references: bool = Field(default=True, description="Check that referenced files exist (and their size) through the data sources.")
+    max_pdf_pages: int | None = Field(
+        default=None,
+        ge=1,
+        description="Most pages a PDF may have (TS234); None: no limit. tunespec's table takes it from the spec's "
+        "`data.documents.max_pages` for `document` data, unless the backend reads PDFs natively (`pdf_native`).",
+    )
+    pdf_native: bool = Field(
+        default=False,
+        description="The backend's model reads PDF files itself (Vertex): `data.documents` does not apply, so the "
+        "merged table has no `max_pdf_pages` from the spec (the backend checks its own page limit). PDFs are still "
+        "opened and counted: one that cannot be read is an error (TS235) everywhere.",
+    )
     objective: Literal["sft", "preference"] | None = Field(
         default=None,
         description="What every example must be: `sft` conversations, or `preference` pairs (a prompt, a preferred and a "
@@ -83,6 +95,7 @@ class DataRules(BaseModel):
                 max_per_example=_min(a.max_per_example, b.max_per_example),
                 max_bytes=_min(a.max_bytes, b.max_bytes),
             )
+        pdf_native = self.pdf_native or other.pdf_native
         examples = dict(self.max_examples)
         for split, n in other.max_examples.items():
             examples[split] = min(n, examples.get(split, n))
@@ -101,6 +114,8 @@ class DataRules(BaseModel):
             allow_function_calls=_tri_and(self.allow_function_calls, other.allow_function_calls),
             file_uri_schemes=[s for s in self.file_uri_schemes if s in other.file_uri_schemes],
             check_file_references=self.check_file_references or other.check_file_references,
+            max_pdf_pages=None if pdf_native else _min(self.max_pdf_pages, other.max_pdf_pages),
+            pdf_native=pdf_native,
             objective=self.objective or other.objective,
         )
 
@@ -146,10 +161,15 @@ _MODALITY_MEDIA: dict[str, dict[str, MediaLimits]] = {
 }
 
 
-def rules_for(modality: str, objective: str | None = None) -> DataRules:
-    """tunespec's default rules for a `data.modality` (text, image, audio, document, video)
-    and a `method.objective` (sft: conversations, preference: pairs)."""
-    return DataRules(media=dict(_MODALITY_MEDIA.get(modality, {})), objective=objective)
+def rules_for(modality: str, objective: str | None = None, max_pdf_pages: int | None = None) -> DataRules:
+    """tunespec's default rules for a `data.modality` (text, image, audio, document, video),
+    a `method.objective` (sft: conversations, preference: pairs) and, for documents, the
+    spec's `data.documents.max_pages` (None: PDFs of any length)."""
+    return DataRules(
+        media=dict(_MODALITY_MEDIA.get(modality, {})),
+        objective=objective,
+        max_pdf_pages=max_pdf_pages if modality == "document" else None,
+    )
 
 
 def media_kind(mime_type: str) -> MediaKind | None:

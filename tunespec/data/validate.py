@@ -294,7 +294,8 @@ class _BackgroundHasher:
 class _Validation:
     def __init__(self, spec, rules, counter, diagnostics, progress, hash_cache):
         self.spec: ResolvedSpec = spec
-        self.rules: DataRules = rules_for(spec.job.data.modality, spec.job.method.objective).merge(rules)
+        data = spec.job.data
+        self.rules: DataRules = rules_for(data.modality, spec.job.method.objective, data.documents.max_pages).merge(rules)
         self.counter: TokenCounter = counter or EstimatedTokenCounter()
         self.diagnostics: Diagnostics = diagnostics
         self.progress: Progress = progress or Progress(enabled=False, quiet=True)

@@ -106,6 +106,33 @@ class PromptCompletionFields(StrictModel):
     system: str | None = Field(default=None, description="Optional record field holding a system instruction.")
 
 
+class DocumentOptions(StrictModel):
+    """How PDF documents reach the model on the torch backends (local, ray). Valid for every
+    `data.modality`; only `document` data has PDFs."""
+
+    pages_as: Literal["image", "text"] = Field(
+        default="image",
+        description="How a PDF page reaches the model on the torch backends (local, ray): `image` renders each page "
+        "to an image, for a vision-language model; `text` extracts each page's text (scanned pages without a text "
+        "layer give no text), for a text model. Vertex reads PDFs natively and ignores it.",
+    )
+    max_pages: int = Field(
+        default=8,
+        ge=1,
+        le=1000,
+        description="Most pages a PDF may have: validation refuses a longer one (TS234), naming the file and its page "
+        "count. Each page becomes an image (or its text) in the example, so pages cost sequence length. On the torch "
+        "backends only; Vertex ignores it and applies its own limit (300 pages).",
+    )
+    render_dpi: int = Field(
+        default=72,
+        ge=18,
+        le=300,
+        description="Resolution of the page images with `pages_as: image`, in dots per inch. 72 is one pixel per PDF "
+        "point (a US letter page is 612x792 pixels, A4 595x842); the model's image processor resizes them further.",
+    )
+
+
 class DataSpec(StrictModel):
     modality: Literal["text", "image", "audio", "document", "video"] = Field(
         default="text", description="What the examples contain besides text; selects the modality rules (MIME types, sizes, counts)."
@@ -120,6 +147,11 @@ class DataSpec(StrictModel):
     )
     fields: PromptCompletionFields = Field(
         default_factory=PromptCompletionFields, description="Field names for the `prompt_completion` format."
+    )
+    documents: DocumentOptions = Field(
+        default_factory=DocumentOptions,
+        description="PDF documents (`modality: document`): how their pages reach the model on the torch backends, "
+        "and how many pages a PDF may have.",
     )
     max_seq_length: int = Field(
         default=1024, ge=16, le=1_048_576, description="Examples are truncated to this many tokens (chat template included)."
@@ -371,6 +403,7 @@ __all__ = [
     "API_VERSION",
     "BackendSpec",
     "DataSpec",
+    "DocumentOptions",
     "Evaluation",
     "Hyperparameters",
     "LoraOptions",

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from tunespec import secrets
 from tunespec.diagnostics import Location
-from tunespec.spec.model import TuningJob
+from tunespec.spec.model import DocumentOptions, TuningJob
 from tunespec.spec.paths import join_path, names_a_field, split_path
 
 STRICT_PATHS_ENV = "TUNESPEC_STRICT_PATHS"
@@ -146,6 +146,9 @@ def _fingerprinted_spec(job: TuningJob) -> dict[str, Any]:
     objective), so upgrading tunespec does not make every applied spec look changed."""
     spec = job.model_dump(mode="json", by_alias=True)
     spec.pop("tracking", None)  # where a run is reported, not what is trained
+    data = spec.get("data", {})
+    if data.get("modality") != "document" or data.get("documents") == DocumentOptions().model_dump(mode="json"):
+        data.pop("documents", None)  # PDF options: only document data has PDFs; at their defaults, left out too
     method = spec.get("method", {})
     if method.get("objective") == "sft" and method.get("preference") is None:
         method.pop("objective", None)

@@ -28,9 +28,13 @@ BATCH = 256
 """Conversations tokenised together (one `encode_batch`): all cores busy, little memory."""
 
 
-def split_key(files: list[tuple[str, str | None]], fields: Any, tokenizer: ChatTokenizer, max_seq_length: int, objective: str) -> str:
-    """The cache key of one split (see the module docstring). `files`: (content hash, format)."""
+def split_key(files: list[tuple[str, str | None]], fields: Any, tokenizer: ChatTokenizer, max_seq_length: int, objective: str,
+              media: Any = None) -> str:
+    """The cache key of one split (see the module docstring). `files`: (content hash, format).
+    `media`: for multimodal data, what else decides the tokens (the processor's settings,
+    how documents are read); media files themselves are named by the data files' content."""
     identity = {
+        **({"media": media} if media is not None else {}),
         "version": FORMAT_VERSION,
         "files": [list(f) for f in files],
         "fields": fields,
@@ -66,7 +70,8 @@ def cached_split(
 ) -> EncodedSequences:
     """The split's cache folder, built now if it is not there yet: `conversations()` streamed
     through `encode` (a batch of conversations -> their encodings) `BATCH` at a time,
-    dropping examples with nothing to train."""
+    dropping examples with nothing to train (and multimodal ones that do not fit: `encode`
+    gives None for them)."""
     folder = Path(root) / ENCODED_DIR / key
     if is_complete(folder):
         split = EncodedSequences(folder)
@@ -78,7 +83,7 @@ def cached_split(
         stream = iter(conversations())
         while batch := list(itertools.islice(stream, BATCH)):
             for encoded in encode(batch):
-                if encoded.trained_tokens == 0:
+                if encoded is None or encoded.trained_tokens == 0:
                     skipped += 1
                 else:
                     writer.add(encoded)

@@ -9,6 +9,14 @@ One folder per split, named by its cache key (see cache.py)::
     flags.bin     one byte per sequence: 1 where it was cut to max_seq_length
     meta.json     what the folder holds (sequences, examples, kind, skipped); written last
 
+Multimodal splits (meta `media: true`) add the bytes of each sequence's media items
+(images, audio, rendered PDF pages), decoded only when a batch needs them::
+
+    media.bin         every item's bytes, back to back
+    media_ends.bin    int64 end offset of each item in media.bin
+    media_kinds.bin   one byte per item: b"i" image, b"a" audio
+    media_index.bin   int64 end index of each sequence's items in media_ends.bin
+
 A preference pair is two sequences, 2i (preferred) and 2i+1 (non-preferred).
 
 Writing goes into a hidden temp folder beside the final one and ends with one rename, so a
@@ -41,6 +49,7 @@ from tunespec_local.encode import IGNORE_INDEX, Encoded
 FORMAT_VERSION = 1
 META_FILE = "meta.json"
 FILES = ("tokens.bin", "mask.bin", "offsets.bin", "flags.bin")
+MEDIA_FILES = ("media.bin", "media_ends.bin", "media_kinds.bin", "media_index.bin")
 _LITTLE = sys.byteorder == "little"
 
 
@@ -55,8 +64,11 @@ class SplitWriter:
         self.final.parent.mkdir(parents=True, exist_ok=True)
         remove_abandoned(self.final)
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.final.name}.{os.getpid()}.", suffix=".tmp", dir=self.final.parent))
-        self._files = {name: open(self.tmp / name, "wb", buffering=1 << 20) for name in FILES}
+        self._files = {name: open(self.tmp / name, "wb", buffering=1 << 20) for name in FILES + MEDIA_FILES}
         self.end = 0
+        self.media_end = 0
+        self.media_items = 0
+        self.has_media = False
         self.examples = 0
         self.sequences = 0
         self.tokens = 0
@@ -83,6 +95,14 @@ class SplitWriter:
         self.end += len(ids)
         f["offsets.bin"].write(struct.pack("<q", self.end))
         f["flags.bin"].write(b"\x01" if e.truncated else b"\x00")
+        for data, kind in zip(e.media, e.media_kinds):
+            self.has_media = True
+            f["media.bin"].write(data)
+            self.media_end += len(data)
+            f["media_ends.bin"].write(struct.pack("<q", self.media_end))
+            f["media_kinds.bin"].write(kind.encode())
+            self.media_items += 1
+        f["media_index.bin"].write(struct.pack("<q", self.media_items))
         self.sequences += 1
         self.tokens += len(ids)
 
@@ -94,7 +114,10 @@ class SplitWriter:
             os.fsync(f.fileno())
         self._close()
         meta = {"version": FORMAT_VERSION, "kind": "pairs" if self.pairs else "sequences", "examples": self.examples,
-                "sequences": self.sequences, "tokens": self.tokens, **extra}
+                "sequences": self.sequences, "tokens": self.tokens, **({"media": True} if self.has_media else {}), **extra}
+        if not self.has_media:
+            for name in MEDIA_FILES:
+                (self.tmp / name).unlink()
         (self.tmp / META_FILE).write_text(json.dumps(meta, indent=1))
         try:
             os.rename(self.tmp, self.final)
@@ -136,6 +159,7 @@ class EncodedSequences(Sequence):
         self.folder = str(folder)
         meta = json.loads((Path(folder) / META_FILE).read_text())
         self.pairs = meta["kind"] == "pairs"
+        self.has_media = bool(meta.get("media"))
         self.examples = int(meta["examples"])
         self.meta = meta
         self._fds: dict[str, int] | None = None
@@ -171,12 +195,27 @@ class EncodedSequences(Sequence):
         truncated = os.pread(fds["flags.bin"], 1, s) == b"\x01"
         input_ids = ids.tolist()
         labels = [token if trained else IGNORE_INDEX for token, trained in zip(input_ids, mask)]
-        return Encoded(input_ids, labels, truncated)
+        if not self.has_media:
+            return Encoded(input_ids, labels, truncated)
+        return Encoded(input_ids, labels, truncated, *self._media(s, fds))
+
+    def _media(self, s: int, fds: dict[str, int]) -> tuple[tuple[bytes, ...], str]:
+        """The bytes and kinds of sequence `s`'s media items."""
+        first = 0 if s == 0 else struct.unpack("<q", os.pread(fds["media_index.bin"], 8, (s - 1) * 8))[0]
+        last = struct.unpack("<q", os.pread(fds["media_index.bin"], 8, s * 8))[0]
+        if last == first:
+            return (), ""
+        starts = [0] if first == 0 else list(struct.unpack("<q", os.pread(fds["media_ends.bin"], 8, (first - 1) * 8)))
+        ends = list(struct.unpack(f"<{last - first}q", os.pread(fds["media_ends.bin"], 8 * (last - first), first * 8)))
+        bounds = list(zip(starts + ends[:-1], ends))
+        kinds = os.pread(fds["media_kinds.bin"], last - first, first).decode()
+        return tuple(os.pread(fds["media.bin"], end - start, start) for start, end in bounds), kinds
 
     def _open(self) -> dict[str, int]:
         # File descriptors are per process: a forked DataLoader worker opens its own.
         if self._fds is None or self._pid != os.getpid():
-            self._fds = {name: os.open(os.path.join(self.folder, name), os.O_RDONLY) for name in FILES}
+            names = FILES + MEDIA_FILES if self.has_media else FILES
+            self._fds = {name: os.open(os.path.join(self.folder, name), os.O_RDONLY) for name in names}
             self._pid = os.getpid()
         return self._fds
 

@@ -47,6 +47,10 @@ class TrainConfig:
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     quantization: Literal["none", "nf4", "int8"] = "none"
     """QLoRA: the frozen base in 4-bit NF4 or 8-bit (bitsandbytes); see training/model.py."""
+    modality: Literal["text", "image", "audio", "document"] = "text"
+    """`data.modality`: anything but text loads the model with its processor (tunespec_local.media)."""
+    media_encoder: Literal["frozen", "trained"] = "frozen"
+    """Multimodal: whether the media encoder and projector train in full (media/family.py)."""
     activation_checkpointing: bool = False
     """Recompute each decoder block in backward instead of keeping its activations (already
     decided: the spec's `auto` is resolved by the plan's memory estimate)."""

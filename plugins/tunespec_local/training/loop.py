@@ -40,7 +40,9 @@ from tunespec_local.training.env import TrainEnv
 from tunespec_local.training.model import build_model, publishable_state_dict
 from tunespec_local.training.objectives import Objective, forward_logits, objective_for, token_loss_sum
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja", "chat_template.json")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja", "chat_template.json",
+                   # a multimodal model's processor (image processor / audio feature extractor settings)
+                   "processor_config.json", "preprocessor_config.json")
 __all__ = [
     "STATE_FILE", "TOKENIZER_FILES", "TrainResult", "UnsafeCheckpoint", "build_model", "forward_logits", "save_outputs", "token_loss_sum",
     "train",

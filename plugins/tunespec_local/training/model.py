@@ -66,7 +66,6 @@ def build_model(config: TrainConfig, device: Any = None) -> Any:
     placed while it loads (bitsandbytes quantises on the way in); other models load on the
     CPU and the environment moves or shards them (`TrainEnv.prepare_model`)."""
     import torch
-    from transformers import AutoModelForCausalLM
 
     torch.manual_seed(config.seed)  # LoRA initialisation
     quantization = quantization_config(config)
@@ -74,7 +73,7 @@ def build_model(config: TrainConfig, device: Any = None) -> Any:
     if quantization is not None:
         options["quantization_config"] = quantization
         options["device_map"] = {"": _device_map_target(device)}
-    model = AutoModelForCausalLM.from_pretrained(config.model_path, **options)
+    model = model_class(config.modality).from_pretrained(config.model_path, **options)
     model.config.use_cache = False
     if quantization is not None:
         release_checkpoint_mapping(model)
@@ -91,7 +90,22 @@ def build_model(config: TrainConfig, device: Any = None) -> Any:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=CHECKPOINTING_KWARGS)
     if config.method == "peft":
         model = add_lora(model, config)
+    elif config.modality != "text" and config.media_encoder == "frozen":
+        from tunespec_local.media.family import freeze_encoder
+
+        freeze_encoder(model)
     return model
+
+
+def model_class(modality: str) -> Any:
+    """transformers' Auto class for the data's modality: a causal LM for text, a multimodal
+    LM otherwise (every image-text-to-text family, LLaVA, Idefics3/SmolVLM, Qwen2-VL, Gemma 3,
+    and the audio-text ones, Qwen2-Audio, Voxtral, Granite Speech...)."""
+    import transformers
+
+    if modality == "text":
+        return transformers.AutoModelForCausalLM
+    return transformers.AutoModelForMultimodalLM
 
 
 def release_checkpoint_mapping(model: Any) -> None:
@@ -120,11 +134,21 @@ def release_checkpoint_mapping(model: Any) -> None:
 def add_lora(model: Any, config: TrainConfig) -> Any:
     from peft import LoraConfig, get_peft_model
 
+    targets: Any = config.lora_target_modules
+    modules_to_save = None
+    if config.modality != "text":
+        from tunespec_local.media.family import fully_trained, lora_targets
+
+        trained = config.media_encoder == "trained"
+        if targets == "all-linear":
+            targets = lora_targets(model, trained)
+        modules_to_save = fully_trained(model, trained) or None
     lora = LoraConfig(
         r=config.lora_rank,
         lora_alpha=config.lora_alpha,
         lora_dropout=config.lora_dropout,
-        target_modules=config.lora_target_modules,
+        target_modules=targets,
+        modules_to_save=modules_to_save,
         task_type="CAUSAL_LM",
     )
     return get_peft_model(model, lora)

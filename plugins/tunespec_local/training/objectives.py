@@ -85,6 +85,10 @@ class Objective(Protocol):
 def objective_for(config: "TrainConfig") -> Objective:
     if config.objective == "preference":
         return PreferenceObjective(beta=config.beta, loss_type=config.preference_loss, method=config.method, sft_weight=config.sft_weight)
+    if config.modality != "text":
+        from tunespec_local.media.inputs import MediaInputs
+
+        return SupervisedObjective(media=MediaInputs(config.model_path))
     return SupervisedObjective()
 
 
@@ -95,13 +99,15 @@ def forward_logits(model: Any, batch: dict, logits_to_keep: Any = None) -> Any:
     block-diagonal mask from restarting `position_ids` only when no KV cache exists; with
     the default cache every example would attend to the ones packed before it (a test
     guards this)."""
-    inputs = {k: v for k, v in batch.items() if k in MODEL_INPUTS}
+    inputs = {k: v for k, v in batch.items() if k not in LOSS_INPUTS}
     if logits_to_keep is not None:
         inputs["logits_to_keep"] = logits_to_keep
     return model(**inputs, use_cache=False).logits
 
 
-MODEL_INPUTS = ("input_ids", "attention_mask", "position_ids")
+LOSS_INPUTS = ("labels", "sequence", "sequence_count")
+"""Batch entries that are the loss's, not the model's (everything else goes to the model:
+token ids, positions or attention mask, and a multimodal batch's pixel values/features)."""
 
 
 def _kept_logits(model: Any, batch: dict, keeps_logits: bool) -> tuple[Any, Any, Any]:
@@ -119,9 +125,16 @@ def _kept_logits(model: Any, batch: dict, keeps_logits: bool) -> tuple[Any, Any,
 
 
 class SupervisedObjective:
-    """Cross-entropy on model-turn tokens; the step's loss is the mean over its trained tokens."""
+    """Cross-entropy on model-turn tokens; the step's loss is the mean over its trained tokens.
+
+    `media` (multimodal data): what adds the processor's pixel values or audio features to a
+    batch (tunespec_local.media.inputs). Such batches are padded, never packed: packing would
+    put one example's image tokens in the same row as another example's text."""
 
     name = "sft"
+
+    def __init__(self, media: Any = None):
+        self.media = media
 
     def prepare(self, model: Any, device: Any) -> None:
         pass
@@ -129,7 +142,9 @@ class SupervisedObjective:
     def collate(self, examples: Sequence[Encoded], packing: bool, pad_token_id: int) -> dict:
         from tunespec_local.training.batching import collate
 
-        return collate(examples, packing, pad_token_id)
+        if self.media is None:
+            return collate(examples, packing, pad_token_id)
+        return {**collate(examples, False, pad_token_id), **self.media(examples)}
 
     def count(self, batch: dict) -> float:
         return float(int((batch["labels"][:, 1:] != IGNORE_INDEX).sum()))

@@ -1,0 +1,13 @@
+"""Multimodal examples (image, audio, document) on the torch backends.
+
+    load.py      the bytes of a media part (local path, inline/data: URL, gs://), and a
+                 PDF's pages as images or text, as `data.documents` says
+    encode.py    a conversation with media -> token ids and labels through the model's own
+                 processor (each image/audio/page expanded to its real number of tokens)
+    inputs.py    the processor's tensors for the media of a batch (pixel values, audio
+                 features), next to the token ids the loop already collates
+    family.py    which part of a multimodal model is the media encoder, the projector and
+                 the language model (LoRA targets, what `method.media_encoder` trains)
+
+Text-only specs never import this package.
+"""
