@@ -54,6 +54,9 @@ SERVICE_OWNED: dict[str, tuple[Severity, str]] = {
     "method.lora.target_modules": (Severity.WARNING, "Vertex chooses the adapted modules itself"),
     "method.quantization": (Severity.ERROR, "Vertex quantises nothing for you: it tunes the model as it serves it. For QLoRA "
                             "(adapters on a 4-bit or 8-bit base) use the local or ray backend"),
+    "data.documents.pages_as": (Severity.WARNING, "Gemini reads PDFs natively; their pages are not turned into images or text"),
+    "data.documents.max_pages": (Severity.WARNING, "Gemini reads PDFs natively; Vertex's own limit of 300 pages per PDF is checked instead"),
+    "data.documents.render_dpi": (Severity.WARNING, "Gemini reads PDFs natively; their pages are not rendered"),
     "hyperparameters.activation_checkpointing": (Severity.WARNING, "Vertex manages training memory itself"),
     "hyperparameters.max_steps": (Severity.ERROR, "Vertex trains whole epochs; set `hyperparameters.epochs` instead"),
     "hyperparameters.micro_batch_size": (Severity.WARNING, "Vertex chooses gradient accumulation itself"),
