@@ -62,7 +62,7 @@ class LocalBackend(Backend):
             for d in exc.diagnostics:
                 yield dataclasses.replace(d, location=spec.locate("model.base"))
             return
-        yield from multimodal_problems(spec, self.name)
+        yield from multimodal_problems(spec)
         if job.hyperparameters.optimizer == "adamw_8bit" and not _importable("bitsandbytes"):
             yield Diagnostic(
                 "TS302",
@@ -323,21 +323,22 @@ def _has_chat_template(folder: Path) -> bool:
         return False
 
 
-def multimodal_problems(spec: ResolvedSpec, backend: str) -> Iterable[Diagnostic]:
-    """What the torch backends cannot do with multimodal data (yet): video, and preference
-    pairs with media."""
+def multimodal_problems(spec: ResolvedSpec) -> Iterable[Diagnostic]:
+    """What the torch backends (local, and ray through this validate) cannot do with
+    multimodal data (yet): video, preference pairs with media, quantised multimodal bases."""
+    backend = "local and ray"
     job = spec.job
     if job.data.modality == "video":
         yield Diagnostic(
             "TS302",
-            f"the {backend} backend tunes text, image, audio and document data; `data.modality: video` is not supported",
+            f"the {backend} backends tune text, image, audio and document data; `data.modality: video` is not supported",
             spec.locate("data.modality"),
             hint="extract frames as images (`modality: image`), or use a backend that tunes on video (vertex)",
         )
     elif job.data.modality != "text" and job.method.objective == "preference":
         yield Diagnostic(
             "TS302",
-            f"the {backend} backend tunes preference pairs on text only; `data.modality: {job.data.modality}` with "
+            f"the {backend} backends tune preference pairs on text only; `data.modality: {job.data.modality}` with "
             "`method.objective: preference` is not supported",
             spec.locate("method.objective"),
             hint="use `objective: sft` for multimodal data, or `modality: text` for preference pairs",
@@ -345,7 +346,7 @@ def multimodal_problems(spec: ResolvedSpec, backend: str) -> Iterable[Diagnostic
     if job.data.modality != "text" and job.method.quantization != "none":
         yield Diagnostic(
             "TS302",
-            f"`method.quantization` is for text models on the {backend} backend; multimodal models load unquantised",
+            f"`method.quantization` is for text models on the {backend} backends; multimodal models load unquantised",
             spec.locate("method.quantization"),
             hint="remove `quantization`",
         )
@@ -370,8 +371,20 @@ def _mappings(spec: ResolvedSpec, targets: Any, micro: int, fit: Any) -> list[Fi
     job = spec.job
     hp = job.hyperparameters
     m = [
-        FieldMapping(field="model.base", target="AutoModelForCausalLM.from_pretrained", value=job.model.base,
+        FieldMapping(field="model.base", target="AutoModelForCausalLM.from_pretrained" if job.data.modality == "text"
+                     else "AutoModelForMultimodalLM + AutoProcessor.from_pretrained", value=job.model.base,
                      note="GGUF files are dequantised to fp32 once and cached" if job.model.base.lower().endswith(".gguf") else None),
+        FieldMapping(field="data.modality", target="model inputs", value=job.data.modality,
+                     note=None if job.data.modality == "text" else "each media item expanded to its tokens by the model's processor; "
+                     "examples over max_seq_length dropped, never cut; padded, not packed"),
+        FieldMapping(field="method.media_encoder", target="trained modules", value=job.method.media_encoder,
+                     note=None if job.data.modality == "text" else ("encoder and projector trained in full" if job.method.media_encoder == "trained"
+                                                                      else "encoder frozen; LoRA on the language model and projector"
+                                                                      if job.method.type == "peft" else "encoder frozen")),
+        FieldMapping(field="data.documents.pages_as", target="PDF pages ->", value=job.data.documents.pages_as,
+                     note="pypdfium2: pages rendered to images" if job.data.documents.pages_as == "image" else "pypdfium2: page text"),
+        FieldMapping(field="data.documents.max_pages", target="pages read per PDF", value=job.data.documents.max_pages),
+        FieldMapping(field="data.documents.render_dpi", target="page render resolution", value=job.data.documents.render_dpi),
         FieldMapping(field="model.revision", target="snapshot_download(revision)", value=job.model.revision),
         FieldMapping(field="model.chat_template", target="chat template", value=job.model.chat_template is not None,
                      note=None if job.model.chat_template else "the tokenizer's own"),

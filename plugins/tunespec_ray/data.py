@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from tunespec_local.encoded import EncodedSequences
-from tunespec_local.encoded.store import FILES, META_FILE
+from tunespec_local.encoded.store import FILES, MEDIA_FILES, META_FILE
 from tunespec_local.training import TrainData
 
 CHUNK_BYTES = 64 << 20
@@ -64,7 +64,7 @@ def ship_split(split: EncodedSequences) -> ShippedSplit:
 
     folder = Path(split.folder)
     shipped = ShippedSplit(folder.name)
-    for name in (*FILES, META_FILE):
+    for name in (*FILES, *(MEDIA_FILES if split.has_media else ()), META_FILE):
         refs = []
         with open(folder / name, "rb") as f:
             while chunk := f.read(CHUNK_BYTES):

@@ -52,7 +52,7 @@ def run_attached(ctx: RunContext, job: dict[str, Any], local_spec: Any) -> RunRe
 
     model_ref = resolve_model(local_spec)
     folder = materialize(model_ref, cache_root(local_config.cache_dir), log)
-    tokenizer = ChatTokenizer.from_folder(folder, spec.job.model.chat_template)
+    tokenizer = local_run.encoder_for(local_ctx, ChatTokenizer.from_folder(folder, spec.job.model.chat_template), folder)
     data, prompts = local_run.encode_data(local_ctx, tokenizer, log)
     # Precision is decided on the workers, which know their device (see worker.py).
     train_config = local_run.train_config_for(local_ctx, local_config, folder, tokenizer, "fp32")
@@ -83,7 +83,7 @@ def run_attached(ctx: RunContext, job: dict[str, Any], local_spec: Any) -> RunRe
         shutil.rmtree(run_path / job["run_config"]["name"], ignore_errors=True)
 
     if prompts or pairs:
-        tuned = _load_tuned(folder, run_path, train_config.method, device)
+        tuned = _load_tuned(folder, run_path, train_config, device)
         evaluation["tuned"] = local_run.evaluate_model(local_ctx, local_config, tuned, tokenizer, prompts, device, "tuned", pairs)
         evaluation = local_run.summarise_evaluation(evaluation, local_run.evaluated_metrics(local_ctx))
     metrics = {
@@ -204,14 +204,16 @@ def _driver_device() -> Any:
     return default_device("auto")
 
 
-def _load_tuned(base_folder: Path, run_path: Path, method: str, device: Any) -> Any:
+def _load_tuned(base_folder: Path, run_path: Path, config: Any, device: Any) -> Any:
     """The trained model from the run folder, for evaluation on the driver."""
     import torch
-    from transformers import AutoModelForCausalLM
 
-    if method == "full":
-        return AutoModelForCausalLM.from_pretrained(run_path / "model", dtype=torch.float32).to(device).eval()
+    from tunespec_local.training.model import model_class
+
+    auto = model_class(config.modality)
+    if config.method == "full":
+        return auto.from_pretrained(run_path / "model", dtype=torch.float32).to(device).eval()
     from peft import PeftModel
 
-    base = AutoModelForCausalLM.from_pretrained(base_folder, dtype=torch.float32)
+    base = auto.from_pretrained(base_folder, dtype=torch.float32)
     return PeftModel.from_pretrained(base, run_path / "adapter").to(device).eval()

@@ -23,6 +23,6 @@ class TestLocalConformance(BackendConformance):
             outputs=["adapter/adapter_config.json", "adapter/adapter_model.safetensors", "metrics.jsonl"],
             invalid=[
                 InvalidCase("missing-model", {"model": {"base": "./no-such-model"}}, "TS306", "model.base"),
-                InvalidCase("image-modality", {"data": {"modality": "image"}}, "TS302", "data.modality"),
+                InvalidCase("video-modality", {"data": {"modality": "video"}}, "TS302", "data.modality"),
             ],
         )

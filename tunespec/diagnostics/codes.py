@@ -84,6 +84,7 @@ CODES: dict[str, str] = {
     "TS233": "example kind does not match `method.objective` (a pair for sft, or a conversation for preference)",
     "TS234": "media file longer than allowed (audio or video duration, PDF pages)",
     "TS235": "PDF cannot be read (damaged, truncated, not a PDF, password protected, or no pages)",
+    "TS236": "media file cannot be decoded (a broken image or audio file)",
     # Backend
     "TS300": "backend not available (dependencies missing)",
     "TS301": "base model not supported by this backend",

@@ -218,6 +218,14 @@ class MethodSpec(StrictModel):
     preference: PreferenceOptions | None = Field(
         default=None, description="Preference options; only with `objective: preference` (defaults apply when omitted)."
     )
+    media_encoder: Literal["frozen", "trained"] = Field(
+        default="frozen",
+        description="Multimodal models (image, audio, document data) on the torch backends: whether the media "
+        "encoder (the vision or audio tower) and its projector train. `frozen`: LoRA adapts the language model "
+        "and the projector, full tuning everything but the encoder. `trained`: the encoder and projector "
+        "train in full too (with LoRA they are saved beside the adapter): for an encoder that is new or far "
+        "from your media. Vertex tunes Gemini's own way and refuses `trained`.",
+    )
     quantization: Literal["none", "nf4", "int8"] = Field(
         default="none",
         description="Quantise the frozen base model under the LoRA adapters (QLoRA): `nf4` stores its linear layers "
