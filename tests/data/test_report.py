@@ -92,6 +92,25 @@ def test_duplicates_between_train_and_validation_across_formats(tmp_path, diagno
     assert report.splits["validation"].examples == 2
 
 
+def test_inline_images_of_the_same_size_are_not_duplicates(tmp_path, diagnostics):
+    """Two different inline images that happen to have the same byte size are different
+    examples; the same image (same data) is a duplicate."""
+    import base64
+
+    def example(data: bytes) -> dict:
+        inline = {"inlineData": {"mimeType": "image/png", "data": base64.b64encode(data).decode()}}
+        return {"contents": [{"role": "user", "parts": [inline, {"text": "which?"}]}, {"role": "model", "parts": [{"text": "a"}]}]}
+
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 24
+    other = b"\x89PNG\r\n\x1a\n" + b"\x01" * 24
+    write_jsonl(tmp_path / "val.jsonl", [example(png)])
+    write_jsonl(tmp_path / "train.jsonl", [example(other), example(png)])
+    report = validate_data(make_spec(tmp_path, "train.jsonl", validation="val.jsonl", modality="image"), None, None, diagnostics)
+    assert report.duplicates_between_splits == 1
+    [d] = [d for d in diagnostics if d.code == "TS218"]
+    assert d.location.line == 2
+
+
 def test_estimated_counts_are_labelled_everywhere(tmp_path, diagnostics):
     write_jsonl(tmp_path / "t.jsonl", [gemini(("user", "x" * 40), ("model", "y" * 40), system="s" * 4)])
     report = validate_data(make_spec(tmp_path, "t.jsonl", validation="t.jsonl"), None, None, diagnostics)

@@ -162,8 +162,16 @@ class Conversation:
             elif p.value is not None:
                 out.append(f"<{p.kind}:{p.value_text}>")
             else:
-                out.append(f"<{p.kind}:{p.mime_type}:{p.uri or p.size}>")
+                # Inline media by a digest of its data: two different images of the same size
+                # are not the same example.
+                out.append(f"<{p.kind}:{p.mime_type}:{p.uri or _digest(p.data)}>")
         return "\x1e".join(out)  # type: ignore[arg-type]
+
+
+def _digest(data: str | None) -> str:
+    import hashlib
+
+    return hashlib.blake2b((data or "").encode(), digest_size=16).hexdigest()
 
 
 def base64_decoded_size(data: str) -> int:
