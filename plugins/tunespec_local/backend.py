@@ -19,6 +19,7 @@ from tunespec import Backend, Diagnostic, DiagnosticError, FieldMapping, Plan, R
 
 from tunespec_local.config import LocalConfig
 from tunespec_local.hardware import cpu_has_native_bf16
+from tunespec_local.media import model_modality
 from tunespec_local.models.cache import cache_root, cached_folder, tokenizer_folder
 
 LORA_AUTO_TARGETS = "all-linear"
@@ -343,7 +344,7 @@ def multimodal_problems(spec: ResolvedSpec) -> Iterable[Diagnostic]:
             spec.locate("method.objective"),
             hint="use `objective: sft` for multimodal data, or `modality: text` for preference pairs",
         )
-    if job.data.modality != "text" and job.method.quantization != "none":
+    if model_modality(job) != "text" and job.method.quantization != "none":
         yield Diagnostic(
             "TS302",
             f"`method.quantization` is for text models on the {backend} backends; multimodal models load unquantised",
@@ -371,7 +372,7 @@ def _mappings(spec: ResolvedSpec, targets: Any, micro: int, fit: Any) -> list[Fi
     job = spec.job
     hp = job.hyperparameters
     m = [
-        FieldMapping(field="model.base", target="AutoModelForCausalLM.from_pretrained" if job.data.modality == "text"
+        FieldMapping(field="model.base", target="AutoModelForCausalLM.from_pretrained" if model_modality(job) == "text"
                      else "AutoModelForMultimodalLM + AutoProcessor.from_pretrained", value=job.model.base,
                      note="GGUF files are dequantised to fp32 once and cached" if job.model.base.lower().endswith(".gguf") else None),
         FieldMapping(field="data.modality", target="model inputs", value=job.data.modality,

@@ -29,6 +29,7 @@ from tunespec_local.config import LocalConfig
 from tunespec_local.encode import ChatTokenizer, Prompt, load_tokenizer
 from tunespec_local.models.cache import cache_root, materialize
 from tunespec_local.hardware import auto_precision
+from tunespec_local.media import model_modality
 from tunespec_local.training import LocalEnv, TorchrunEnv, TrainConfig, TrainData, default_device, torchrun_world_size, train
 
 EVALUATION_DIR = "evaluation"
@@ -144,7 +145,8 @@ def encoder_for(ctx: RunContext, tokenizer: ChatTokenizer, folder: Path) -> Any:
     from tunespec_local.media.encode import MediaChatEncoder
     from tunespec_local.media.load import MediaReader
 
-    return MediaChatEncoder(tokenizer, folder, MediaReader(ctx.spec.base_dir, getattr(ctx.spec.job.data, "documents", None)))
+    reader = MediaReader(ctx.spec.base_dir, ctx.spec.job.data.documents)
+    return MediaChatEncoder(tokenizer, folder, reader, text_only=model_modality(ctx.spec.job) == "text")
 
 
 def encoded_split(ctx: RunContext, tokenizer: ChatTokenizer, split: str, log) -> Any:
@@ -208,11 +210,11 @@ def train_config_for(ctx: RunContext, config: LocalConfig, folder: Path, tokeniz
         micro_batch_size=training["micro_batch_size"],
         epochs=job.hyperparameters.epochs,
         max_steps=job.hyperparameters.max_steps,
-        packing=job.hyperparameters.packing and job.data.modality == "text",  # media: padded (objectives.py)
+        packing=job.hyperparameters.packing and model_modality(job) == "text",  # media: padded (objectives.py)
         seed=job.hyperparameters.seed,
         precision=precision,  # type: ignore[arg-type]
         quantization=job.method.quantization,
-        modality=job.data.modality,
+        modality=model_modality(job),  # type: ignore[arg-type]
         media_encoder=job.method.media_encoder,
         # As the plan decided it (an `auto` resolved by the memory estimate for this device).
         activation_checkpointing=bool(training.get("activation_checkpointing", False)),
@@ -284,7 +286,7 @@ def base_evaluation(ctx: RunContext, config: LocalConfig, folder: Path, tokenize
 
     from tunespec_local.training.model import model_class
 
-    base = model_class(ctx.spec.job.data.modality).from_pretrained(folder, dtype=torch.float32).to(device)
+    base = model_class(model_modality(ctx.spec.job)).from_pretrained(folder, dtype=torch.float32).to(device)
     try:
         return evaluate_model(ctx, config, base, tokenizer, prompts, device, "base", pairs)
     finally:

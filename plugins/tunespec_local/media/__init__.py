@@ -9,5 +9,15 @@
     family.py    which part of a multimodal model is the media encoder, the projector and
                  the language model (LoRA targets, what `method.media_encoder` trains)
 
-Text-only specs never import this package.
+Text-only specs never import the heavy parts of this package.
 """
+
+
+def model_modality(job) -> str:
+    """What the model reads: "text" for text data and for documents read as text
+    (`data.documents.pages_as: text`: a text model, packed like any text), else the data's
+    modality (a multimodal model with its processor)."""
+    modality = job.data.modality
+    if modality == "document" and job.data.documents.pages_as == "text":
+        return "text"
+    return modality

@@ -30,10 +30,13 @@ PLACEHOLDER_ATTRIBUTES = {"image": "image_token", "audio": "audio_token"}
 class MediaChatEncoder:
     """`ChatTokenizer`'s encoding (same chat template, same loss mask) for examples with media."""
 
-    def __init__(self, chat: ChatTokenizer, folder: str | Path, reader: MediaReader):
+    def __init__(self, chat: ChatTokenizer, folder: str | Path, reader: MediaReader, text_only: bool = False):
         self.chat = chat
         self.folder = Path(folder)
         self.reader = reader
+        self.text_only = text_only
+        """A text model reading documents as text: message contents are plain strings (text
+        parts joined by newlines, as for text data), and there is no processor."""
 
     @cached_property
     def processor(self) -> Any:
@@ -52,6 +55,8 @@ class MediaChatEncoder:
         return self.chat.decode(ids)
 
     def media_inputs(self) -> Any:
+        if self.text_only:
+            return None
         from tunespec_local.media.inputs import MediaInputs
 
         return MediaInputs(str(self.folder))
@@ -67,7 +72,8 @@ class MediaChatEncoder:
             if path.is_file():
                 files[name] = hashlib.sha256(path.read_bytes()).hexdigest()
         documents = self.reader.documents
-        return {"processor": files, "documents": documents.model_dump(mode="json") if documents is not None else None}
+        return {"processor": files, "documents": documents.model_dump(mode="json") if documents is not None else None,
+                "text_only": self.text_only}
 
     def placeholder(self, kind: str) -> str:
         token = getattr(self.processor, PLACEHOLDER_ATTRIBUTES[kind], None)
@@ -78,16 +84,20 @@ class MediaChatEncoder:
     # -- what the chat template sees -------------------------------------------------------
 
     def messages(self, conversation: Any) -> tuple[list[dict[str, Any]], list[Media]]:
-        """Chat-template messages whose content is a list of typed parts, and the media in
-        the order their placeholders appear."""
+        """Chat-template messages whose content is a list of typed parts (a string for a text
+        model), and the media in the order their placeholders appear."""
         media: list[Media] = []
         messages = []
         system = self._content(conversation.system, conversation, media)
         if system:
-            messages.append({"role": "system", "content": system})
+            messages.append({"role": "system", "content": self._as_text(system)})
         for turn in conversation.turns:
-            messages.append({"role": ROLE_NAMES.get(turn.role, turn.role), "content": self._content(turn.parts, conversation, media)})
+            content = self._content(turn.parts, conversation, media)
+            messages.append({"role": ROLE_NAMES.get(turn.role, turn.role), "content": self._as_text(content)})
         return messages, media
+
+    def _as_text(self, content: list[dict[str, Any]]) -> Any:
+        return "\n".join(p["text"] for p in content if p["type"] == "text") if self.text_only else content
 
     def _content(self, parts: Sequence[Any], conversation: Any, media: list[Media]) -> list[dict[str, Any]]:
         content: list[dict[str, Any]] = []
@@ -124,9 +134,11 @@ class MediaChatEncoder:
         messages, media = self.messages(conversation)
         last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
         text = self.chat.render(messages[:last], add_generation_prompt=True)
-        used = media[: sum(1 for m in messages[:last] for p in m["content"] if p["type"] in PLACEHOLDER_ATTRIBUTES)]
+        used = media[: sum(1 for m in messages[:last] if not isinstance(m["content"], str)
+                           for p in m["content"] if p["type"] in PLACEHOLDER_ATTRIBUTES)]
         ids, _ = self._tokens(text, [], used, conversation)
-        reference = "".join(p.get("text", "") for p in messages[last]["content"] if p["type"] == "text")
+        content = messages[last]["content"]
+        reference = content if isinstance(content, str) else "".join(p.get("text", "") for p in content if p["type"] == "text")
         return Prompt(ids, reference, tuple(m.data for m in used), media_kinds(used))
 
     def _tokens(self, text: str, spans: list[tuple[int, int]], media: list[Media], conversation: Any) -> tuple[list[int], list[int]]:
@@ -170,7 +182,7 @@ class MediaChatEncoder:
             raise DiagnosticError(Diagnostic("TS236", f"the {item.kind} cannot be decoded: {type(exc).__name__}: {exc}", where,
                                              f"re-export the {item.kind} file, or remove this example")) from exc
         inputs = self.processor(text=[token], **arguments, add_special_tokens=False)
-        return list(inputs["input_ids"][0])
+        return [int(i) for i in inputs["input_ids"][0]]  # a list or a tensor, as the processor returns it
 
 
 def media_kinds(media: Sequence[Media]) -> str:
@@ -216,17 +228,25 @@ def decode_image(data: bytes) -> Any:
 
 
 def sampling_rate(processor: Any) -> int:
-    return int(getattr(getattr(processor, "feature_extractor", None), "sampling_rate", 16000))
+    """The rate the processor's audio feature extractor reads waveforms at."""
+    features = getattr(processor, "feature_extractor", None) or getattr(processor, "audio_processor", None)
+    return int(getattr(features, "sampling_rate", 16000))
 
 
 def decode_audio(data: bytes, rate: int) -> Any:
-    """A mono float32 waveform at `rate` Hz (soundfile reads WAV, FLAC, OGG, MP3...)."""
+    """A mono float32 waveform at `rate` Hz (soundfile reads WAV, FLAC, OGG, MP3...): the
+    channels of a stereo clip averaged, another rate resampled."""
     import io
 
     import numpy as np
     import soundfile
 
-    wave, source_rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    try:
+        wave, source_rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except soundfile.LibsndfileError as exc:  # its message names the BytesIO object; keep libsndfile's reason
+        raise ValueError(exc.error_string) from exc
+    if not len(wave):
+        raise ValueError("the clip has no samples")
     wave = wave.mean(axis=1)
     if source_rate != rate:  # linear resampling: enough for speech features
         n = max(1, round(len(wave) * rate / source_rate))
