@@ -54,8 +54,8 @@ SERVICE_OWNED: dict[str, tuple[Severity, str]] = {
     "method.lora.target_modules": (Severity.WARNING, "Vertex chooses the adapted modules itself"),
     "method.quantization": (Severity.ERROR, "Vertex quantises nothing for you: it tunes the model as it serves it. For QLoRA "
                             "(adapters on a 4-bit or 8-bit base) use the local or ray backend"),
-    "method.media_encoder": (Severity.ERROR, "Vertex tunes Gemini's media understanding its own way; training the media encoder in "
-                             "full (`media_encoder: trained`) is for the local and ray backends"),
+    "method.media_encoder": (Severity.WARNING, "Vertex tunes Gemini's media understanding its own way: whether the media encoder "
+                             "trains is not a setting it has (the spec still tunes the model on the same media)"),
     "data.documents.pages_as": (Severity.WARNING, "Gemini reads PDFs natively; their pages are not turned into images or text"),
     "data.documents.max_pages": (Severity.WARNING, "Gemini reads PDFs natively; Vertex's own limit of 300 pages per PDF is checked instead"),
     "data.documents.render_dpi": (Severity.WARNING, "Gemini reads PDFs natively; their pages are not rendered"),

@@ -224,7 +224,7 @@ class MethodSpec(StrictModel):
         "encoder (the vision or audio tower) and its projector train. `frozen`: LoRA adapts the language model "
         "and the projector, full tuning everything but the encoder. `trained`: the encoder and projector "
         "train in full too (with LoRA they are saved beside the adapter): for an encoder that is new or far "
-        "from your media. Vertex tunes Gemini's own way and refuses `trained`.",
+        "from your media. Vertex has no such setting: it tunes Gemini's media understanding its own way (a warning).",
     )
     quantization: Literal["none", "nf4", "int8"] = Field(
         default="none",
