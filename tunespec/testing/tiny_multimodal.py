@@ -1,20 +1,29 @@
 """Tiny random-initialised multimodal models of real architectures, with real processors.
 
 `make_tiny_model` (tiny_model.py) gives tests a text model in seconds; this module does the
-same for image-text models, so the multimodal path is tested on the architectures users
-tune, not on a stand-in. `make_tiny_vision_model(folder, architecture)` writes a complete
-Hugging Face folder: config and random weights, a byte-level BPE tokenizer trained on the
-fly with the architecture's media tokens, the architecture's own processor (image
-processor settings scaled down to 32-pixel images) and a ChatML chat template that places
-media the way the family's templates do (`{"type": "image"}` content parts).
+same for image-text and audio-text models, so the multimodal path is tested on the
+architectures users tune, not on a stand-in. `make_tiny_vision_model(folder, architecture)`
+and `make_tiny_audio_model(folder, architecture)` write a complete Hugging Face folder:
+config and random weights, a byte-level BPE tokenizer trained on the fly with the
+architecture's media tokens, the architecture's own processor (image processor settings
+scaled down to 32-pixel images, audio feature extractors to clips of about a second) and a
+ChatML chat template that places media the way the family's templates do (`{"type":
+"image"}` / `{"type": "audio"}` content parts, each emitting the family's placeholder).
 
-    llava      LlavaForConditionalGeneration: CLIP vision tower + 2-layer MLP projector +
-               Llama; a fixed number of image tokens per image
-    idefics3   Idefics3ForConditionalGeneration (SmolVLM's architecture): SigLIP-style vision
-               model + pixel-shuffle connector + Llama; images are split into tiles, each
-               with its own run of image tokens, so the count depends on the image's size
+    llava        LlavaForConditionalGeneration: CLIP vision tower + 2-layer MLP projector +
+                 Llama; a fixed number of image tokens per image
+    idefics3     Idefics3ForConditionalGeneration (SmolVLM's architecture): SigLIP-style
+                 vision model + pixel-shuffle connector + Llama; images are split into tiles,
+                 each with its own run of image tokens, so the count depends on the image's size
+    qwen2_audio  Qwen2AudioForConditionalGeneration: Whisper-style encoder over log-mel
+                 features (16 mel bins, 1-second windows) + linear projector + Qwen2;
+                 `<|audio_bos|><|AUDIO|><|audio_eos|>`, as many audio tokens as the clip's
+                 length gives (longer clips are cut at the window)
+    omniasr      OmniASRForConditionalGeneration (Omnilingual ASR LLM): wav2vec2-style
+                 encoder over the raw waveform (convolutional subsampling, 320 samples a
+                 frame) + linear projector + Llama; `<extra_id_1>`, one audio token per frame
 
-Loads with `AutoModelForMultimodalLM.from_pretrained(folder)` and
+Each loads with `AutoModelForMultimodalLM.from_pretrained(folder)` and
 `AutoProcessor.from_pretrained(folder)`; usable as a spec's `model.base`. Heavy libraries
 are imported inside the functions.
 """
@@ -26,32 +35,53 @@ from typing import Iterable
 
 from tunespec.testing.tiny_model import train_tiny_tokenizer
 
-ARCHITECTURES = ("llava", "idefics3")
+VISION_ARCHITECTURES = ("llava", "idefics3")
+AUDIO_ARCHITECTURES = ("qwen2_audio", "omniasr")
+ARCHITECTURES = VISION_ARCHITECTURES + AUDIO_ARCHITECTURES
 
-MULTIMODAL_CHAT_TEMPLATE = (
-    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' }}"
-    "{% if message['content'] is string %}{{ message['content'] }}"
-    "{% else %}{% for part in message['content'] %}"
-    "{% if part['type'] == 'image' %}{{ '<image>' }}"
-    "{% elif part['type'] == 'audio' %}{{ '<|AUDIO|>' }}"
-    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
-    "{% endfor %}{% endif %}{{ '<|im_end|>\n' }}{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
-"""ChatML with media placeholders: each `{"type": "image"}` part becomes `<image>` (the
-token LLaVA and Idefics3 processors expand), as SmolVLM's and LLaVA's own templates do."""
+
+def chat_template(audio: str = "<|AUDIO|>") -> str:
+    """ChatML with media placeholders: each `{"type": "image"}` part becomes `<image>` (the
+    token LLaVA and Idefics3 processors expand), as SmolVLM's and LLaVA's own templates do;
+    each `{"type": "audio"}` part becomes `audio` (the family's placeholder)."""
+    return (
+        "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' }}"
+        "{% if message['content'] is string %}{{ message['content'] }}"
+        "{% else %}{% for part in message['content'] %}"
+        "{% if part['type'] == 'image' %}{{ '<image>' }}"
+        f"{{% elif part['type'] == 'audio' %}}{{{{ '{audio}' }}}}"
+        "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+        "{% endfor %}{% endif %}{{ '<|im_end|>\n' }}{% endfor %}"
+        "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+    )
+
+
+MULTIMODAL_CHAT_TEMPLATE = chat_template()
 
 
 def make_tiny_vision_model(folder: str | Path, architecture: str = "llava", *, corpus: Iterable[str] = (), vocab_size: int = 512,
                            hidden_size: int = 64, seed: int = 0) -> Path:
     """Write a tiny image-text model of `architecture` (see the module docstring) to `folder`."""
+    if architecture not in VISION_ARCHITECTURES:
+        raise ValueError(f"architecture must be one of {', '.join(VISION_ARCHITECTURES)}")
+    folder = Path(folder)
+    build = {"llava": _llava, "idefics3": _idefics3}[architecture]
+    return _save(folder, build, corpus, vocab_size, hidden_size, seed)
+
+
+def make_tiny_audio_model(folder: str | Path, architecture: str = "qwen2_audio", *, corpus: Iterable[str] = (), vocab_size: int = 512,
+                          hidden_size: int = 64, seed: int = 0) -> Path:
+    """Write a tiny audio-text model of `architecture` (see the module docstring) to `folder`."""
+    if architecture not in AUDIO_ARCHITECTURES:
+        raise ValueError(f"architecture must be one of {', '.join(AUDIO_ARCHITECTURES)}")
+    build = {"qwen2_audio": _qwen2_audio, "omniasr": _omniasr}[architecture]
+    return _save(Path(folder), build, corpus, vocab_size, hidden_size, seed)
+
+
+def _save(folder: Path, build, corpus: Iterable[str], vocab_size: int, hidden_size: int, seed: int) -> Path:
     import torch
 
-    if architecture not in ARCHITECTURES:
-        raise ValueError(f"architecture must be one of {', '.join(ARCHITECTURES)}")
-    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    build = {"llava": _llava, "idefics3": _idefics3}[architecture]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         processor, model = build(list(corpus), vocab_size, hidden_size)
@@ -72,13 +102,13 @@ def _tokenizer(corpus: list[str], vocab_size: int, media_tokens: list[str]):
                                    unk_token=None)
 
 
-def _text_config(tokenizer, hidden_size: int):
+def _text_config(tokenizer, hidden_size: int, config_class=None):
     from transformers import LlamaConfig
 
-    return LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=hidden_size * 2, num_hidden_layers=2,
-                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=True,
-                       bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
-                       pad_token_id=tokenizer.pad_token_id)
+    return (config_class or LlamaConfig)(
+        vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=hidden_size * 2, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"), pad_token_id=tokenizer.pad_token_id)
 
 
 def _llava(corpus: list[str], vocab_size: int, hidden_size: int):
@@ -118,3 +148,36 @@ def _idefics3(corpus: list[str], vocab_size: int, hidden_size: int):
         pad_token_id=tokenizer.pad_token_id,
     )
     return processor, Idefics3ForConditionalGeneration(config)
+
+
+def _qwen2_audio(corpus: list[str], vocab_size: int, hidden_size: int):
+    from transformers import Qwen2AudioConfig, Qwen2AudioForConditionalGeneration, Qwen2AudioProcessor, Qwen2Config, WhisperFeatureExtractor
+
+    tokenizer = _tokenizer(corpus, vocab_size, ["<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"])
+    # 1-second windows of 100 mel frames (hop 10 ms); the encoder's two convolutions and its
+    # pooling make that 25 audio tokens for a full window, fewer for a shorter clip.
+    features = WhisperFeatureExtractor(feature_size=16, sampling_rate=16000, hop_length=160, chunk_length=1, n_fft=400)
+    processor = Qwen2AudioProcessor(feature_extractor=features, tokenizer=tokenizer,
+                                    chat_template=chat_template("<|audio_bos|><|AUDIO|><|audio_eos|>"))
+    audio = {"model_type": "qwen2_audio_encoder", "num_mel_bins": 16, "encoder_layers": 2, "encoder_attention_heads": 2, "encoder_ffn_dim": 64,
+             "d_model": 32, "max_source_positions": 50}  # 100 frames / the first convolution's stride of 2
+    config = Qwen2AudioConfig(audio_config=audio, text_config=_text_config(tokenizer, hidden_size, Qwen2Config).to_dict(),
+                              audio_token_index=tokenizer.convert_tokens_to_ids("<|AUDIO|>"))
+    return processor, Qwen2AudioForConditionalGeneration(config)
+
+
+def _omniasr(corpus: list[str], vocab_size: int, hidden_size: int):
+    from transformers import OmniASRConfig, OmniASRFeatureExtractor, OmniASRForConditionalGeneration, OmniASRProcessor
+
+    tokenizer = _tokenizer(corpus, vocab_size, ["<extra_id_1>"])
+    # Four convolutions striding 5*4*4*4 = 320 samples: half a second at 16 kHz is 25 frames.
+    kernel, stride = [10, 3, 3, 3], [5, 4, 4, 4]
+    processor = OmniASRProcessor(feature_extractor=OmniASRFeatureExtractor(sampling_rate=16000), tokenizer=tokenizer,
+                                 chat_template=chat_template("<extra_id_1>"), conv_kernel=kernel, conv_stride=stride)
+    audio = {"model_type": "omniasr_audio", "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
+             "conv_dim": [16] * len(kernel), "conv_kernel": kernel, "conv_stride": stride, "num_conv_pos_embeddings": 16,
+             "num_conv_pos_embedding_groups": 2}
+    config = OmniASRConfig(audio_config=audio, text_config=_text_config(tokenizer, hidden_size).to_dict(),
+                           audio_token_id=tokenizer.convert_tokens_to_ids("<extra_id_1>"), bos_token_id=tokenizer.bos_token_id,
+                           eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"), pad_token_id=tokenizer.pad_token_id)
+    return processor, OmniASRForConditionalGeneration(config)
