@@ -3,7 +3,8 @@
 The token ids of a multimodal example were expanded when it was encoded (encode.py): each
 image already stands as its run of image tokens. What the model still needs is the media
 themselves as its encoder reads them: pixel values (with Idefics3's pixel mask, Qwen2-VL's
-patch grid...) or audio features (with their mask). Each family names and shapes these
+patch grid...) or audio features (log-mel features or the raw waveform, with their mask,
+`feature_attention_mask`, `padding_mask`...). Each family names and shapes these
 differently, so the processor is asked for them the way it knows: called on the batch's
 media with a text of bare placeholders, keeping every output but the text's own. Decoding
 happens here, per batch (in the DataLoader's workers when there are some), so memory holds
@@ -37,10 +38,17 @@ class MediaInputs:
         if not any(media):
             return {}
         processor = load_processor(self.model_path)
-        placeholders = ["".join(_placeholder(processor, m.kind) for m in items) for items in media]
-        outputs = processor(text=placeholders, **media_arguments(processor, media), return_tensors="pt", add_special_tokens=False, padding=True)
-        return {key: value for key, value in outputs.items() if key not in TEXT_OUTPUTS}
+        outputs: dict[str, Any] = {}
+        images = [[m for m in items if m.kind == "image"] for items in media]
+        if any(images):  # one text per example: image processors group (and pad) images by example
+            outputs.update(_media_outputs(processor, ["".join(processor.image_token for _ in items) for items in images], images))
+        clips = [m for items in media for m in items if m.kind == "audio"]
+        if clips:  # one text per clip: audio features are one row per clip, and some processors
+            # (OmniASR, AudioFlamingo3) take exactly one clip per text
+            outputs.update(_media_outputs(processor, [processor.audio_token] * len(clips), [[clip] for clip in clips]))
+        return outputs
 
 
-def _placeholder(processor: Any, kind: str) -> str:
-    return getattr(processor, f"{kind}_token")
+def _media_outputs(processor: Any, texts: list[str], media: list[list[Media]]) -> dict[str, Any]:
+    outputs = processor(text=texts, **media_arguments(processor, media), return_tensors="pt", add_special_tokens=False, padding=True)
+    return {key: value for key, value in outputs.items() if key not in TEXT_OUTPUTS}
