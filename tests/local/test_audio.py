@@ -162,8 +162,9 @@ def test_a_broken_audio_file_is_reported_at_its_data_line(audio_spec, cli):
 
 
 def test_a_batch_of_clips_gives_one_feature_row_per_clip(audio_model):
-    """The batch's media inputs: examples with two clips, one and none, in one call (each
-    processor takes its clips one per text), features matching the expanded token ids."""
+    """The batch's media inputs: examples with two clips, one and none (three clips, four
+    examples), fed to the processor one clip per text (OmniASR takes no other way), give one
+    feature row per clip, matching the expanded token ids."""
     import torch
     from transformers import AutoModelForMultimodalLM
 
@@ -172,7 +173,8 @@ def test_a_batch_of_clips_gives_one_feature_row_per_clip(audio_model):
     from tunespec_local.media.inputs import MediaInputs
     from tunespec_local.media.load import Media
 
-    examples = [Encoded([1], [1], False, (clip(0), clip(1)), "aa"), Encoded([1], [1], False, (clip(2),), "a"), Encoded([1], [1], False)]
+    examples = [Encoded([1], [1], False, (clip(0), clip(1)), "aa"), Encoded([1], [1], False), Encoded([1], [1], False, (clip(2),), "a"),
+                Encoded([1], [1], False)]
     inputs = MediaInputs(str(audio_model))(examples)
     assert inputs and all(isinstance(v, torch.Tensor) and len(v) == 3 for v in inputs.values())
 
