@@ -51,7 +51,13 @@ class LocalBackend(Backend):
                 return None  # validate() says what is missing
             # The tokenizer loads when something is counted (not at all when every count is
             # cached). The cache folder's name is a hash: name the model as the spec does.
-            return ChatTokenCounter(folder, spec.job.model.chat_template, f"{spec.job.model.base} tokenizer + chat template")
+            name = f"{spec.job.model.base} tokenizer + chat template"
+            if spec.job.data.modality != "text":
+                from tunespec_local.media.count import MediaTokenCounter
+
+                return MediaTokenCounter(folder, spec.job.model.chat_template, name, spec.base_dir, spec.job.data.documents,
+                                         spec.job.data.modality, text_only=model_modality(spec.job) == "text")
+            return ChatTokenCounter(folder, spec.job.model.chat_template, name)
         except Exception:  # counting is a nicety: validate() reports model problems with their diagnostics
             return None
 

@@ -135,3 +135,26 @@ def test_an_unreadable_pdf_is_reported_at_its_data_line(tmp_path, tiny_model, cl
     code, output = cli("apply", spec, "--yes")
     assert code == 1
     assert "TS235" in output and "train.jsonl:3" in output
+
+
+def test_plan_counts_pdf_text_exactly(tmp_path, tiny_model, cli):
+    """`pages_as: text`: validate/plan count the pages' text through the chat template, the
+    tokens training sees, without torch."""
+    import yaml
+
+    from tunespec.data import iter_conversations
+    from tunespec.spec.model import TuningJob
+    from tunespec.spec.resolve import ResolvedSpec
+    from tunespec_local.backend import LocalBackend
+    from tunespec_local.config import LocalConfig
+    from tunespec_local.encoded import EncodedSequences
+
+    spec_path = project(tmp_path, tiny_model, "text")
+    spec = ResolvedSpec(job=TuningJob.model_validate(yaml.safe_load(spec_path.read_text())), config=LocalConfig(), file=spec_path, document=0)
+    counter = LocalBackend().token_counter(spec)
+    assert counter is not None and counter.exact
+    counts = counter.count(list(iter_conversations(spec, "train")))
+    assert cli("apply", spec_path, "--yes")[0] == 0
+    [train] = [EncodedSequences(p) for p in (tmp_path / "cache" / "encoded").iterdir() if (p / "meta.json").exists()
+               and len(EncodedSequences(p)) == 12]
+    assert counts == [len(train[i]) for i in range(12)]

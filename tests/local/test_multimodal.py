@@ -245,3 +245,31 @@ def test_an_example_too_long_for_its_image_is_dropped_not_cut(image_project, cli
     code, output = cli("apply", spec, "--yes")
     assert code == 1
     assert "TS311" in output and "max_seq_length" in output
+
+
+def test_plan_counts_image_tokens_as_training_does(image_project, vision_model, cli):
+    """`validate`/`plan` count without torch; for a processor with a fixed cost per image
+    (LLaVA) the counts equal the tokens training sees, exactly; for one that tiles images by
+    size (Idefics3) they are labelled estimates."""
+    import yaml
+
+    from tunespec.spec.model import TuningJob
+    from tunespec.spec.resolve import ResolvedSpec
+    from tunespec_local.backend import LocalBackend
+    from tunespec_local.config import LocalConfig
+    from tunespec_local.encoded import EncodedSequences
+
+    spec_path = image_project()
+    job = TuningJob.model_validate(yaml.safe_load(spec_path.read_text()))
+    spec = ResolvedSpec(job=job, config=LocalConfig(), file=spec_path, document=0)
+    counter = LocalBackend().token_counter(spec)
+    assert counter is not None
+    counts = counter.count(_conversations(spec_path, "train"))
+    if "idefics3" in str(vision_model):
+        assert not counter.exact and "estimated" in counter.name
+        return
+    assert counter.exact
+    assert cli("apply", spec_path, "--yes")[0] == 0
+    [train] = [EncodedSequences(p) for p in (spec_path.parent / "cache" / "encoded").iterdir()
+               if (p / "media.bin").exists() and len(EncodedSequences(p)) == 24]
+    assert counts == [len(train[i]) for i in range(24)]

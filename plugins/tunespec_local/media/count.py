@@ -1,0 +1,98 @@
+"""Token counts of multimodal examples for `validate` and `plan`, without torch.
+
+Training counts with the model's processor (encode.py), which imports torch; `validate`
+and `plan` must not. So the count here is built from the same parts without it:
+
+    text     the chat template rendered exactly as training renders it, one placeholder
+             token per media item, tokenised by the model's own tokenizer (exact)
+    images   the processor's fixed cost per image, read from its saved settings, for the
+             processors whose cost does not depend on the image (LLaVA's: (crop / patch)^2,
+             plus its extra tokens): exact. Processors that tile or resize by image size
+             (Idefics3/SmolVLM, Qwen2-VL) and audio: estimated (Gemini's per-item figures),
+             and the report says the counts are estimates.
+    PDFs     read as text (`data.documents.pages_as: text`): the pages' text, extracted as
+             training extracts it (exact); as images: pages counted, each an image
+
+Each media part is read only where its content changes the count (a PDF's pages).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tunespec.data.tokens import TOKENS_PER_MEDIA
+from tunespec_local.encode import load_tokenizer, tokenizer_identity
+from tunespec_local.media.load import PDF, Media, MediaReader
+
+
+def fixed_image_tokens(folder: str | Path) -> int | None:
+    """Image tokens per image where the processor's settings fix them (LLaVA-style), else None."""
+    try:
+        config = json.loads((Path(folder) / "processor_config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if config.get("processor_class") != "LlavaProcessor":
+        return None
+    images = config.get("image_processor") or {}
+    crop = images.get("crop_size") or {}
+    patch = config.get("patch_size")
+    if not patch or "height" not in crop or "width" not in crop or not images.get("do_center_crop", True):
+        return None
+    tokens = (crop["height"] // patch) * (crop["width"] // patch) + int(config.get("num_additional_image_tokens") or 0)
+    return tokens - 1 if config.get("vision_feature_select_strategy") == "default" else tokens
+
+
+class _PlaceholderReader(MediaReader):
+    """A MediaReader that reads only what changes a count: a PDF's pages (their text, or
+    how many), never an image's or audio clip's bytes."""
+
+    def content(self, part: Any, conversation: Any) -> list[Any]:
+        from tunespec.data.rules import media_kind
+
+        if part.mime_type in (PDF, "text/plain"):
+            return super().content(part, conversation)
+        return [Media(media_kind(part.mime_type or "") or "image", b"")]
+
+
+class MediaTokenCounter:
+    """`tunespec.data.TokenCounter` for image, audio and document data (see the module docstring)."""
+
+    def __init__(self, folder: str | Path, chat_template: str | None, name: str, spec_dir: Path, documents: Any, modality: str, text_only: bool):
+        self.folder = Path(folder)
+        self.chat_template = chat_template
+        self.documents = documents
+        self.spec_dir = spec_dir
+        self.text_only = text_only
+        self.image_tokens = None if text_only else fixed_image_tokens(folder)
+        self.exact = text_only or (modality in ("image", "document") and self.image_tokens is not None)
+        what = "PDF text" if text_only else ("images at the processor's fixed cost" if self.exact else "media estimated")
+        self.name = f"{name} ({what})"
+
+    @property
+    def cache_key(self) -> str:
+        import hashlib
+
+        identity = repr((tokenizer_identity(self.folder)[1], self.chat_template, self.image_tokens, self.text_only,
+                         self.documents.model_dump(mode="json") if self.documents is not None else None)).encode()
+        return "media-tokenizer:" + hashlib.sha256(identity).hexdigest()[:32]
+
+    def count(self, conversations: list[Any]) -> list[int]:
+        from tunespec_local.media.encode import MediaChatEncoder
+
+        chat = load_tokenizer(self.folder, self.chat_template)
+        encoder = MediaChatEncoder(chat, self.folder, _PlaceholderReader(self.spec_dir, self.documents), text_only=self.text_only)
+        counts = []
+        for conversation in conversations:
+            messages, media = encoder.messages(conversation)
+            tokens = len(chat.tokenizer.encode(chat.render(messages), add_special_tokens=False).ids)
+            for item in media:  # the placeholder token (counted above) stands for the item's tokens
+                tokens += self.cost(item.kind) - 1
+            counts.append(tokens)
+        return counts
+
+    def cost(self, kind: str) -> int:
+        if kind == "image" and self.image_tokens is not None:
+            return self.image_tokens
+        return TOKENS_PER_MEDIA.get(kind, TOKENS_PER_MEDIA[None])
