@@ -185,3 +185,29 @@ def test_a_batch_of_clips_gives_one_feature_row_per_clip(audio_model):
     with torch.no_grad():
         logits = model(input_ids=torch.tensor([ids]), **inputs).logits
     assert logits.shape[1] == len(ids)
+
+
+def test_plan_counts_audio_tokens_as_training_does(audio_spec, audio_model, cli):
+    """Without torch, validate/plan count a Qwen2-Audio clip from its WAV header (its length
+    decides its tokens), exactly the tokens training sees, whatever the clip's rate and
+    channels; a processor whose cost is not known from settings (OmniASR) is estimated."""
+    import yaml
+
+    from tests.local.test_multimodal import _conversations
+    from tunespec.spec.model import TuningJob
+    from tunespec.spec.resolve import ResolvedSpec
+    from tunespec_local.backend import LocalBackend
+    from tunespec_local.config import LocalConfig
+    from tunespec_local.encoded import EncodedSequences
+
+    spec = ResolvedSpec(job=TuningJob.model_validate(yaml.safe_load(audio_spec.read_text())), config=LocalConfig(), file=audio_spec, document=0)
+    counter = LocalBackend().token_counter(spec)
+    counts = counter.count(_conversations(audio_spec, "train"))
+    if "omniasr" in str(audio_model):
+        assert not counter.exact
+        return
+    assert counter.exact
+    assert cli("apply", audio_spec, "--yes")[0] == 0
+    [train] = [EncodedSequences(p) for p in (audio_spec.parent / "cache" / "encoded").iterdir()
+               if (p / "media.bin").exists() and len(EncodedSequences(p)) == 16]
+    assert counts == [len(train[i]) for i in range(16)]

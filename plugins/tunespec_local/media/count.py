@@ -10,6 +10,9 @@ and `plan` must not. So the count here is built from the same parts without it:
              plus its extra tokens): exact. Processors that tile or resize by image size
              (Idefics3/SmolVLM, Qwen2-VL) and audio: estimated (Gemini's per-item figures),
              and the report says the counts are estimates.
+    audio    for Qwen2-Audio-style processors, from each WAV clip's length (its header: the
+             processor's frames of `hop_length` samples, over its two stride-2 steps): exact;
+             other audio formats and processors estimated
     PDFs     read as text (`data.documents.pages_as: text`): the pages' text, extracted as
              training extracts it (exact); as images: pages counted, each an image
 
@@ -44,16 +47,46 @@ def fixed_image_tokens(folder: str | Path) -> int | None:
     return tokens - 1 if config.get("vision_feature_select_strategy") == "default" else tokens
 
 
+def audio_frames_rule(folder: str | Path) -> tuple[int, int, int] | None:
+    """(sampling rate, hop length, most samples) of a Qwen2-Audio-style processor, whose
+    audio tokens follow from a clip's length alone; None for other processors."""
+    try:
+        config = json.loads((Path(folder) / "processor_config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    features = config.get("feature_extractor") or {}
+    if config.get("processor_class") != "Qwen2AudioProcessor" or not features.get("hop_length"):
+        return None
+    rate = int(features.get("sampling_rate", 16000))
+    return rate, int(features["hop_length"]), int(features.get("n_samples") or rate * int(features.get("chunk_length", 30)))
+
+
+def wav_seconds(data: bytes) -> float | None:
+    """A WAV clip's duration from its header (stdlib `wave`), None for anything else."""
+    import io
+    import wave
+
+    try:
+        with wave.open(io.BytesIO(data)) as clip:
+            return clip.getnframes() / clip.getframerate()
+    except (wave.Error, EOFError, ZeroDivisionError, ValueError):
+        return None
+
+
 class _PlaceholderReader(MediaReader):
     """A MediaReader that reads only what changes a count: a PDF's pages (their text, or
-    how many), never an image's or audio clip's bytes."""
+    how many) and, where `read_audio`, an audio clip's bytes (for its length); never an
+    image's."""
+
+    read_audio = False
 
     def content(self, part: Any, conversation: Any) -> list[Any]:
         from tunespec.data.rules import media_kind
 
-        if part.mime_type in (PDF, "text/plain"):
+        kind = media_kind(part.mime_type or "")
+        if part.mime_type in (PDF, "text/plain") or (kind == "audio" and self.read_audio):
             return super().content(part, conversation)
-        return [Media(media_kind(part.mime_type or "") or "image", b"")]
+        return [Media(kind or "image", b"")]
 
 
 class MediaTokenCounter:
@@ -66,9 +99,17 @@ class MediaTokenCounter:
         self.spec_dir = spec_dir
         self.text_only = text_only
         self.image_tokens = None if text_only else fixed_image_tokens(folder)
-        self.exact = text_only or (modality in ("image", "document") and self.image_tokens is not None)
-        what = "PDF text" if text_only else ("images at the processor's fixed cost" if self.exact else "media estimated")
+        self.audio_rule = None if text_only else audio_frames_rule(folder)
+        self._exact = text_only or (modality in ("image", "document") and self.image_tokens is not None) or (
+            modality == "audio" and self.audio_rule is not None)
+        self._estimated_any = False
+        what = "PDF text" if text_only else ("media at the processor's own cost" if self._exact else "media estimated")
         self.name = f"{name} ({what})"
+
+    @property
+    def exact(self) -> bool:
+        """Exact for this processor, until an item had to be estimated (e.g. an MP3 clip)."""
+        return self._exact and not self._estimated_any
 
     @property
     def cache_key(self) -> str:
@@ -82,17 +123,24 @@ class MediaTokenCounter:
         from tunespec_local.media.encode import MediaChatEncoder
 
         chat = load_tokenizer(self.folder, self.chat_template)
-        encoder = MediaChatEncoder(chat, self.folder, _PlaceholderReader(self.spec_dir, self.documents), text_only=self.text_only)
+        reader = _PlaceholderReader(self.spec_dir, self.documents)
+        reader.read_audio = self.audio_rule is not None
+        encoder = MediaChatEncoder(chat, self.folder, reader, text_only=self.text_only)
         counts = []
         for conversation in conversations:
             messages, media = encoder.messages(conversation)
             tokens = len(chat.tokenizer.encode(chat.render(messages), add_special_tokens=False).ids)
             for item in media:  # the placeholder token (counted above) stands for the item's tokens
-                tokens += self.cost(item.kind) - 1
+                tokens += self.cost(item) - 1
             counts.append(tokens)
         return counts
 
-    def cost(self, kind: str) -> int:
-        if kind == "image" and self.image_tokens is not None:
+    def cost(self, item: Media) -> int:
+        if item.kind == "image" and self.image_tokens is not None:
             return self.image_tokens
-        return TOKENS_PER_MEDIA.get(kind, TOKENS_PER_MEDIA[None])
+        if item.kind == "audio" and self.audio_rule is not None and (seconds := wav_seconds(item.data)) is not None:
+            rate, hop, most = self.audio_rule
+            frames = -(-min(round(seconds * rate), most) // hop)  # the feature extractor's attention mask
+            return (((frames - 1) // 2 + 1) - 2) // 2 + 1  # Qwen2-Audio: the encoder's stride-2 convolution, then pooling
+        self._estimated_any = True
+        return TOKENS_PER_MEDIA.get(item.kind, TOKENS_PER_MEDIA[None])
