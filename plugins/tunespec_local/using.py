@@ -29,12 +29,12 @@ class LocalPredictor(Predictor):
 
     def __init__(self, run: PublishedRun, options: PredictOptions, cache_dir: Path, device: str = "auto"):
         import torch
-        from transformers import AutoModelForCausalLM
 
         from tunespec_local.encode import load_tokenizer
         from tunespec_local.models.runs import base_of_adapter
         from tunespec_local.run import quiet_libraries
         from tunespec_local.training.env import default_device
+        from tunespec_local.training.model import model_class_of
 
         quiet_libraries()
         self.options = options
@@ -43,10 +43,11 @@ class LocalPredictor(Predictor):
         if kind == "adapter":
             from peft import PeftModel
 
-            base = AutoModelForCausalLM.from_pretrained(base_of_adapter(folder, cache_dir), dtype=torch.float32)
+            base_folder = base_of_adapter(folder, cache_dir)
+            base = model_class_of(base_folder).from_pretrained(base_folder, dtype=torch.float32)
             self.model = PeftModel.from_pretrained(base, folder)
         else:
-            self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+            self.model = model_class_of(folder).from_pretrained(folder, dtype=torch.float32)
         self.model.to(self.device).eval()
         self.tokenizer = load_tokenizer(folder)
 

@@ -73,15 +73,15 @@ def only_run(spec: Path) -> Path:
     return run
 
 
-@pytest.fixture(scope="module")
-def vision_model(tmp_path_factory) -> Path:
+@pytest.fixture(scope="module", params=["llava", "idefics3"])
+def vision_model(request, tmp_path_factory) -> Path:
     from tunespec.testing.tiny_multimodal import make_tiny_vision_model
 
-    return make_tiny_vision_model(tmp_path_factory.mktemp("llava") / "model", "llava", corpus=["Which fruit?", *FRUITS])
+    return make_tiny_vision_model(tmp_path_factory.mktemp(request.param) / "model", request.param, corpus=["Which fruit?", *FRUITS])
 
 
 def test_pdf_pages_as_images_train_a_vision_model(tmp_path, vision_model, cli):
-    """Each of the PDF's 2 pages becomes one image: 2 x 16 image tokens in every example."""
+    """Each of the PDF's 2 pages becomes one image (for LLaVA: 2 x 16 image tokens in every example)."""
     spec = project(tmp_path, vision_model, "image")
     code, output = cli("apply", spec, "--yes")
     assert code == 0, output
@@ -96,7 +96,9 @@ def test_pdf_pages_as_images_train_a_vision_model(tmp_path, vision_model, cli):
     example = train[0]
     config = json.loads((vision_model / "config.json").read_text())
     image_token = config.get("image_token_id", config.get("image_token_index"))
-    assert example.media_kinds == "ii" and example.input_ids.count(image_token) == 2 * 16
+    assert example.media_kinds == "ii"
+    if "llava" in str(vision_model):  # a fixed 16 tokens per image (Idefics3's depend on the page's tiles)
+        assert example.input_ids.count(image_token) == 2 * 16
     import io
 
     from PIL import Image

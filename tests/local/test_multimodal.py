@@ -137,6 +137,13 @@ def test_lora_on_images_trains_evaluates_and_reloads(image_project, vision_model
     outputs = generate(model, encoder, prompts, 4, 16, torch.device("cpu"), media_inputs=encoder.media_inputs())
     assert outputs == [o["output"] for o in tuned["outputs"]]
 
+    # `tunespec export --to merged`: a standalone multimodal folder (weights and processor)
+    # that answers the same.
+    code, output = cli("export", run, "--to", "merged")
+    assert code == 0, output
+    merged = AutoModelForMultimodalLM.from_pretrained(run.parent / f"{run.name}-merged", dtype=torch.float32).eval()
+    assert generate(merged, encoder, prompts, 4, 16, torch.device("cpu"), media_inputs=encoder.media_inputs()) == outputs
+
 
 def _conversations(spec_path: Path, split: str):
     import yaml

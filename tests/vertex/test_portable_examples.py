@@ -30,7 +30,7 @@ def for_vertex(text: str) -> str:
     return re.sub(r"(?ms)^backend:\n(?:  .*\n)+", VERTEX_BACKEND, text)
 
 
-@pytest.mark.parametrize("example", ["image", "document"])
+@pytest.mark.parametrize("example", ["image", "audio", "document"])
 def test_example_spec_plans_for_vertex(project, tmp_path, example):
     folder = tmp_path / example
     shutil.copytree(SPECS / example, folder, ignore=shutil.ignore_patterns("model", "runs", ".tunespec"))

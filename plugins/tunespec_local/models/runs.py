@@ -96,11 +96,11 @@ def merge_run(model: ResolvedModel, cache_dir: Path, log: Any = print) -> Path:
 def _merge(adapter: Path, base: Path | str, out: Path) -> None:
     import torch
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM
 
     from tunespec_local.training.loop import TOKENIZER_FILES
+    from tunespec_local.training.model import model_class_of
 
-    merged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32), adapter).merge_and_unload()
+    merged = PeftModel.from_pretrained(model_class_of(base).from_pretrained(base, dtype=torch.float32), adapter).merge_and_unload()
     merged.config.use_cache = True
     merged.save_pretrained(out)
     for name in TOKENIZER_FILES:  # the adapter carries the tokenizer and chat template it was trained with

@@ -108,6 +108,21 @@ def model_class(modality: str) -> Any:
     return transformers.AutoModelForMultimodalLM
 
 
+def model_class_of(folder: Any) -> Any:
+    """The Auto class for a saved model folder (or hub id): a multimodal LM when its config
+    has a vision or audio part, else a causal LM. For loading what a run produced (merging
+    an upstream run, `predict`, `export`) without knowing the spec it came from."""
+    import json
+    from pathlib import Path
+
+    try:
+        config = json.loads((Path(folder) / "config.json").read_text())
+    except (OSError, ValueError):
+        config = {}
+    multimodal = any(key in config for key in ("vision_config", "audio_config"))
+    return model_class("image" if multimodal else "text")
+
+
 def release_checkpoint_mapping(model: Any) -> None:
     """Give every parameter and buffer whose memory torch did not allocate (a window of the
     memory map of the safetensors file transformers loads from) a storage of its own.
