@@ -52,6 +52,8 @@ class LocalBackend(Backend):
             # The tokenizer loads when something is counted (not at all when every count is
             # cached). The cache folder's name is a hash: name the model as the spec does.
             name = f"{spec.job.model.base} tokenizer + chat template"
+            if spec.job.data.modality == "video":
+                return None  # refused by validate (TS302)
             if spec.job.data.modality != "text":
                 from tunespec_local.media.count import MediaTokenCounter
 
@@ -119,6 +121,15 @@ class LocalBackend(Backend):
                 f"`data.max_seq_length: {job.data.max_seq_length}` is longer than the model's context ({limit} positions)",
                 spec.locate("data.max_seq_length"),
                 hint=f"set `data.max_seq_length` to at most {limit}",
+            )
+        if folder is not None and model_modality(job) not in ("text", "video") and not _has_processor(folder):
+            yield Diagnostic(
+                "TS301",
+                f"`data.modality: {job.data.modality}` needs a multimodal model with a processor; the model at {folder} has none "
+                "(no processor_config.json or preprocessor_config.json): it is a text model",
+                spec.locate("model.base"),
+                hint="use an image/audio-text model (e.g. HuggingFaceTB/SmolVLM-256M-Instruct, Qwen/Qwen2-Audio-7B-Instruct)"
+                + (", or `data.documents.pages_as: text` to give this model each PDF page's text" if job.data.modality == "document" else ""),
             )
         if folder is not None and not job.model.chat_template and not _has_chat_template(folder):
             yield Diagnostic(
@@ -357,6 +368,11 @@ def multimodal_problems(spec: ResolvedSpec) -> Iterable[Diagnostic]:
             spec.locate("method.quantization"),
             hint="remove `quantization`",
         )
+
+
+def _has_processor(folder: Path) -> bool:
+    """A multimodal model folder carries its processor's settings (transformers writes one of these)."""
+    return any((Path(folder) / name).is_file() for name in ("processor_config.json", "preprocessor_config.json"))
 
 
 def _importable(module: str) -> bool:

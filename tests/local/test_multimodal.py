@@ -280,3 +280,13 @@ def test_plan_counts_image_tokens_as_training_does(image_project, vision_model, 
     [train] = [EncodedSequences(p) for p in (spec_path.parent / "cache" / "encoded").iterdir()
                if (p / "media.bin").exists() and len(EncodedSequences(p)) == 24]
     assert counts == [len(train[i]) for i in range(24)]
+
+
+def test_an_image_spec_on_a_text_model_is_a_located_error(image_project, tiny_model, cli):
+    """Pointing an image spec at a text-only model: validate says so at `model.base` (no
+    traceback from rendering media through a text chat template)."""
+    spec = image_project()
+    spec.write_text(spec.read_text().replace(f"  base: {spec.read_text().split('  base: ')[1].splitlines()[0]}", f"  base: {tiny_model}"))
+    code, output = cli("validate", spec)
+    assert code == 1
+    assert "TS301" in output and "multimodal model" in output and "model.base" in output

@@ -25,7 +25,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tunespec.data.tokens import TOKENS_PER_MEDIA
+from tunespec import DiagnosticError
+from tunespec.data.tokens import TOKENS_PER_MEDIA, estimate_tokens
 from tunespec_local.encode import load_tokenizer, tokenizer_identity
 from tunespec_local.media.load import PDF, Media, MediaReader
 
@@ -69,7 +70,7 @@ def wav_seconds(data: bytes) -> float | None:
     try:
         with wave.open(io.BytesIO(data)) as clip:
             return clip.getnframes() / clip.getframerate()
-    except (wave.Error, EOFError, ZeroDivisionError, ValueError):
+    except Exception:  # untrusted bytes: `wave` raises wave.Error, EOFError, RuntimeError... on broken files
         return None
 
 
@@ -128,8 +129,17 @@ class MediaTokenCounter:
         encoder = MediaChatEncoder(chat, self.folder, reader, text_only=self.text_only)
         counts = []
         for conversation in conversations:
-            messages, media = encoder.messages(conversation)
-            tokens = len(chat.tokenizer.encode(chat.render(messages), add_special_tokens=False).ids)
+            try:
+                messages, media = encoder.messages(conversation)
+                text = chat.render(messages)
+            except (DiagnosticError, ValueError, TypeError, LookupError):
+                # A missing file or an unreadable PDF (the data checks report it at its line), or
+                # a chat template that cannot place media (validate reports a text-only model):
+                # counting is not where these are explained.
+                self._estimated_any = True
+                counts.append(estimate_tokens(conversation))
+                continue
+            tokens = len(chat.tokenizer.encode(text, add_special_tokens=False).ids)
             for item in media:  # the placeholder token (counted above) stands for the item's tokens
                 tokens += self.cost(item) - 1
             counts.append(tokens)
