@@ -112,13 +112,7 @@ class FileReferences:
         return result
 
     def _stat(self, uri: str, data_file: str | None) -> FileStat | None:
-        candidates = [uri]
-        if "://" not in uri and not Path(uri).is_absolute():
-            if data_file and data_file.startswith("gs://"):
-                candidates = [data_file.rsplit("/", 1)[0] + "/" + uri]
-            elif data_file and "://" not in data_file:
-                candidates = [str(Path(data_file).parent / uri)]
-            candidates.append(str(self.spec_dir / uri))
+        candidates = reference_candidates(uri, data_file, self.spec_dir)
         for candidate in candidates:
             source = next((s for s in self.sources if s.handles(candidate)), None)
             if source is not None:
@@ -142,6 +136,20 @@ def count_pdf_pages(data: bytes) -> int | str:
         return page_count(data)
     except UnreadableDocument as exc:
         return str(exc)
+
+
+def reference_candidates(uri: str, data_file: str | None, spec_dir: Path) -> list[str]:
+    """Where a media part's `uri` may be, in the order to try: a URI or absolute path as it
+    is; a relative path beside the data file (inside its gs:// folder for remote data),
+    then in the spec's folder. Validation checks these; the torch backends read them."""
+    if "://" in uri or Path(uri).is_absolute():
+        return [uri]
+    candidates = [uri]
+    if data_file and data_file.startswith("gs://"):
+        candidates = [data_file.rsplit("/", 1)[0] + "/" + uri]
+    elif data_file and "://" not in data_file:
+        candidates = [str(Path(data_file).parent / uri)]
+    return [*candidates, str(spec_dir / uri)]
 
 
 def scheme_of(uri: str) -> str:

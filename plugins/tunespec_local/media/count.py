@@ -31,12 +31,16 @@ from tunespec_local.encode import load_tokenizer, tokenizer_identity
 from tunespec_local.media.load import PDF, Media, MediaReader
 
 
-def fixed_image_tokens(folder: str | Path) -> int | None:
-    """Image tokens per image where the processor's settings fix them (LLaVA-style), else None."""
+def processor_settings(folder: str | Path) -> dict[str, Any]:
+    """The processor's saved settings (processor_config.json), or {} without one."""
     try:
-        config = json.loads((Path(folder) / "processor_config.json").read_text())
+        return json.loads((Path(folder) / "processor_config.json").read_text())
     except (OSError, ValueError):
-        return None
+        return {}
+
+
+def fixed_image_tokens(config: dict[str, Any]) -> int | None:
+    """Image tokens per image where the processor's settings fix them (LLaVA-style), else None."""
     if config.get("processor_class") != "LlavaProcessor":
         return None
     images = config.get("image_processor") or {}
@@ -48,13 +52,9 @@ def fixed_image_tokens(folder: str | Path) -> int | None:
     return tokens - 1 if config.get("vision_feature_select_strategy") == "default" else tokens
 
 
-def audio_frames_rule(folder: str | Path) -> tuple[int, int, int] | None:
+def audio_frames_rule(config: dict[str, Any]) -> tuple[int, int, int] | None:
     """(sampling rate, hop length, most samples) of a Qwen2-Audio-style processor, whose
     audio tokens follow from a clip's length alone; None for other processors."""
-    try:
-        config = json.loads((Path(folder) / "processor_config.json").read_text())
-    except (OSError, ValueError):
-        return None
     features = config.get("feature_extractor") or {}
     if config.get("processor_class") != "Qwen2AudioProcessor" or not features.get("hop_length"):
         return None
@@ -99,8 +99,9 @@ class MediaTokenCounter:
         self.documents = documents
         self.spec_dir = spec_dir
         self.text_only = text_only
-        self.image_tokens = None if text_only else fixed_image_tokens(folder)
-        self.audio_rule = None if text_only else audio_frames_rule(folder)
+        settings = {} if text_only else processor_settings(folder)
+        self.image_tokens = fixed_image_tokens(settings)
+        self.audio_rule = audio_frames_rule(settings)
         self._exact = text_only or (modality in ("image", "document") and self.image_tokens is not None) or (
             modality == "audio" and self.audio_rule is not None)
         self._estimated_any = False

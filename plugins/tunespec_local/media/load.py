@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tunespec import Diagnostic, DiagnosticError, Location
+from tunespec.data.checks import reference_candidates
 
 PDF = "application/pdf"
 
@@ -58,7 +59,7 @@ class MediaReader:
             raise DiagnosticError(Diagnostic(
                 "TS223", f"{uri}: the local and ray backends do not download media from the web", where,
                 "copy the file next to the data (a relative path) or to gs://, or inline it as a data: URL"))
-        for candidate in self._candidates(uri, conversation.file):
+        for candidate in reference_candidates(uri, conversation.file, self.spec_dir):
             source = next((s for s in self.sources if s.handles(candidate)), None)
             if source is None:
                 continue
@@ -71,19 +72,6 @@ class MediaReader:
                 raise DiagnosticError(Diagnostic("TS225", f"cannot read {candidate}: {exc}", where, "check the file and its permissions")) from exc
         raise DiagnosticError(Diagnostic("TS214", f"referenced file {uri} does not exist", where,
                                          "paths are relative to the data file's folder, then the spec's"))
-
-    def _candidates(self, uri: str, data_file: str | None) -> list[str]:
-        if uri.startswith("file://"):
-            return [uri[len("file://"):]]
-        if "://" in uri or Path(uri).is_absolute():
-            return [uri]
-        out = []
-        if data_file and data_file.startswith("gs://"):
-            out.append(data_file.rsplit("/", 1)[0] + "/" + uri)
-        elif data_file:
-            out.append(str(Path(data_file).parent / uri))
-        out.append(str(self.spec_dir / uri))
-        return out
 
     def content(self, part: Any, conversation: Any) -> list[Media | str]:
         """What the model gets for one media part: one image/audio item, or for a PDF its
