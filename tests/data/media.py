@@ -45,17 +45,9 @@ def pdf(text: str = "Hello", pad_to: int = 0) -> bytes:
     ]
     while True:
         objects[3] = b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream)
-        out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-        offsets = []
-        for i, body in enumerate(objects, 1):
-            offsets.append(len(out))
-            out += b"%d 0 obj\n%s\nendobj\n" % (i, body)
-        xref = len(out)
-        out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-        out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-        out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+        out = _pdf_file(objects)
         if len(out) >= pad_to:
-            return bytes(out)
+            return out
         stream += b" " * (pad_to - len(out))
 
 
@@ -74,6 +66,11 @@ def pdf_pages(texts: list[str], width: int = 612, height: int = 792) -> bytes:
                        % (width, height, contents))
         objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream))
     objects[1] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (b" ".join(kids), n)
+    return _pdf_file(objects)
+
+
+def _pdf_file(objects: list[bytes]) -> bytes:
+    """A PDF file of `objects` (object 1 the catalog), with a correct cross-reference table."""
     out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
     offsets = []
     for i, body in enumerate(objects, 1):

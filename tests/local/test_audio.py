@@ -134,17 +134,10 @@ def test_lora_on_audio_trains_evaluates_and_reloads(audio_spec, audio_model, cli
     assert any("language_model" in t for t in adapter["target_modules"])
     assert any("multi_modal_projector" in t for t in adapter["target_modules"])
 
-    from tests.local.test_multimodal import _conversations
-    from tunespec_local.encode import ChatTokenizer
-    from tunespec_local.evaluation import generate
-    from tunespec_local.media.encode import MediaChatEncoder
-    from tunespec_local.media.load import MediaReader
+    from tests.local.test_multimodal import validation_answers
 
-    model = PeftModel.from_pretrained(AutoModelForMultimodalLM.from_pretrained(audio_model, dtype=torch.float32), run / "adapter").eval()
-    encoder = MediaChatEncoder(ChatTokenizer.from_folder(run / "adapter"), audio_model, MediaReader(audio_spec.parent))
-    prompts = [encoder.prompt(c) for c in _conversations(audio_spec, "validation")]
-    outputs = generate(model, encoder, prompts, 4, 16, torch.device("cpu"), media_inputs=encoder.media_inputs())
-    assert outputs == [o["output"] for o in tuned["outputs"]]
+    model = PeftModel.from_pretrained(AutoModelForMultimodalLM.from_pretrained(audio_model, dtype=torch.float32), run / "adapter")
+    assert validation_answers(model, run, audio_model, audio_spec) == [o["output"] for o in tuned["outputs"]]
 
 
 def test_a_broken_audio_file_is_reported_at_its_data_line(audio_spec, cli):

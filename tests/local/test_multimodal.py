@@ -126,23 +126,32 @@ def test_lora_on_images_trains_evaluates_and_reloads(image_project, vision_model
     assert any("language_model" in t or "text_model" in t for t in adapter["target_modules"])
 
     # Reload: the published adapter on the base model gives the recorded answers.
-    from tunespec_local.encode import ChatTokenizer
-    from tunespec_local.evaluation import generate
-    from tunespec_local.media.encode import MediaChatEncoder
-    from tunespec_local.media.load import MediaReader
-
-    model = PeftModel.from_pretrained(AutoModelForMultimodalLM.from_pretrained(vision_model, dtype=torch.float32), run / "adapter").eval()
-    encoder = MediaChatEncoder(ChatTokenizer.from_folder(run / "adapter"), vision_model, MediaReader(spec.parent))
-    prompts = [encoder.prompt(c) for c in _conversations(spec, "validation")]
-    outputs = generate(model, encoder, prompts, 4, 16, torch.device("cpu"), media_inputs=encoder.media_inputs())
+    model = PeftModel.from_pretrained(AutoModelForMultimodalLM.from_pretrained(vision_model, dtype=torch.float32), run / "adapter")
+    outputs = validation_answers(model, run, vision_model, spec)
     assert outputs == [o["output"] for o in tuned["outputs"]]
 
     # `tunespec export --to merged`: a standalone multimodal folder (weights and processor)
     # that answers the same.
     code, output = cli("export", run, "--to", "merged")
     assert code == 0, output
-    merged = AutoModelForMultimodalLM.from_pretrained(run.parent / f"{run.name}-merged", dtype=torch.float32).eval()
-    assert generate(merged, encoder, prompts, 4, 16, torch.device("cpu"), media_inputs=encoder.media_inputs()) == outputs
+    merged = AutoModelForMultimodalLM.from_pretrained(run.parent / f"{run.name}-merged", dtype=torch.float32)
+    assert validation_answers(merged, run, vision_model, spec) == outputs
+
+
+def validation_answers(model, run: Path, base: Path, spec_path: Path) -> list[str]:
+    """Greedy answers of `model` to the spec's validation prompts, media included, encoded
+    with the tokenizer the run published and `base`'s processor (4 new tokens at most, as
+    the specs here evaluate)."""
+    import torch
+
+    from tunespec_local.encode import ChatTokenizer
+    from tunespec_local.evaluation import generate
+    from tunespec_local.media.encode import MediaChatEncoder
+    from tunespec_local.media.load import MediaReader
+
+    encoder = MediaChatEncoder(ChatTokenizer.from_folder(run / "adapter"), base, MediaReader(spec_path.parent))
+    prompts = [encoder.prompt(c) for c in _conversations(spec_path, "validation")]
+    return generate(model.eval(), encoder, prompts, 4, 16, torch.device("cpu"), media_inputs=encoder.media_inputs())
 
 
 def _conversations(spec_path: Path, split: str):
