@@ -140,6 +140,16 @@ def test_lora_on_audio_trains_evaluates_and_reloads(audio_spec, audio_model, cli
     assert validation_answers(model, run, audio_model, audio_spec) == [o["output"] for o in tuned["outputs"]]
 
 
+def test_killed_audio_run_resumes_with_the_same_losses(audio_spec, cli, tmp_path, tmp_path_factory):
+    """SIGKILL mid-run, `apply` again: the clips of each step are decoded again from the
+    stored media, and the losses are those of a run never interrupted."""
+    from tests.local.test_multimodal import resumes_like_a_straight_run
+
+    steps = 24
+    audio_spec.write_text(audio_spec.read_text().replace("max_steps: 6", f"max_steps: {steps}"))
+    resumes_like_a_straight_run(audio_spec, steps, runs, cli, tmp_path, tmp_path_factory)
+
+
 def test_a_broken_audio_file_is_reported_at_its_data_line(audio_spec, cli):
     """A file that starts like a WAV (RIFF....WAVE, so it passes the type check) with garbage
     after: apply stops before training with the file, line and part, not a traceback."""

@@ -170,23 +170,29 @@ def _conversations(spec_path: Path, split: str):
 def test_killed_image_run_resumes_with_the_same_losses(image_project, cli, tmp_path, tmp_path_factory):
     """SIGKILL mid-run, `apply` again: each step once, and the losses of a run never
     interrupted (the media of each step are the same ones, decoded again)."""
+    steps = 24
+    resumes_like_a_straight_run(image_project(steps=steps), steps, runs, cli, tmp_path, tmp_path_factory)
+
+
+def resumes_like_a_straight_run(spec: Path, steps: int, runs_of, cli, tmp_path: Path, tmp_path_factory) -> None:
+    """Start `apply`, SIGKILL it once a checkpoint is on disk, `apply` again: the run
+    resumes from the checkpoint, logs each of its `steps` once, and its losses are those of
+    the same spec applied in another folder without interruption."""
     import os
     import shutil
     import signal
 
     from tests.local.test_resume import start_apply, wait_for
 
-    steps = 24
-    spec = image_project(steps=steps)
     proc = start_apply(spec, tmp_path)
     try:
-        wait_for(lambda: list((spec.parent / "runs" / "colors").glob(".*.partial/checkpoints/step-*")), proc, timeout=300)
+        wait_for(lambda: list((spec.parent / "runs").glob("*/.*.partial/checkpoints/step-*")), proc, timeout=300)
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait(timeout=30)
     code, output = cli("apply", spec, "--yes")
     assert code == 0, output
-    [run] = runs(spec)
+    [run] = runs_of(spec)
     manifest = json.loads((run / "manifest.json").read_text())
     assert 0 < manifest["metrics"]["resumed_from_step"] < steps
     resumed = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -194,9 +200,9 @@ def test_killed_image_run_resumes_with_the_same_losses(image_project, cli, tmp_p
 
     other = tmp_path_factory.mktemp("straight")
     shutil.copytree(spec.parent, other, dirs_exist_ok=True, ignore=shutil.ignore_patterns("runs", ".tunespec", "cache"))
-    code, output = cli("apply", other / "tunespec.yaml", "--yes")
+    code, output = cli("apply", other / spec.name, "--yes")
     assert code == 0, output
-    [straight_run] = runs(other / "tunespec.yaml")
+    [straight_run] = runs_of(other / spec.name)
     straight = [json.loads(line) for line in (straight_run / "metrics.jsonl").read_text().splitlines()]
     assert [r["train_loss"] for r in resumed] == pytest.approx([r["train_loss"] for r in straight], rel=1e-4, abs=1e-5)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.local.conftest import subprocess_env
+from tests.local.conftest import PEFT, subprocess_env
 
 pytestmark = pytest.mark.slow
 
@@ -65,7 +65,9 @@ def uninterrupted_run(project, cli, tmp_path_factory) -> list[dict]:
 
 
 def test_sigkill_then_apply_resumes_with_same_steps_and_order(project, cli, tmp_path, tmp_path_factory):
-    spec = project.spec(steps=STEPS, checkpoint_every=10)
+    # LoRA dropout draws from the RNG every step: the resumed steps must draw what the
+    # uninterrupted run drew (nothing between the restore and the next step may use it).
+    spec = project.spec(steps=STEPS, checkpoint_every=10, method=PEFT.replace("dropout: 0.0", "dropout: 0.1"))
     proc = start_apply(spec, tmp_path)
     try:
         wait_for(lambda: list((project.root / "runs" / "tiny-job").glob(".*.partial/checkpoints/step-*")), proc)

@@ -289,6 +289,7 @@ class StepBatches:
 
 
 def step_loader(config: TrainConfig, data: TrainData, env: TrainEnv, start: int, total: int, objective: Objective | None = None) -> Any:
+    import torch
     from torch.utils.data import DataLoader
 
     workers = config.dataloader_workers
@@ -300,6 +301,10 @@ def step_loader(config: TrainConfig, data: TrainData, env: TrainEnv, start: int,
         pin_memory=config.pin_memory,
         prefetch_factor=2 if workers else None,
         persistent_workers=False,
+        # Its own generator: iterating a DataLoader draws a seed for its workers, and from
+        # the global RNG that would shift a resumed run's dropout draws by one against the
+        # uninterrupted run's (the checkpoint restores the global RNG just before this).
+        generator=torch.Generator().manual_seed(config.seed),
     )
 
 
