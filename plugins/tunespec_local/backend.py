@@ -19,7 +19,7 @@ from tunespec import Backend, Diagnostic, DiagnosticError, FieldMapping, Plan, R
 
 from tunespec_local.config import LocalConfig
 from tunespec_local.hardware import cpu_has_native_bf16
-from tunespec_local.media import model_modality
+from tunespec_local.media import PROCESSOR_FILES, model_modality
 from tunespec_local.models.cache import cache_root, cached_folder, tokenizer_folder
 
 LORA_AUTO_TARGETS = "all-linear"
@@ -372,7 +372,7 @@ def multimodal_problems(spec: ResolvedSpec) -> Iterable[Diagnostic]:
 
 def _has_processor(folder: Path) -> bool:
     """A multimodal model folder carries its processor's settings (transformers writes one of these)."""
-    return any((Path(folder) / name).is_file() for name in ("processor_config.json", "preprocessor_config.json"))
+    return any((Path(folder) / name).is_file() for name in PROCESSOR_FILES)
 
 
 def _importable(module: str) -> bool:

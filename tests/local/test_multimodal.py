@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -301,7 +302,7 @@ def test_an_image_spec_on_a_text_model_is_a_located_error(image_project, tiny_mo
     """Pointing an image spec at a text-only model: validate says so at `model.base` (no
     traceback from rendering media through a text chat template)."""
     spec = image_project()
-    spec.write_text(spec.read_text().replace(f"  base: {spec.read_text().split('  base: ')[1].splitlines()[0]}", f"  base: {tiny_model}"))
+    spec.write_text(re.sub(r"(?m)^  base: .*$", f"  base: {tiny_model}", spec.read_text()))
     code, output = cli("validate", spec)
     assert code == 1
     assert "TS301" in output and "multimodal model" in output and "model.base" in output

@@ -144,12 +144,13 @@ def reference_candidates(uri: str, data_file: str | None, spec_dir: Path) -> lis
     then in the spec's folder. Validation checks these; the torch backends read them."""
     if "://" in uri or Path(uri).is_absolute():
         return [uri]
-    candidates = [uri]
     if data_file and data_file.startswith("gs://"):
-        candidates = [data_file.rsplit("/", 1)[0] + "/" + uri]
+        beside_data = data_file.rsplit("/", 1)[0] + "/" + uri
     elif data_file and "://" not in data_file:
-        candidates = [str(Path(data_file).parent / uri)]
-    return [*candidates, str(spec_dir / uri)]
+        beside_data = str(Path(data_file).parent / uri)
+    else:  # no data file to be beside (or one on another scheme): the path as written
+        beside_data = uri
+    return [beside_data, str(spec_dir / uri)]
 
 
 def scheme_of(uri: str) -> str:

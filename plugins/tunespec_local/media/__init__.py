@@ -12,6 +12,10 @@
 Text-only specs never import the heavy parts of this package.
 """
 
+# Where a saved multimodal model keeps its processor's settings (image processor, audio
+# feature extractor): transformers writes one or both next to the tokenizer.
+PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
+
 
 def model_modality(job) -> str:
     """What the model reads: "text" for text data and for documents read as text

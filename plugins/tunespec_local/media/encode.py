@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from tunespec_local.encode import IGNORE_INDEX, ROLE_NAMES, ChatTokenizer, Encoded, Prompt
+from tunespec_local.media import PROCESSOR_FILES
 from tunespec_local.media.load import Media, MediaReader
 
 PLACEHOLDER_ATTRIBUTES = {"image": "image_token", "audio": "audio_token"}
@@ -67,7 +68,7 @@ class MediaChatEncoder:
         import hashlib
 
         files = {}
-        for name in ("processor_config.json", "preprocessor_config.json", "video_preprocessor_config.json"):
+        for name in (*PROCESSOR_FILES, "video_preprocessor_config.json"):
             path = self.folder / name
             if path.is_file():
                 files[name] = hashlib.sha256(path.read_bytes()).hexdigest()

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tunespec_local.media import PROCESSOR_FILES
 from tunespec_local.training.batching import micro_batches, most_micro_batches, rank_share, real_tokens, step_examples
 from tunespec_local.training.checkpoint import STATE_FILE, UnsafeCheckpoint, restore_state, save_state
 from tunespec_local.training.config import TrainConfig, TrainData
@@ -41,8 +42,7 @@ from tunespec_local.training.model import build_model, publishable_state_dict
 from tunespec_local.training.objectives import Objective, forward_logits, objective_for, token_loss_sum
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja", "chat_template.json",
-                   # a multimodal model's processor (image processor / audio feature extractor settings)
-                   "processor_config.json", "preprocessor_config.json")
+                   *PROCESSOR_FILES)  # a multimodal model's processor travels with its tokenizer
 __all__ = [
     "STATE_FILE", "TOKENIZER_FILES", "TrainResult", "UnsafeCheckpoint", "build_model", "forward_logits", "save_outputs", "token_loss_sum",
     "train",
