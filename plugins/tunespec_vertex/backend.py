@@ -55,8 +55,10 @@ class VertexBackend(Backend):
         found = catalog.lookup(spec.job.model.base) or (catalog.lookup(config.pre_tuned_base_model) if config.pre_tuned_base_model else None)
         # Function-calling examples are the model's to accept: its catalog entry says. Gemini
         # reads PDFs itself: `data.documents` (pages as images or text, max_pages) does not
-        # apply; tunespec_vertex.media checks Google's own page limit.
-        return rules.model_copy(update={"allow_function_calls": found[1].function_calling if found else None, "pdf_native": True})
+        # apply; tunespec_vertex.media checks Google's own page limit. The service has no
+        # truncation setting: an example over `data.max_seq_length` trains whole (TS304).
+        return rules.model_copy(update={"allow_function_calls": found[1].function_calling if found else None, "pdf_native": True,
+                                        "long_examples": "kept"})
 
     def token_counter(self, spec: ResolvedSpec) -> None:
         return None  # Gemini's tokenizer is not available locally: token counts are estimates

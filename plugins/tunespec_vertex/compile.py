@@ -543,7 +543,7 @@ class _Compiler:
 
     def max_seq_length(self, entry: ModelEntry | None) -> None:
         """Vertex has no truncation setting: the service's own limit applies. Data validation
-        reports truncation at `data.max_seq_length`, so the honest value is that limit."""
+        reports examples over `data.max_seq_length` (TS215), so the honest value is that limit."""
         value = self.job.data.max_seq_length
         limit = entry.sequence_limit(self.job.method.type) if entry is not None else None
         if limit is None and self.catalog is not None:
@@ -557,7 +557,7 @@ class _Compiler:
             self.diag("TS304", "data.max_seq_length", f"Vertex does not truncate examples to {value:,} tokens; {service}",
                       f"set `data.max_seq_length: {limit}` so validation reports what the service does", Severity.WARNING)
         elif value < limit:
-            note += f"; set `data.max_seq_length: {limit}` so validation does not report truncation at {value:,}"
+            note += f"; set `data.max_seq_length: {limit}` so validation checks examples against it, not {value:,}"
         self.map("data.max_seq_length", None, value, note)
 
     def service_owned(self) -> None:

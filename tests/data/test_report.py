@@ -11,6 +11,7 @@ import orjson
 
 from tunespec.data import Conversation, DataReport, iter_conversations, validate_data, write_gemini_jsonl
 from tunespec.data.tokens import estimate_tokens
+from tunespec.diagnostics import Diagnostics
 
 from . import media
 from .conftest import gemini, make_spec, openai, write_jsonl
@@ -52,6 +53,46 @@ def test_token_percentiles_truncation_and_trained_tokens(tmp_path, diagnostics):
     assert not report.tokens_estimated and report.token_counter == "words"
     over = [d for d in diagnostics if d.code == "TS215"]
     assert [d.location.line for d in over] == [17, 18, 19, 20] and all(not d.is_error for d in over)
+    # text is cut, not left out: the torch backends train on the first 16 tokens
+    assert over[0].message == "example is 17 tokens, over max_seq_length 16: it will be truncated to its first 16 tokens"
+    assert "dropped" not in over[0].message and over[0].hint == "raise `data.max_seq_length` or shorten the example"
+
+
+def test_over_long_examples_with_media_are_reported_as_dropped_not_truncated(tmp_path, diagnostics):
+    """Image, audio and document examples that do not fit are left out whole (cutting
+    through media tokens is never done): TS215 says so, and names what shrinks them."""
+    (tmp_path / "a.png").write_bytes(media.png())
+    (tmp_path / "a.pdf").write_bytes(media.pdf())
+    image = {"contents": [{"role": "user", "parts": [{"text": "what colour?"}, {"fileData": {"mimeType": "image/png", "fileUri": "a.png"}}]},
+                          {"role": "model", "parts": [{"text": "red"}]}]}
+    document = {"contents": [{"role": "user", "parts": [{"text": "summarise"}, {"fileData": {"mimeType": "application/pdf", "fileUri": "a.pdf"}}]},
+                             {"role": "model", "parts": [{"text": "hello"}]}]}
+    short = gemini(("user", "hi"), ("model", "hello"))
+    for modality, record, less in (("image", image, "use fewer or smaller images"), ("document", document, "use fewer PDF pages")):
+        write_jsonl(tmp_path / f"{modality}.jsonl", [short, record])
+        found = Diagnostics()
+        report = validate_data(make_spec(tmp_path, f"{modality}.jsonl", modality=modality, max_seq_length=64), None, None, found)
+        [d] = [d for d in found if d.code == "TS215"]
+        assert (d.location.file, d.location.line, d.is_error) == (str(tmp_path / f"{modality}.jsonl"), 2, False)
+        assert "over max_seq_length 64: it will be dropped from training" in d.message and "truncated" not in d.message
+        assert d.hint == f"raise `data.max_seq_length`, shorten its text, or {less}"
+        assert report.splits["train"].over_length == 1
+
+
+def test_over_long_examples_on_a_backend_without_truncation_train_whole(tmp_path, diagnostics):
+    """A backend that does not apply max_seq_length (Vertex: `long_examples: kept`) is not
+    said to cut or drop anything; its own limit, when exceeded, is what is reported."""
+    from tunespec.data import DataRules, rules_for
+
+    assert rules_for("text").merge(DataRules(long_examples="kept")).long_examples == "kept"
+    assert rules_for("image").long_examples == "dropped" and rules_for("text").merge(DataRules()).long_examples == "truncated"
+    write_jsonl(tmp_path / "t.jsonl", [gemini(("user", "q"), ("model", _words(30))), gemini(("user", "q"), ("model", _words(80)))])
+    validate_data(make_spec(tmp_path, "t.jsonl", max_seq_length=16), DataRules(long_examples="kept", max_tokens_per_example=64), WordCounter(), diagnostics)
+    kept, over = [d for d in diagnostics if d.code == "TS215"]
+    assert kept.location.line == 1 and not kept.is_error
+    assert "does not cut examples to max_seq_length, it trains on the whole example" in kept.message
+    assert "truncated" not in kept.message and "dropped" not in kept.message
+    assert (over.location.line, over.is_error, over.message) == (2, True, "example is 81 tokens, over this backend's limit of 64")
 
 
 def test_trained_tokens_follow_max_steps(tmp_path, diagnostics):

@@ -268,6 +268,23 @@ def test_open_model_examples_longer_than_its_sequence_length_are_a_warning(proje
     assert warning.location.path == "data.train" and "4,096" in warning.message  # PEFT on Llama 3.1 8B: Google lists 4,096
 
 
+def test_examples_over_max_seq_length_are_not_said_to_be_truncated(project):
+    """Vertex has no truncation setting: an example over `data.max_seq_length` but within the
+    service's limit trains whole, and TS215 says that (not "truncated", not "dropped")."""
+    long = {"messages": [{"role": "user", "content": "word " * 2000}, {"role": "assistant", "content": "ok"}]}
+    import json
+
+    (project.root / "data" / "long.jsonl").write_text(json.dumps(long) + "\n")
+    for modality in ("text", "image"):
+        text = spec_text(modality=modality).replace("data/text-train.jsonl", "data/long.jsonl").replace("max_seq_length: 131072", "max_seq_length: 2048")
+        checked = project.check(project.spec("job.yaml", text))
+        [warning] = _problems(checked, "TS215")
+        assert warning.location.line == 1 and not warning.is_error
+        assert "over max_seq_length 2,048: this backend does not cut examples to max_seq_length" in warning.message
+        assert "truncated" not in warning.message and "dropped" not in warning.message
+        assert _problems(checked, "TS304")  # and the spec's max_seq_length is reported as not applied
+
+
 def test_continued_tuning_of_a_tuned_model(project):
     tuned = "projects/test-project/locations/us-central1/models/4242@1"
     checked = _check(project, base=tuned, backend="  checkpoint_id: '2'\n  pre_tuned_base_model: gemini-2.5-flash\n")

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 MediaKind = Literal["image", "audio", "document", "video"]
+LongExamples = Literal["truncated", "dropped", "kept"]
 MB = 1024 * 1024
 
 
@@ -42,6 +43,14 @@ class DataRules(BaseModel):
     )
     max_tokens_per_example: int | None = Field(
         default=None, ge=1, description="Hard token limit per example (input + output); longer examples are errors, not just truncated."
+    )
+    long_examples: LongExamples | None = Field(
+        default=None,
+        description="What training does with an example longer than `data.max_seq_length` (TS215 says it): `truncated` "
+        "(cut to its first `max_seq_length` tokens), `dropped` (left out whole and counted: media tokens are never cut), "
+        "`kept` (the backend does not apply `max_seq_length`; only `max_tokens_per_example` bounds an example). "
+        "tunespec's table for a modality says `truncated` for text and `dropped` for media; merged, `kept` wins over "
+        "`dropped`, `dropped` over `truncated`.",
     )
     max_file_bytes: int | None = Field(default=None, ge=1, description="Largest data file (as stored) a split may use.")
     max_record_bytes: int = Field(
@@ -104,6 +113,7 @@ class DataRules(BaseModel):
             max_parts_per_example=_min(self.max_parts_per_example, other.max_parts_per_example),
             max_examples=examples,
             max_tokens_per_example=_min(self.max_tokens_per_example, other.max_tokens_per_example),
+            long_examples=_first(_LONG_EXAMPLES, self.long_examples, other.long_examples),
             max_file_bytes=_min(self.max_file_bytes, other.max_file_bytes),
             max_record_bytes=min(self.max_record_bytes, other.max_record_bytes),
             allowed_roles=[r for r in self.allowed_roles if r in other.allowed_roles],
@@ -132,6 +142,14 @@ def _tri_and(a: bool | None, b: bool | None) -> bool | None:
     if a is False or b is False:
         return False
     return True if (a or b) else None
+
+
+_LONG_EXAMPLES = ("kept", "dropped", "truncated")
+
+
+def _first(order: tuple[str, ...], a: str | None, b: str | None):  # type: ignore[no-untyped-def]
+    """Whichever of `a` and `b` comes first in `order` (None when both are None)."""
+    return min((v for v in (a, b) if v is not None), key=order.index, default=None)
 
 
 def _min(a: int | None, b: int | None) -> int | None:
@@ -169,6 +187,8 @@ def rules_for(modality: str, objective: str | None = None, max_pdf_pages: int | 
         media=dict(_MODALITY_MEDIA.get(modality, {})),
         objective=objective,
         max_pdf_pages=max_pdf_pages if modality == "document" else None,
+        # The torch backends cut text, and drop an example with media whole (never cut through them).
+        long_examples="truncated" if modality == "text" else "dropped",
     )
 
 

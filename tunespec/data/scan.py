@@ -203,17 +203,25 @@ class ExampleScan:
             severity = Severity.ERROR if exact else Severity.WARNING
             about = "" if exact else "about "
             self.add(Diagnostic("TS215", f"{what} is {about}{n:,} tokens, over this backend's limit of {hard:,}", where, "shorten or split the example", severity))
-        else:
-            about = "" if exact else "~"
-            self.add(
-                Diagnostic(
-                    "TS215",
-                    f"{what} is {about}{n:,} tokens, over max_seq_length {limit:,}: it will be truncated",
-                    where,
-                    "raise `data.max_seq_length` or shorten the example",
-                    Severity.WARNING,
-                )
-            )
+            return
+        about = "" if exact else "~"
+        message, hint = self._over_max_seq_length(limit)
+        self.add(Diagnostic("TS215", f"{what} is {about}{n:,} tokens, over max_seq_length {limit:,}: {message}", where, hint, Severity.WARNING))
+
+    def _over_max_seq_length(self, limit: int) -> tuple[str, str]:
+        """What training does with an example over `max_seq_length` (`DataRules.long_examples`),
+        and how to avoid it."""
+        what = self.rules.long_examples
+        if what == "kept":  # the backend's own limit (checked above, or by the backend) is what applies
+            return ("this backend does not cut examples to max_seq_length, it trains on the whole example up to its own limit",
+                    "set `data.max_seq_length` to the backend's limit (`plan` shows it) so validation checks the length it applies")
+        if what == "dropped":
+            media = {"image": "fewer or smaller images", "audio": "shorter audio clips", "document": "fewer PDF pages",
+                     "video": "shorter videos"}
+            fixes = ["raise `data.max_seq_length`", "shorten its text", *(f"use {media[kind]}" for kind in self.rules.media if kind in media)]
+            return ("it will be dropped from training (an example with media is left out whole, never cut through its media tokens)",
+                    ", ".join(fixes[:-1]) + ", or " + fixes[-1])
+        return f"it will be truncated to its first {limit:,} tokens", "raise `data.max_seq_length` or shorten the example"
 
     def _duplicate(self, key: bytes, file: str | None, line: int | None) -> None:
         keys = self.validation_keys

@@ -154,7 +154,9 @@ class DataSpec(StrictModel):
         "and how many pages a PDF may have.",
     )
     max_seq_length: int = Field(
-        default=1024, ge=16, le=1_048_576, description="Examples are truncated to this many tokens (chat template included)."
+        default=1024, ge=16, le=1_048_576, description="Most tokens per example (chat template and media tokens included). On "
+        "the torch backends (local, ray) a longer text example is truncated to it, and a longer example of image, audio or "
+        "document data is dropped whole (media are never cut); Vertex applies its own limit instead."
     )
     max_reported_problems: int = Field(
         default=20, ge=1, le=10_000, description="How many problems of each kind data validation lists before only counting."
