@@ -19,7 +19,7 @@ from tunespec import Backend, Diagnostic, DiagnosticError, FieldMapping, Plan, R
 
 from tunespec_local.config import LocalConfig
 from tunespec_local.hardware import cpu_has_native_bf16
-from tunespec_local.media import PROCESSOR_FILES, model_modality
+from tunespec_local.media import AUDIO_INSTALL_HINT, PROCESSOR_FILES, model_modality
 from tunespec_local.models.cache import cache_root, cached_folder, tokenizer_folder
 
 LORA_AUTO_TARGETS = "all-linear"
@@ -343,7 +343,8 @@ def _has_chat_template(folder: Path) -> bool:
 
 def multimodal_problems(spec: ResolvedSpec) -> Iterable[Diagnostic]:
     """What the torch backends (local, and ray through this validate) cannot do with
-    multimodal data (yet): video, preference pairs with media, quantised multimodal bases."""
+    multimodal data (yet): video, preference pairs with media, quantised multimodal bases;
+    and audio without its decoder installed."""
     backend = "local and ray"
     job = spec.job
     if job.data.modality == "video":
@@ -360,6 +361,13 @@ def multimodal_problems(spec: ResolvedSpec) -> Iterable[Diagnostic]:
             "`method.objective: preference` is not supported",
             spec.locate("method.objective"),
             hint="use `objective: sft` for multimodal data, or `modality: text` for preference pairs",
+        )
+    if job.data.modality == "audio" and not _importable("soundfile"):
+        yield Diagnostic(
+            "TS300",
+            "audio data needs the soundfile package to decode its clips, which is not installed",
+            spec.locate("data.modality"),
+            hint=AUDIO_INSTALL_HINT,
         )
     if model_modality(job) != "text" and job.method.quantization != "none":
         yield Diagnostic(

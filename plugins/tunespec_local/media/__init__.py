@@ -16,6 +16,9 @@ Text-only specs never import the heavy parts of this package.
 # feature extractor): transformers writes one or both next to the tokenizer.
 PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
 
+AUDIO_INSTALL_HINT = "`pip install 'tunespec[local]'` (the `ray` extra includes it): it brings soundfile, whose wheels bundle libsndfile"
+"""How to get the audio decoder (`soundfile`, in the `local` extra of pyproject.toml)."""
+
 
 def model_modality(job) -> str:
     """What the model reads: "text" for text data and for documents read as text

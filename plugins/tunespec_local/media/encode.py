@@ -173,12 +173,14 @@ class MediaChatEncoder:
     def expand(self, item: Media, conversation: Any = None) -> list[int]:
         """The token ids the processor puts in place of one media item's placeholder. Media
         that cannot be decoded is a located error (TS236), not a crash in training."""
+        from tunespec import Diagnostic, DiagnosticError, Location
+
         token = self.placeholder(item.kind)
         try:
             arguments = media_arguments(self.processor, [[item]])
+        except DiagnosticError:  # a decoder that cannot be loaded (TS300): this machine's problem, not the file's
+            raise
         except Exception as exc:  # PIL / soundfile: any broken file, whatever the library raises
-            from tunespec import Diagnostic, DiagnosticError, Location
-
             where = Location(getattr(conversation, "file", None), getattr(conversation, "line", None), None, item.where)
             raise DiagnosticError(Diagnostic("TS236", f"the {item.kind} cannot be decoded: {type(exc).__name__}: {exc}", where,
                                              f"re-export the {item.kind} file, or remove this example")) from exc
@@ -240,8 +242,8 @@ def decode_audio(data: bytes, rate: int) -> Any:
     import io
 
     import numpy as np
-    import soundfile
 
+    soundfile = audio_library()
     try:
         wave, source_rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except soundfile.LibsndfileError as exc:  # its message names the BytesIO object; keep libsndfile's reason
@@ -253,3 +255,22 @@ def decode_audio(data: bytes, rate: int) -> Any:
         n = max(1, round(len(wave) * rate / source_rate))
         wave = np.interp(np.linspace(0, len(wave) - 1, n), np.arange(len(wave)), wave).astype(np.float32)
     return wave
+
+
+def audio_library() -> Any:
+    """The `soundfile` module. When it is not installed, or its libsndfile cannot be loaded,
+    that is TS300 naming the package and how to install it: no data line is at fault (a
+    decoding error of the bytes themselves is TS236, at the clip's line)."""
+    try:
+        import soundfile
+    except (ImportError, OSError) as exc:  # OSError: soundfile's "sndfile library not found"
+        from tunespec import Diagnostic, DiagnosticError, Location
+        from tunespec_local.media import AUDIO_INSTALL_HINT
+
+        if isinstance(exc, ImportError):
+            what, hint = "the soundfile package, which is not installed", AUDIO_INSTALL_HINT
+        else:  # installed, but the libsndfile it found cannot be loaded
+            what = "the soundfile package's libsndfile library, which cannot be loaded"
+            hint = "`pip install --force-reinstall soundfile` (its wheels bundle libsndfile), or install the system's libsndfile (e.g. `apt install libsndfile1`)"
+        raise DiagnosticError(Diagnostic("TS300", f"decoding audio needs {what} ({type(exc).__name__}: {exc})", Location(subject="soundfile"), hint)) from exc
+    return soundfile
