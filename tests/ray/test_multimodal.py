@@ -1,6 +1,6 @@
-"""Image and audio data on Ray Train: two workers run the same multimodal loop as one local
-process (media decoded on each worker from the shared token cache), and the run is evaluated
-base vs tuned on the media, like a local run."""
+"""Image, audio and document data on Ray Train: two workers run the same multimodal loop as
+one local process (media decoded on each worker from the shared token cache), and the run is
+evaluated base vs tuned on the media, like a local run."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from tunespec.artifacts import verify_run
 
 from ray_helpers import apply, losses, only_run, write_spec
-from tests.local import test_audio
+from tests.local import test_audio, test_documents
 from tests.local.test_multimodal import COLORS, gemini, openai, png
 
 pytestmark = pytest.mark.slow
@@ -81,3 +81,59 @@ def test_two_workers_train_on_audio_like_one_process(ray_cluster, audio_project)
     assert losses(ray_run) == pytest.approx(losses(local_run), rel=2e-3)
     tuned = json.loads((ray_run / "evaluation" / "tuned.json").read_text())
     assert [o["reference"] for o in tuned["outputs"]] == list(test_audio.PITCHES)
+
+
+@pytest.fixture(scope="module")
+def document_project(tmp_path_factory):
+    """LLaVA (a fixed 16 tokens per image) on two-page PDFs, inline and beside the data,
+    as the local document tests write them."""
+    from tunespec.testing.tiny_multimodal import make_tiny_vision_model
+
+    folder = tmp_path_factory.mktemp("ray-documents")
+    fruits = test_documents.FRUITS
+    make_tiny_vision_model(folder / "model", "llava", corpus=["Which fruit?", *fruits])
+    train = [test_documents.document(fruits[i % 3], i % 2 == 0, folder, i) for i in range(12)]
+    validation = [test_documents.document(f, True, folder, 100 + i) for i, f in enumerate(fruits)]
+    (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train))
+    (folder / "validation.jsonl").write_text("".join(json.dumps(r) + "\n" for r in validation))
+    return folder
+
+
+def test_two_workers_train_on_pdf_pages_rendered_as_images(ray_cluster, document_project, monkeypatch):
+    """`modality: document` with `pages_as: image` on Ray: every PDF's 2 pages reach the
+    workers as 2 images, all 12 examples train, the adapter (with the processor) is
+    published and base and tuned answers are written for the validation PDFs. One Ray run:
+    the loop itself is compared with a local run by the image and audio tests."""
+    import io
+
+    from PIL import Image
+
+    from tunespec_local.encoded import EncodedSequences
+    from tunespec_local.media import PROCESSOR_FILES
+
+    cache = document_project / "cache"
+    monkeypatch.setenv("TUNESPEC_CACHE_DIR", str(cache))
+    spec = _spec(document_project, "  name: ray\n  num_workers: 2\n  checkpoint_every_steps: 2", "documents-ray", "document")
+    spec.write_text(spec.read_text().replace("  max_seq_length: 128\n", "  max_seq_length: 256\n"
+                                             "  documents: {pages_as: image, max_pages: 2, render_dpi: 18}\n"))
+    assert apply(spec) == 0
+    run = only_run(spec, "documents-ray")
+    manifest, problems = verify_run(run)
+    assert not problems.has_errors, problems.to_json()
+    assert manifest.backend == "ray" and manifest.metrics["steps"] == 4
+    assert manifest.metrics["train_examples"] == 12 and manifest.metrics["validation_examples"] == 3  # none dropped
+
+    [train] = [EncodedSequences(p) for p in (cache / "encoded").iterdir() if (p / "media.bin").exists() and len(EncodedSequences(p)) == 12]
+    config = json.loads((document_project / "model" / "config.json").read_text())
+    image_token = config.get("image_token_id", config.get("image_token_index"))
+    for example in train:  # each PDF's 2 pages as 2 images of 16 tokens each
+        assert example.media_kinds == "ii" and example.input_ids.count(image_token) == 2 * 16
+    assert Image.open(io.BytesIO(train[0].media[0])).size == (36, 36)  # a 144-point page at `render_dpi: 18`
+
+    adapter = run / "adapter"
+    assert (adapter / "adapter_config.json").is_file() and (adapter / "adapter_model.safetensors").is_file()
+    assert any((adapter / name).is_file() for name in PROCESSOR_FILES)  # the adapter carries the processor
+    assert {"base", "tuned"} <= set(manifest.evaluation)
+    for which in ("base", "tuned"):
+        outputs = json.loads((run / "evaluation" / f"{which}.json").read_text())["outputs"]
+        assert [o["reference"] for o in outputs] == list(test_documents.FRUITS)
