@@ -271,9 +271,9 @@ def test_an_example_too_long_for_its_image_is_dropped_not_cut(image_project, cli
 
 
 def test_plan_counts_image_tokens_as_training_does(image_project, vision_model, cli):
-    """`validate`/`plan` count without torch; for a processor with a fixed cost per image
-    (LLaVA) the counts equal the tokens training sees, exactly; for one that tiles images by
-    size (Idefics3) they are labelled estimates."""
+    """`validate`/`plan` count without torch, and the counts equal the tokens training sees,
+    exactly: for a processor with a fixed cost per image (LLaVA) and for one that tiles
+    images by size (Idefics3)."""
     import yaml
 
     from tunespec.spec.model import TuningJob
@@ -288,14 +288,230 @@ def test_plan_counts_image_tokens_as_training_does(image_project, vision_model, 
     counter = LocalBackend().token_counter(spec)
     assert counter is not None
     counts = counter.count(_conversations(spec_path, "train"))
-    if "idefics3" in str(vision_model):
-        assert not counter.exact and "estimated" in counter.name
-        return
-    assert counter.exact
+    assert counter.exact and "estimated" not in counter.name
     assert cli("apply", spec_path, "--yes")[0] == 0
     [train] = [EncodedSequences(p) for p in (spec_path.parent / "cache" / "encoded").iterdir()
                if (p / "media.bin").exists() and len(EncodedSequences(p)) == 24]
     assert counts == [len(train[i]) for i in range(24)]
+
+
+# -- counting without torch, for processors that resize or tile by the image's size ------------
+
+SIZED = [(91, 37), (37, 91), (300, 200), (1024, 17), (17, 1024), (2000, 1500), (5, 7), (64, 64), (33, 65)]
+"""(width, height) of the counting tests' images: small, tall, wide, past every maximum."""
+
+FAMILIES = ("idefics3", "smolvlm", "qwen2_vl", "qwen2_5_vl", "gemma3")
+
+
+def _without_video(cls):
+    """`cls` (Qwen2-VL's, SmolVLM's processor) without its video processor, which transformers
+    5 builds only with torchvision (not in the local extra): the same image path and saved
+    settings; only `AutoProcessor.from_pretrained` cannot load such a folder here."""
+    import inspect
+
+    class ImagesOnly(cls):
+        def __init__(self, image_processor=None, tokenizer=None, **kwargs):
+            cls.__init__(self, image_processor, tokenizer, None, **kwargs)
+
+    signature = inspect.signature(cls.__init__)  # what the processor saves is read off its signature
+    ImagesOnly.__init__.__signature__ = signature.replace(parameters=[p for p in signature.parameters.values() if p.name != "video_processor"])
+    ImagesOnly.__name__ = ImagesOnly.__qualname__ = cls.__name__
+    return ImagesOnly
+
+
+def sized_processor(folder: Path, family: str, layout: str):
+    """A tiny real processor of `family` saved to `folder` with a tokenizer and chat template
+    (all validate and plan read; no weights), settings scaled down so the test's images span
+    every branch of its arithmetic. `layout`: "saved" as transformers 5 saves it (settings
+    nested in processor_config.json), or "hub" as most Hub folders have it (the image
+    processor's settings in preprocessor_config.json, Qwen2-VL's as min/max_pixels)."""
+    from tunespec.testing.tiny_multimodal import _tokenizer, chat_template
+
+    corpus = ["Which color?", *COLORS]
+    if family in ("idefics3", "smolvlm"):
+        tokens = ["<fake_token_around_image>", "<image>", "<end_of_utterance>", "<global-img>"]
+        tokenizer = _tokenizer(corpus, 512, tokens + [f"<row_{i + 1}_col_{j + 1}>" for i in range(6) for j in range(6)])
+        if family == "idefics3":
+            from transformers import Idefics3Processor
+            from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
+
+            images = Idefics3ImageProcessorPil(size={"longest_edge": 96}, max_image_size={"longest_edge": 32})
+            processor = Idefics3Processor(image_processor=images, tokenizer=tokenizer, image_seq_len=4, chat_template=chat_template())
+        else:
+            from transformers import SmolVLMProcessor
+            from transformers.models.smolvlm.image_processing_pil_smolvlm import SmolVLMImageProcessorPil
+
+            images = SmolVLMImageProcessorPil(size={"longest_edge": 80}, max_image_size={"longest_edge": 16})
+            with pytest.MonkeyPatch.context() as patch:  # num2words: for its video prompts only (not installed here)
+                patch.setattr("transformers.models.smolvlm.processing_smolvlm.num2words", str)
+                processor = _without_video(SmolVLMProcessor)(image_processor=images, tokenizer=tokenizer, image_seq_len=2,
+                                                             chat_template=chat_template())
+    elif family in ("qwen2_vl", "qwen2_5_vl"):
+        from transformers import Qwen2_5_VLProcessor, Qwen2VLProcessor
+        from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+        tokenizer = _tokenizer(corpus, 512, ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"])
+        pixels = {"qwen2_vl": (16 * 16, 64 * 64, 4), "qwen2_5_vl": (8 * 8, 40 * 40, 2)}[family]
+        images = Qwen2VLImageProcessorPil(min_pixels=pixels[0], max_pixels=pixels[1], patch_size=pixels[2], merge_size=2)
+        cls = _without_video(Qwen2VLProcessor if family == "qwen2_vl" else Qwen2_5_VLProcessor)
+        processor = cls(image_processor=images, tokenizer=tokenizer, chat_template=chat_template(image="<|vision_start|><|image_pad|><|vision_end|>"))
+    else:
+        from transformers import Gemma3Processor
+        from transformers.models.gemma3.image_processing_pil_gemma3 import Gemma3ImageProcessorPil
+
+        media = {"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>", "image_token": "<image_soft_token>"}
+        tokenizer = _tokenizer(corpus, 512, list(media.values()), extra_special_tokens=media)  # attributes the processor reads
+        # Pan-and-scan on in the image processor's settings: the processor's own defaults turn it off.
+        images = Gemma3ImageProcessorPil(size={"height": 32, "width": 32}, do_pan_and_scan=True, pan_and_scan_min_crop_size=8)
+        processor = Gemma3Processor(image_processor=images, tokenizer=tokenizer, image_seq_length=5, chat_template=chat_template(image="<start_of_image>"))
+    processor.save_pretrained(folder)
+    if layout == "hub":
+        settings = json.loads((folder / "processor_config.json").read_text())
+        legacy = {**settings.pop("image_processor"), "processor_class": settings["processor_class"]}
+        if family.startswith("qwen"):  # Qwen2-VL's Hub folders: only preprocessor_config.json, with min/max_pixels
+            size = legacy.pop("size")
+            legacy.update(min_pixels=size["shortest_edge"], max_pixels=size["longest_edge"])
+            (folder / "processor_config.json").unlink()
+        else:
+            (folder / "processor_config.json").write_text(json.dumps(settings))
+        (folder / "preprocessor_config.json").write_text(json.dumps(legacy))
+    return processor
+
+
+def sized_image_data(folder: Path) -> Path:
+    """A spec whose examples hold images of every size in SIZED (PNG, one JPEG, one WebP;
+    inline and as files), one with three images, and the spec's model at `folder`."""
+    from PIL import Image
+
+    def encoded(i: int, size: tuple[int, int]) -> tuple[bytes, str]:
+        fmt = {3: "JPEG", 5: "WEBP"}.get(i, "PNG")
+        out = io.BytesIO()
+        Image.new("RGB", size, list(COLORS.values())[i % 3]).save(out, format=fmt)
+        return out.getvalue(), f"image/{fmt.lower()}"
+
+    root = folder.parent
+    (root / "images").mkdir()
+    records = []
+    for i, size in enumerate(SIZED):
+        data, mime = encoded(i, size)
+        if i % 2:
+            (root / "images" / f"{i}.img").write_bytes(data)
+            image = {"fileData": {"mimeType": mime, "fileUri": f"images/{i}.img"}}
+        else:
+            image = {"inlineData": {"mimeType": mime, "data": base64.b64encode(data).decode()}}
+        records.append(gemini(list(COLORS)[i % 3], image))
+    three = [{"inlineData": {"mimeType": m, "data": base64.b64encode(d).decode()}} for d, m in (encoded(i, SIZED[i]) for i in (0, 2, 5))]
+    records.append({"contents": [{"role": "user", "parts": [three[0], {"text": "Which colors?"}, three[1], three[2]]},
+                                 {"role": "model", "parts": [{"text": "red blue"}]}]})
+    (root / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (root / "validation.jsonl").write_text(json.dumps(records[0]) + "\n")
+    spec = root / "tunespec.yaml"
+    spec.write_text(SPEC.format(model=folder, method="peft", lora="", steps=1, max_len=100000))
+    return spec
+
+
+def media_counter(spec: Path):
+    """The counter `validate` and `plan` use for the spec (LocalBackend.token_counter's, which
+    first checks that `model.base` holds a whole model: here only its processor)."""
+    import yaml
+
+    from tunespec.spec.model import TuningJob
+    from tunespec_local.media.count import MediaTokenCounter
+
+    job = TuningJob.model_validate(yaml.safe_load(spec.read_text()))
+    return MediaTokenCounter(job.model.base, None, "tiny", spec.parent, job.data.documents, "image", text_only=False)
+
+
+@pytest.mark.parametrize("layout", ["saved", "hub"])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_plan_counts_images_of_any_size_as_training_does(family, layout, tmp_path):
+    """Processors whose images cost what their size makes them (Qwen2-VL and Qwen2.5-VL
+    resize to whole patches, Idefics3/SmolVLM tile) and Gemma 3's fixed run: `validate` and
+    `plan` count each example, from the image files' headers and the processor's saved
+    settings, exactly as the training encoder expands it with the real processor; from the
+    settings as transformers 5 saves them and as Hub folders have them."""
+    from tunespec_local.encode import load_tokenizer
+    from tunespec_local.media.encode import MediaChatEncoder
+    from tunespec_local.media.load import MediaReader
+
+    folder = tmp_path / "model"
+    processor = sized_processor(folder, family, layout)
+    spec = sized_image_data(folder)
+    conversations = _conversations(spec, "train")
+    counter = media_counter(spec)
+    counts = counter.count(conversations)
+    assert counter.exact and "estimated" not in counter.name
+
+    encoder = MediaChatEncoder(load_tokenizer(folder), folder, MediaReader(tmp_path))
+    if family in ("idefics3", "gemma3"):
+        assert type(encoder.processor).__name__ == type(processor).__name__  # loaded from the folder, as training loads it
+    else:
+        encoder.processor = processor  # (AutoProcessor would build a video processor: torchvision)
+    assert counts == [len(encoder.encode(c, 10**6).input_ids) for c in conversations]
+    if family != "gemma3":
+        assert len(set(counts[: len(SIZED)])) >= 4  # the size made a difference
+
+
+def test_an_unreadable_image_is_counted_as_an_estimate(tmp_path):
+    """An image PIL cannot open, for a processor that reads its size: that example is
+    estimated and the counts say so (the data checks report the file at its line)."""
+    folder = tmp_path / "model"
+    sized_processor(folder, "qwen2_vl", "saved")
+    spec = sized_image_data(folder)
+    (tmp_path / "images" / "1.img").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    counter = media_counter(spec)
+    counts = counter.count(_conversations(spec, "train"))
+    assert not counter.exact and len(counts) == len(SIZED) + 1
+
+
+@pytest.mark.parametrize("family", ["qwen2_vl", "idefics3"])
+def test_the_count_cache_key_follows_the_processor_settings(family, tmp_path):
+    """Counts are cached under the counter's key: a setting that changes the counts (Qwen2-VL's
+    max_pixels, Idefics3's tile size) changes the key, and the counts with it."""
+    folder = tmp_path / "model"
+    sized_processor(folder, family, "saved")
+    spec = sized_image_data(folder)
+    conversations = _conversations(spec, "train")
+    before = media_counter(spec)
+    counts = before.count(conversations)
+    settings = json.loads((folder / "processor_config.json").read_text())
+    if family == "qwen2_vl":
+        settings["image_processor"]["size"]["longest_edge"] *= 4
+    else:
+        settings["image_processor"]["max_image_size"]["longest_edge"] = 16
+    (folder / "processor_config.json").write_text(json.dumps(settings))
+    after = media_counter(spec)
+    assert after.cache_key != before.cache_key
+    assert after.count(conversations) != counts
+
+
+def test_counting_image_sizes_imports_nothing_heavy(tmp_path):
+    """Reading image sizes for the count (PIL, lazily: headers only) keeps `validate` and
+    `plan` free of torch, transformers and numpy."""
+    import subprocess
+    import sys
+
+    from tests.core.test_light_imports import HEAVY
+
+    folder = tmp_path / "model"
+    sized_processor(folder, "idefics3", "hub")
+    spec = sized_image_data(folder)
+    probe = f"""
+import json, sys
+baseline = set(sys.modules)
+from tests.local.test_multimodal import _conversations, media_counter
+from pathlib import Path
+spec = Path({str(spec)!r})
+counter = media_counter(spec)
+counts = counter.count(_conversations(spec, "train"))
+heavy = sorted(m for m in set(sys.modules) - baseline if m.split('.')[0] in {HEAVY!r})
+print("@@" + json.dumps({{"exact": counter.exact, "heavy": heavy, "counts": counts}}))
+"""
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=root, timeout=120)
+    result = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("@@"))[2:])
+    assert result["exact"] and len(result["counts"]) == len(SIZED) + 1
+    assert result["heavy"] == []
 
 
 def test_an_image_spec_on_a_text_model_is_a_located_error(image_project, tiny_model, cli):

@@ -40,15 +40,17 @@ AUDIO_ARCHITECTURES = ("qwen2_audio", "omniasr")
 ARCHITECTURES = VISION_ARCHITECTURES + AUDIO_ARCHITECTURES
 
 
-def chat_template(audio: str = "<|AUDIO|>") -> str:
-    """ChatML with media placeholders: each `{"type": "image"}` part becomes `<image>` (the
-    token LLaVA and Idefics3 processors expand), as SmolVLM's and LLaVA's own templates do;
-    each `{"type": "audio"}` part becomes `audio` (the family's placeholder)."""
+def chat_template(audio: str = "<|AUDIO|>", image: str = "<image>") -> str:
+    """ChatML with media placeholders: each `{"type": "image"}` part becomes `image` (by
+    default `<image>`, the token LLaVA and Idefics3 processors expand, as SmolVLM's and
+    LLaVA's own templates do; Qwen2-VL's templates write
+    `<|vision_start|><|image_pad|><|vision_end|>`, Gemma 3's `<start_of_image>`); each
+    `{"type": "audio"}` part becomes `audio` (the family's placeholder)."""
     return (
         "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' }}"
         "{% if message['content'] is string %}{{ message['content'] }}"
         "{% else %}{% for part in message['content'] %}"
-        "{% if part['type'] == 'image' %}{{ '<image>' }}"
+        f"{{% if part['type'] == 'image' %}}{{{{ '{image}' }}}}"
         f"{{% elif part['type'] == 'audio' %}}{{{{ '{audio}' }}}}"
         "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
         "{% endfor %}{% endif %}{{ '<|im_end|>\n' }}{% endfor %}"
@@ -93,13 +95,15 @@ def _save(folder: Path, build, corpus: Iterable[str], vocab_size: int, hidden_si
     return folder
 
 
-def _tokenizer(corpus: list[str], vocab_size: int, media_tokens: list[str]):
+def _tokenizer(corpus: list[str], vocab_size: int, media_tokens: list[str], **attributes):
+    """`attributes`: named special tokens the processor reads off the tokenizer (Gemma 3's
+    `extra_special_tokens={"boi_token": ...}`)."""
     from transformers import PreTrainedTokenizerFast
 
     raw = train_tiny_tokenizer(corpus, vocab_size)
     raw.add_special_tokens(media_tokens)
     return PreTrainedTokenizerFast(tokenizer_object=raw, bos_token="<|im_start|>", eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                   unk_token=None)
+                                   unk_token=None, **attributes)
 
 
 def _text_config(tokenizer, hidden_size: int, config_class=None):
