@@ -80,11 +80,15 @@ def generate(model: Any, tokenizer: ChatTokenizer, prompts: Sequence[Prompt], ma
             width = max(len(prompts[i].input_ids) for i in chunk)
             ids = [[pad] * (width - len(prompts[i].input_ids)) + prompts[i].input_ids for i in chunk]
             mask = [[0] * (width - len(prompts[i].input_ids)) + [1] * len(prompts[i].input_ids) for i in chunk]
-            media = media_inputs([prompts[i] for i in chunk]) if media_inputs is not None else {}
+            media = {}
+            if media_inputs is not None:
+                from tunespec_local.media.family import media_to
+
+                media = media_to(model, media_inputs([prompts[i] for i in chunk]), device)
             generated = model.generate(
                 input_ids=torch.tensor(ids, device=device),
                 attention_mask=torch.tensor(mask, device=device),
-                **{k: v.to(device) if hasattr(v, "to") else v for k, v in media.items()},
+                **media,
                 max_new_tokens=max_new_tokens,
                 do_sample=temperature > 0,
                 **({"temperature": temperature} if temperature > 0 else {}),

@@ -214,3 +214,17 @@ def test_plan_counts_audio_tokens_as_training_does(audio_spec, audio_model, cli)
     [train] = [EncodedSequences(p) for p in (audio_spec.parent / "cache" / "encoded").iterdir()
                if (p / "media.bin").exists() and len(EncodedSequences(p)) == 16]
     assert counts == [len(train[i]) for i in range(16)]
+
+
+def test_a_bf16_run_evaluates_its_audio_in_the_encoders_dtype(audio_spec, cli):
+    """With `precision: bf16` the frozen base is held in bf16. Training casts the clips under
+    autocast; generation (base vs tuned evaluation) has no autocast, so the clips must reach
+    the encoder in its dtype: OmniASR's first convolution failed on an fp32 waveform (TS004
+    on CUDA). bf16 is emulated on this CPU: slow, but the same dtypes as on a GPU."""
+    audio_spec.write_text(audio_spec.read_text().replace("  seed: 3\n", "  seed: 3\n  precision: bf16\n"))
+    code, output = cli("apply", audio_spec, "--yes")
+    assert code == 0, output
+    [run] = runs(audio_spec)
+    assert json.loads((run / "manifest.json").read_text())["metrics"]["precision"] == "bf16"
+    tuned = json.loads((run / "evaluation" / "tuned.json").read_text())
+    assert [o["reference"] for o in tuned["outputs"]] == ["low", "high", "low", "high"]

@@ -1,5 +1,6 @@
 """The CUDA path: a spec applied on a GPU trains in bf16 autocast and publishes an adapter
-that loads and runs anywhere. Skipped where no CUDA device is present (CI, laptops)."""
+that loads and runs anywhere, for text, images and audio. Skipped where no CUDA device is
+present (CI, laptops)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import json
 import pytest
 
 from tests.local.conftest import PEFT
+from tests.local.test_audio import audio_model, audio_spec  # noqa: F401 (fixtures)
+from tests.local.test_multimodal import image_project, vision_model  # noqa: F401 (fixtures)
 
 torch = pytest.importorskip("torch")
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
@@ -35,3 +38,39 @@ def test_lora_run_on_cuda_in_bf16_reloads_on_the_cpu(project, cli):
     with torch.no_grad():
         assert torch.allclose(on_cpu(ids).logits, on_gpu(ids.cuda()).logits.cpu(), atol=1e-3)
     assert cli("verify", run)[0] == 0
+
+
+def applied_on_cuda(spec, cli):
+    """Apply `spec` with `device: cuda`; the run folder, after checking what every CUDA run
+    must show: bf16 where the GPU has it, finite losses that fall, and a run that verifies."""
+    spec.write_text(spec.read_text().replace("device: cpu", "device: cuda"))
+    code, output = cli("apply", spec, "--yes")
+    assert code == 0, output
+    [run] = [p for p in (spec.parent / "runs").glob("*/*") if not p.name.startswith(".")]
+    manifest = json.loads((run / "manifest.json").read_text())
+    expected = "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    assert (manifest["metrics"]["device"], manifest["metrics"]["precision"]) == ("cuda", expected)
+    losses = [json.loads(line)["train_loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert all(loss == loss for loss in losses) and losses[-1] < losses[0]
+    assert cli("verify", run)[0] == 0
+    return run
+
+
+def test_images_train_on_cuda_and_the_adapter_reloads_on_the_cpu(image_project, vision_model, cli):
+    """LLaVA and Idefics3: media moved to the GPU with the batch, pixel values in the
+    autocast dtype, base vs tuned evaluation generated on the GPU."""
+    from peft import PeftModel
+    from transformers import AutoModelForMultimodalLM
+
+    run = applied_on_cuda(image_project(), cli)
+    tuned = json.loads((run / "evaluation" / "tuned.json").read_text())
+    assert len(tuned["outputs"]) == 6 and all(isinstance(o["output"], str) for o in tuned["outputs"])
+    model = PeftModel.from_pretrained(AutoModelForMultimodalLM.from_pretrained(vision_model, dtype=torch.float32), run / "adapter")
+    assert sum(p.numel() for n, p in model.named_parameters() if "lora_" in n) > 0
+
+
+def test_audio_trains_on_cuda(audio_spec, cli):
+    """Qwen2-Audio (log-mel features) and OmniASR (raw waveform) on the GPU."""
+    run = applied_on_cuda(audio_spec, cli)
+    tuned = json.loads((run / "evaluation" / "tuned.json").read_text())
+    assert [o["reference"] for o in tuned["outputs"]] == ["low", "high", "low", "high"]

@@ -71,3 +71,23 @@ def freeze_encoder(model: Any) -> None:
     encoders, _ = media_modules(model)
     for name in encoders:
         model.get_submodule(name).requires_grad_(False)
+
+
+def media_to(model: Any, media: dict[str, Any], device: Any) -> dict[str, Any]:
+    """A batch's media inputs moved to `device`, floating-point ones (pixel values, audio
+    features, waveforms) in the dtype of the model's media encoder. Training runs under
+    autocast, which casts them on the way in; generation does not, and some families'
+    encoders take their input as given (OmniASR's first convolution fails on an fp32
+    waveform when the frozen base is held in bf16)."""
+    encoders, _ = media_modules(model)
+    weights = (p for p in model.get_submodule(encoders[0]).parameters() if p.is_floating_point())
+    dtype = next(weights, None)
+    moved = {}
+    for key, value in media.items():
+        if not hasattr(value, "to"):
+            moved[key] = value
+        elif value.is_floating_point() and dtype is not None:
+            moved[key] = value.to(device, dtype=dtype.dtype)
+        else:
+            moved[key] = value.to(device)
+    return moved
