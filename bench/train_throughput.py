@@ -28,11 +28,24 @@ from pathlib import Path
 
 from local_train import TimedEnv  # bench/ is on sys.path when a bench script runs
 
-SIZES = {  # hidden, layers, heads
-    "tiny": (256, 4, 8),
-    "135m": (576, 30, 8),  # SmolLM2-135M-like (hidden 576, 30 layers; 8 heads so the KV heads divide), random weights
-    "1b": (2048, 24, 16),
+SIZES = {  # hidden, layers, heads, vocabulary (None: the tiny tokenizer's own, a few hundred)
+    "tiny": (256, 4, 8, None),
+    # SmolLM2-135M-like: hidden 576, 30 layers (8 heads so the KV heads divide) and its 49,152-token
+    # vocabulary, whose output projection is a large share of the work; random weights.
+    "135m": (576, 30, 8, 49152),
+    "1b": (2048, 24, 16, 32000),
 }
+
+
+def with_vocabulary(folder: Path, vocab: int | None) -> None:
+    """Grow the saved model's (tied) embedding to `vocab` rows: the tiny tokenizer trained
+    for it has only a few hundred tokens, and a real vocabulary changes the shapes timed."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    if vocab and model.config.vocab_size < vocab:
+        model.resize_token_embeddings(vocab)
+        model.save_pretrained(folder)
 
 
 def synthetic_examples(n: int, length: int, answer: int, vocab: int) -> list:
@@ -94,10 +107,11 @@ def main() -> None:
 
     quiet_libraries()
     device = torch.device(args.device)
-    hidden, layers, heads = SIZES[args.model]
+    hidden, layers, heads, vocab = SIZES[args.model]
     with tempfile.TemporaryDirectory() as scratch:
         start = time.perf_counter()
         folder = make_tiny_model(Path(scratch) / args.model, hidden_size=hidden, num_layers=layers, num_heads=heads, vocab_size=4096)
+        with_vocabulary(folder, vocab)
         config = AutoConfig.from_pretrained(folder)
         kv = config.num_key_value_heads * (config.hidden_size // config.num_attention_heads)
         per_layer = 2 * hidden * hidden + 2 * hidden * kv + 3 * hidden * config.intermediate_size
