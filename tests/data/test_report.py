@@ -76,7 +76,12 @@ def test_over_long_examples_with_media_are_reported_as_dropped_not_truncated(tmp
         assert (d.location.file, d.location.line, d.is_error) == (str(tmp_path / f"{modality}.jsonl"), 2, False)
         assert "over max_seq_length 64: it will be dropped from training" in d.message and "truncated" not in d.message
         assert d.hint == f"raise `data.max_seq_length`, shorten its text, or {less}"
-        assert report.splits["train"].over_length == 1
+        train = report.splits["train"]
+        assert train.over_length == 1
+        # The dropped example trains no tokens: only the short one counts towards trained tokens.
+        assert train.tokens_after_truncation == train.tokens_total - train.tokens_max < 64
+        assert report.trained_tokens == train.tokens_after_truncation * 3  # the default 3 epochs
+        assert dict(report.summary_rows())["train over max_seq_length"] == "1 (dropped from training)"
 
 
 def test_over_long_examples_on_a_backend_without_truncation_train_whole(tmp_path, diagnostics):
@@ -88,6 +93,10 @@ def test_over_long_examples_on_a_backend_without_truncation_train_whole(tmp_path
     assert rules_for("image").long_examples == "dropped" and rules_for("text").merge(DataRules()).long_examples == "truncated"
     write_jsonl(tmp_path / "t.jsonl", [gemini(("user", "q"), ("model", _words(30))), gemini(("user", "q"), ("model", _words(80)))])
     validate_data(make_spec(tmp_path, "t.jsonl", max_seq_length=16), DataRules(long_examples="kept", max_tokens_per_example=64), WordCounter(), diagnostics)
+    report = validate_data(make_spec(tmp_path, "t.jsonl", max_seq_length=16), DataRules(long_examples="kept", max_tokens_per_example=64),
+                           WordCounter(), Diagnostics())
+    assert report.splits["train"].tokens_after_truncation == report.splits["train"].tokens_total  # trained whole
+    assert dict(report.summary_rows())["train over max_seq_length"].endswith("(trained whole: this backend does not cut them)")
     kept, over = [d for d in diagnostics if d.code == "TS215"]
     assert kept.location.line == 1 and not kept.is_error
     assert "does not cut examples to max_seq_length, it trains on the whole example" in kept.message

@@ -19,9 +19,11 @@ class SplitStats(BaseModel):
     tokens_p50: int = Field(0, description="Median tokens per example.")
     tokens_p95: int = Field(0, description="95th percentile of tokens per example.")
     tokens_max: int = Field(0, description="Longest example, in tokens.")
-    over_length: int = Field(0, description="Examples longer than `data.max_seq_length` (they are truncated in training); for a "
-                             "pair, either of its sequences.")
-    tokens_after_truncation: int = Field(0, description="Tokens over all examples, each cut to `data.max_seq_length`.")
+    over_length: int = Field(0, description="Examples longer than `data.max_seq_length` (what training does with them: "
+                             "`DataReport.long_examples`); for a pair, either of its sequences.")
+    tokens_after_truncation: int = Field(0, description="Tokens training will see over all examples: each cut to "
+                                         "`data.max_seq_length` (text), an over-long example left out (media), or whole "
+                                         "(a backend that does not cut), as `DataReport.long_examples` says.")
 
 
 class DataFile(BaseModel):
@@ -36,6 +38,9 @@ class DataFile(BaseModel):
 class DataReport(BaseModel):
     splits: dict[str, SplitStats] = Field(default_factory=dict)
     max_seq_length: int
+    long_examples: str = Field("truncated", description="What training does with an example over `max_seq_length`: "
+                               "`truncated`, `dropped` (media examples: never cut through their media) or `kept` (the "
+                               "backend trains it whole).")
     tokens_estimated: bool = Field(description="True when token counts are estimates (no tokenizer for this backend).")
     token_counter: str = Field(description="What counted the tokens.")
     trained_tokens: int = Field(0, description="Tokens the training will process: train tokens x epochs, or per `max_steps` when set.")
@@ -61,7 +66,7 @@ class DataReport(BaseModel):
             )
             rows.append((f"{split} tokens", f"{est}{s.tokens_total:,}"))
             if s.over_length:
-                rows.append((f"{split} over max_seq_length", f"{s.over_length:,} (truncated to {self.max_seq_length:,} tokens)"))
+                rows.append((f"{split} over max_seq_length", f"{s.over_length:,} ({self.over_length_fate()})"))
         rows.append(("trained tokens", f"{est}{self.trained_tokens:,} ({self.trained_tokens_basis})"))
         rows.append(("token counts", f"{'estimated' if self.tokens_estimated else 'exact'}: {self.token_counter}"))
         if "validation" in self.splits:
@@ -71,6 +76,14 @@ class DataReport(BaseModel):
         if self.problems:
             rows.append(("problems", ", ".join(f"{code} x{n:,}" for code, n in sorted(self.problems.items()))))
         return rows
+
+
+    def over_length_fate(self) -> str:
+        if self.long_examples == "dropped":
+            return "dropped from training"
+        if self.long_examples == "kept":
+            return "trained whole: this backend does not cut them"
+        return f"truncated to {self.max_seq_length:,} tokens"
 
 
 def _display(path: str) -> str:
@@ -96,8 +109,9 @@ class TokenStats:
     """Accumulates token counts of one split in constant memory: a histogram of lengths
     (examples share lengths, so it stays small) gives exact percentiles."""
 
-    def __init__(self, max_seq_length: int):
+    def __init__(self, max_seq_length: int, long_examples: str = "truncated"):
         self.max_seq_length = max_seq_length
+        self.long_examples = long_examples  # DataRules.long_examples: how an over-long example counts in `truncated_total`
         self.histogram: Counter[int] = Counter()
         self.examples = 0
         self.total = 0
@@ -112,7 +126,7 @@ class TokenStats:
         self.total += total
         over = [c for c in counts if c > limit]
         self.over += len(over)
-        self.truncated_total += total - sum(over) + limit * len(over)
+        self.truncated_total += total - sum(over) + sum(self.trained(c) for c in over)
 
     def add_one(self, count: int) -> None:
         self.histogram[count] += 1
@@ -120,8 +134,13 @@ class TokenStats:
         self.total += count
         if count > self.max_seq_length:
             self.over += 1
-            count = self.max_seq_length
-        self.truncated_total += count
+        self.truncated_total += self.trained(count)
+
+    def trained(self, count: int) -> int:
+        """Tokens training sees of one sequence of `count` tokens."""
+        if count <= self.max_seq_length or self.long_examples == "kept":
+            return count
+        return 0 if self.long_examples == "dropped" else self.max_seq_length
 
     def add_pair(self, chosen: int, rejected: int) -> None:
         """A preference pair: both of its sequences are trained on, so the example's tokens
@@ -132,7 +151,7 @@ class TokenStats:
         self.total += chosen + rejected
         if chosen > limit or rejected > limit:
             self.over += 1
-        self.truncated_total += min(chosen, limit) + min(rejected, limit)
+        self.truncated_total += self.trained(chosen) + self.trained(rejected)
 
     def merge(self, other: "TokenStats") -> None:
         self.histogram.update(other.histogram)

@@ -101,7 +101,7 @@ def replay(outcome: FileOutcome, diagnostics: Diagnostics) -> None:
 
 
 def copy_stats(stats: TokenStats) -> TokenStats:
-    out = TokenStats(stats.max_seq_length)
+    out = TokenStats(stats.max_seq_length, stats.long_examples)
     out.merge(stats)
     return out
 

@@ -66,7 +66,7 @@ class ExampleScan:
         self.max_seq_length = max_seq_length
         self.validation_keys = validation_keys
         self.add = add
-        self.stats = TokenStats(max_seq_length)
+        self.stats = TokenStats(max_seq_length, rules.long_examples or "truncated")
         self.examples = 0
         self.duplicates = 0
         self.batch: list[Conversation] = []

@@ -322,7 +322,7 @@ class _Validation:
             order: list[Split] = ["validation", "train"] if self.data.validation else ["train"]
             for split in order:
                 self.examples[split] = 0
-                self.stats[split] = TokenStats(self.data.max_seq_length)
+                self.stats[split] = TokenStats(self.data.max_seq_length, self.long_examples)
                 try:
                     for ref in data_files(self.spec, split, self.sources, self.formats):
                         self._validate_file(ref)
@@ -557,6 +557,12 @@ class _Validation:
 
     # Report ----------------------------------------------------------------------------
 
+    LONG_BASIS = {"truncated": "after truncation", "dropped": "without the over-long examples", "kept": "whole"}
+
+    @property
+    def long_examples(self) -> str:
+        return self.rules.long_examples or "truncated"
+
     def _report(self) -> DataReport:
         hp = self.spec.job.hyperparameters
         splits = {s: self.stats[s].stats(self.examples[s]) for s in ("train", "validation") if s in self.stats}
@@ -571,11 +577,12 @@ class _Validation:
                 basis = f"{hp.max_steps:,} steps of ~{steps_per_epoch:,} per epoch"
             else:
                 trained = train.tokens_after_truncation * hp.epochs
-                basis = f"train tokens after truncation x {hp.epochs} epochs"
+                basis = f"train tokens {self.LONG_BASIS[self.long_examples]} x {hp.epochs} epochs"
         counts = self.diagnostics.counts - self.counts_before
         return DataReport(
             splits=splits,
             max_seq_length=self.data.max_seq_length,
+            long_examples=self.long_examples,
             tokens_estimated=not self.counter.exact,
             token_counter=self.counter.name,
             trained_tokens=trained,
