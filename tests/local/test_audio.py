@@ -191,9 +191,9 @@ def test_a_batch_of_clips_gives_one_feature_row_per_clip(audio_model):
 
 
 def test_plan_counts_audio_tokens_as_training_does(audio_spec, audio_model, cli):
-    """Without torch, validate/plan count a Qwen2-Audio clip from its WAV header (its length
-    decides its tokens), exactly the tokens training sees, whatever the clip's rate and
-    channels; a processor whose cost is not known from settings (OmniASR) is estimated."""
+    """Without torch, validate/plan count a clip from its WAV header (its length decides its
+    tokens: Qwen2-Audio's log-mel frames, OmniASR's subsampling convolutions), exactly the
+    tokens training sees, whatever the clip's rate and channels."""
     import yaml
 
     from tests.local.test_multimodal import _conversations
@@ -206,9 +206,6 @@ def test_plan_counts_audio_tokens_as_training_does(audio_spec, audio_model, cli)
     spec = ResolvedSpec(job=TuningJob.model_validate(yaml.safe_load(audio_spec.read_text())), config=LocalConfig(), file=audio_spec, document=0)
     counter = LocalBackend().token_counter(spec)
     counts = counter.count(_conversations(audio_spec, "train"))
-    if "omniasr" in str(audio_model):
-        assert not counter.exact
-        return
     assert counter.exact
     assert cli("apply", audio_spec, "--yes")[0] == 0
     [train] = [EncodedSequences(p) for p in (audio_spec.parent / "cache" / "encoded").iterdir()

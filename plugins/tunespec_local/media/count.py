@@ -19,9 +19,13 @@ and `plan` must not. So the count here is built from the same parts without it:
              The size comes from the image file's header (PIL reads no pixels). Other
              processors, and images PIL cannot open: estimated (Gemini's per-item figures),
              and the report says the counts are estimates.
-    audio    for Qwen2-Audio-style processors, from each WAV clip's length (its header: the
-             processor's frames of `hop_length` samples, over its two stride-2 steps): exact;
-             other audio formats and processors estimated
+    audio    from each WAV clip's length (its header), resampled as training resamples it (exact):
+                 Qwen2-Audio  log-mel frames of `hop_length` samples, over the encoder's two
+                              stride-2 steps
+                 OmniASR      the raw waveform through its subsampling convolutions
+                              (`conv_kernel` / `conv_stride`)
+             Other audio formats (their length is not in a header read cheaply) and other
+             processors: estimated
     PDFs     read as text (`data.documents.pages_as: text`): the pages' text, extracted as
              training extracts it (exact); as images: pages counted, each an image
 
@@ -237,26 +241,59 @@ def image_size(data: bytes) -> tuple[int, int] | None:
     return (height, width) if height > 0 and width > 0 else None
 
 
-def audio_frames_rule(config: dict[str, Any]) -> tuple[int, int, int] | None:
-    """(sampling rate, hop length, most samples) of a Qwen2-Audio-style processor, whose
-    audio tokens follow from a clip's length alone; None for other processors."""
+@dataclass(frozen=True)
+class AudioRule:
+    """How many tokens a clip costs, for the processors whose cost follows from its length
+    alone (samples after resampling to `rate`, as `encode.decode_audio` resamples)."""
+
+    family: str
+    rate: int
+    hop: int = 0  # Qwen2-Audio: samples per log-mel frame...
+    most: int = 0  # ...and the longest clip its feature extractor reads
+    kernels: tuple[int, ...] = ()  # OmniASR: the convolutions that subsample the raw waveform
+    strides: tuple[int, ...] = ()
+
+    def tokens(self, samples: int) -> int:
+        if self.family == "qwen2_audio":
+            frames = -(-min(samples, self.most) // self.hop)  # the feature extractor's attention mask
+            return (((frames - 1) // 2 + 1) - 2) // 2 + 1  # the encoder's stride-2 convolution, then pooling
+        # OmniASR: transformers' OmniASRProcessor._get_num_audio_tokens (each convolution, no padding)
+        for kernel, stride in zip(self.kernels, self.strides):
+            samples = (samples - kernel) // stride + 1
+        return samples
+
+
+def audio_frames_rule(config: dict[str, Any]) -> AudioRule | None:
+    """The audio rule of a Qwen2-Audio or OmniASR processor, from its saved settings; None
+    for other processors (their clips are estimated)."""
     features = config.get("feature_extractor") or {}
-    if config.get("processor_class") != "Qwen2AudioProcessor" or not features.get("hop_length"):
-        return None
-    rate = int(features.get("sampling_rate", 16000))
-    return rate, int(features["hop_length"]), int(features.get("n_samples") or rate * int(features.get("chunk_length", 30)))
+    rate = int(features.get("sampling_rate") or 16000)
+    if config.get("processor_class") == "Qwen2AudioProcessor" and features.get("hop_length"):
+        most = int(features.get("n_samples") or rate * int(features.get("chunk_length", 30)))
+        return AudioRule("qwen2_audio", rate, hop=int(features["hop_length"]), most=most)
+    if config.get("processor_class") == "OmniASRProcessor":
+        # The processor's own defaults where the settings leave them out (OmniASRProcessor.__init__).
+        kernels = tuple(config.get("conv_kernel") or (10, 3, 3, 3, 3, 2, 2))
+        strides = tuple(config.get("conv_stride") or (5, 2, 2, 2, 2, 2, 2))
+        if len(kernels) == len(strides) and all(isinstance(n, int) and n > 0 for n in kernels + strides):
+            return AudioRule("omniasr", rate, kernels=kernels, strides=strides)
+    return None
 
 
-def wav_seconds(data: bytes) -> float | None:
-    """A WAV clip's duration from its header (stdlib `wave`), None for anything else."""
+def wav_samples(data: bytes, rate: int) -> int | None:
+    """How many samples a WAV clip has once resampled to `rate` (as `encode.decode_audio`
+    resamples it), from its header (stdlib `wave`); None for anything else."""
     import io
     import wave
 
     try:
         with wave.open(io.BytesIO(data)) as clip:
-            return clip.getnframes() / clip.getframerate()
+            frames, source_rate = clip.getnframes(), clip.getframerate()
     except Exception:  # untrusted bytes: `wave` raises wave.Error, EOFError, RuntimeError... on broken files
         return None
+    if frames <= 0 or source_rate <= 0:
+        return None
+    return frames if source_rate == rate else max(1, round(frames * rate / source_rate))
 
 
 class _PlaceholderReader(MediaReader):
@@ -354,9 +391,7 @@ class MediaTokenCounter:
                 return self._text_tokens[expansion]
             if expansion is not None:
                 return expansion
-        if item.kind == "audio" and self.audio_rule is not None and (seconds := wav_seconds(item.data)) is not None:
-            rate, hop, most = self.audio_rule
-            frames = -(-min(round(seconds * rate), most) // hop)  # the feature extractor's attention mask
-            return (((frames - 1) // 2 + 1) - 2) // 2 + 1  # Qwen2-Audio: the encoder's stride-2 convolution, then pooling
+        if item.kind == "audio" and self.audio_rule is not None and (samples := wav_samples(item.data, self.audio_rule.rate)) is not None:
+            return self.audio_rule.tokens(samples)
         self._estimated_any = True
         return TOKENS_PER_MEDIA.get(item.kind, TOKENS_PER_MEDIA[None])
