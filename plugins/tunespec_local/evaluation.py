@@ -80,13 +80,14 @@ def generate(model: Any, tokenizer: ChatTokenizer, prompts: Sequence[Prompt], ma
             width = max(len(prompts[i].input_ids) for i in chunk)
             ids = [[pad] * (width - len(prompts[i].input_ids)) + prompts[i].input_ids for i in chunk]
             mask = [[0] * (width - len(prompts[i].input_ids)) + [1] * len(prompts[i].input_ids) for i in chunk]
+            input_ids = torch.tensor(ids)
             media = {}
             if media_inputs is not None:
                 from tunespec_local.media.family import media_to
 
-                media = media_to(model, media_inputs([prompts[i] for i in chunk]), device)
+                media = media_to(model, media_inputs([prompts[i] for i in chunk], input_ids), device)
             generated = model.generate(
-                input_ids=torch.tensor(ids, device=device),
+                input_ids=input_ids.to(device),
                 attention_mask=torch.tensor(mask, device=device),
                 **media,
                 max_new_tokens=max_new_tokens,

@@ -1,6 +1,7 @@
-"""Image data on the local backend: tiny random-initialised models of two real
-architectures (LLaVA, Idefics3/SmolVLM), trained through the CLI as a user would, from
-data in the formats users write (Gemini inlineData and fileData, OpenAI image_url data: URLs)."""
+"""Image data on the local backend: tiny random-initialised models of real architectures
+(LLaVA and Idefics3 for every image test; Qwen2.5-VL and SmolVLM in tests of their own),
+trained through the CLI as a user would, from data in the formats users write (Gemini
+inlineData and fileData, OpenAI image_url data: URLs)."""
 
 from __future__ import annotations
 
@@ -77,6 +78,11 @@ def vision_model(request, tmp_path_factory) -> Path:
 def image_project(tmp_path, vision_model):
     """Train: Gemini records, half with inline PNGs, half naming PNG files beside the data.
     Validation: OpenAI records with data: URLs."""
+    return colors_project(tmp_path, vision_model)
+
+
+def colors_project(tmp_path: Path, model: Path):
+    """`image_project`'s data in `tmp_path`, and its spec writer for `model`."""
     (tmp_path / "images").mkdir()
     train = []
     for i in range(24):
@@ -93,7 +99,7 @@ def image_project(tmp_path, vision_model):
     def spec(method="peft", steps=8, max_len=128) -> Path:
         lora = "  lora: {rank: 4, alpha: 8, dropout: 0.0}\n" if method == "peft" else ""
         path = tmp_path / "tunespec.yaml"
-        path.write_text(SPEC.format(model=vision_model, method=method, lora=lora, steps=steps, max_len=max_len))
+        path.write_text(SPEC.format(model=model, method=method, lora=lora, steps=steps, max_len=max_len))
         return path
 
     return spec
@@ -274,25 +280,148 @@ def test_plan_counts_image_tokens_as_training_does(image_project, vision_model, 
     """`validate`/`plan` count without torch, and the counts equal the tokens training sees,
     exactly: for a processor with a fixed cost per image (LLaVA) and for one that tiles
     images by size (Idefics3)."""
+    spec_path = image_project()
+    counter, counts = planned_counts(spec_path)
+    assert counter.exact and "estimated" not in counter.name
+    assert cli("apply", spec_path, "--yes")[0] == 0
+    assert counts == trained_lengths(spec_path, 24)
+
+
+def planned_counts(spec_path: Path):
+    """The token counter `validate` and `plan` use for the spec, and its counts of the train split."""
     import yaml
 
     from tunespec.spec.model import TuningJob
     from tunespec.spec.resolve import ResolvedSpec
     from tunespec_local.backend import LocalBackend
     from tunespec_local.config import LocalConfig
-    from tunespec_local.encoded import EncodedSequences
 
-    spec_path = image_project()
     job = TuningJob.model_validate(yaml.safe_load(spec_path.read_text()))
     spec = ResolvedSpec(job=job, config=LocalConfig(), file=spec_path, document=0)
     counter = LocalBackend().token_counter(spec)
     assert counter is not None
-    counts = counter.count(_conversations(spec_path, "train"))
-    assert counter.exact and "estimated" not in counter.name
-    assert cli("apply", spec_path, "--yes")[0] == 0
+    return counter, counter.count(_conversations(spec_path, "train"))
+
+
+def trained_lengths(spec_path: Path, examples: int) -> list[int]:
+    """Tokens of each training example as the applied run encoded them (its cache)."""
+    from tunespec_local.encoded import EncodedSequences
+
     [train] = [EncodedSequences(p) for p in (spec_path.parent / "cache" / "encoded").iterdir()
-               if (p / "media.bin").exists() and len(EncodedSequences(p)) == 24]
-    assert counts == [len(train[i]) for i in range(24)]
+               if (p / "media.bin").exists() and len(EncodedSequences(p)) == examples]
+    return [len(train[i]) for i in range(examples)]
+
+
+# -- Qwen2.5-VL (3-D rotary positions) and SmolVLM ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def qwen_model(tmp_path_factory) -> Path:
+    from tunespec.testing.tiny_multimodal import make_tiny_vision_model
+
+    return make_tiny_vision_model(tmp_path_factory.mktemp("qwen2_5_vl") / "model", "qwen2_5_vl", corpus=["Which color?", *COLORS])
+
+
+def test_lora_on_qwen2_5_vl_plans_trains_evaluates_and_reloads(qwen_model, cli, tmp_path):
+    """Qwen2.5-VL, whose processor loads without its video part (torchvision is not
+    installed): `plan` counts its images exactly (resized to whole patches), every example
+    trains, base and tuned answers are written, and the adapter on the base model answers
+    what the run recorded."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForMultimodalLM
+
+    spec = colors_project(tmp_path, qwen_model)()
+    code, output = cli("plan", spec)
+    assert re.search(r"token counts +exact", output), output
+    counter, counts = planned_counts(spec)
+    assert counter.exact
+    code, output = cli("apply", spec, "--yes")
+    assert code == 0, output
+    assert counts == trained_lengths(spec, 24)
+    [run] = runs(spec)
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["metrics"]["steps"] == 8 and manifest["metrics"]["train_examples"] == 24
+    assert {"base", "tuned"} <= set(manifest["evaluation"])
+    tuned = json.loads((run / "evaluation" / "tuned.json").read_text())
+    assert [o["reference"] for o in tuned["outputs"]] == [*COLORS, *COLORS]
+    adapter = json.loads((run / "adapter" / "adapter_config.json").read_text())
+    assert not any("visual" in t for t in adapter["target_modules"])  # the encoder is frozen
+    assert any("language_model" in t for t in adapter["target_modules"])
+
+    model = PeftModel.from_pretrained(AutoModelForMultimodalLM.from_pretrained(qwen_model, dtype=torch.float32), run / "adapter")
+    assert validation_answers(model, run, qwen_model, spec) == [o["output"] for o in tuned["outputs"]]
+
+
+def test_qwen_batches_get_the_3d_positions_of_qwens_own_processor(qwen_model, tmp_path):
+    """Qwen2-VL's family places an image's tokens on their patch grid (mrope), from the
+    batch's `mm_token_type_ids` and `image_grid_thw`; without the first it silently falls
+    back to 1-D positions. A training batch (padded, images of different sizes) gives the
+    logits of the processor's own encoding of the same texts and images, and generation the
+    tokens `generate` gives on the processor's left-padded batch."""
+    import torch
+    from transformers import AutoModelForMultimodalLM
+
+    from tunespec_local.encode import load_tokenizer
+    from tunespec_local.evaluation import generate
+    from tunespec_local.media.encode import MediaChatEncoder, decode_image
+    from tunespec_local.media.load import MediaReader
+    from tunespec_local.training.objectives import SupervisedObjective, forward_logits
+
+    spec = colors_project(tmp_path, qwen_model)()
+    records = [gemini("red", {"inlineData": {"mimeType": "image/png", "data": base64.b64encode(png("red", (40, 30))).decode()}}),
+               gemini("blue", {"inlineData": {"mimeType": "image/png", "data": base64.b64encode(png("blue", (16, 64))).decode()}}),
+               gemini("green", {"inlineData": {"mimeType": "image/png", "data": base64.b64encode(png("green", (8, 8))).decode()}})]
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    conversations = _conversations(spec, "train")
+    encoder = MediaChatEncoder(load_tokenizer(qwen_model), qwen_model, MediaReader(tmp_path))
+    processor = encoder.processor
+    model = AutoModelForMultimodalLM.from_pretrained(qwen_model, dtype=torch.float32).eval()
+
+    def processed(texts: list[str], side: str) -> dict:
+        images = [[decode_image(m.data) for m in encoder.messages(c)[1]] for c in conversations]
+        return processor(text=texts, images=images, padding=True, padding_side=side, return_tensors="pt")
+
+    # Training: the loop's collation (padded, never packed) against the processor's.
+    batch = SupervisedObjective(media=encoder.media_inputs()).collate([encoder.encode(c, 10**6) for c in conversations], True,
+                                                                      encoder.pad_token_id)
+    expected = processed([encoder.chat.render(encoder.messages(c)[0]) for c in conversations], "right")
+    assert "position_ids" not in batch
+    assert torch.equal(batch["input_ids"], expected["input_ids"]) and torch.equal(batch["attention_mask"], expected["attention_mask"])
+    assert len(set(map(tuple, expected["image_grid_thw"].tolist()))) == 3
+    mask = expected["attention_mask"].bool()
+    with torch.no_grad():
+        logits = forward_logits(model, batch)[mask]
+        assert torch.allclose(logits, model(**expected, use_cache=False).logits[mask], atol=1e-5)
+        flat = forward_logits(model, {k: v for k, v in batch.items() if k != "mm_token_type_ids"})[mask]  # 1-D positions
+        assert not torch.allclose(logits, flat, atol=1e-3)  # (so the comparison above can tell)
+
+        # Evaluation: tunespec's generate against the processor's left-padded prompts.
+        prompts = [encoder.prompt(c) for c in conversations]
+        ours = generate(model, encoder, prompts, 4, 16, torch.device("cpu"), media_inputs=encoder.media_inputs())
+        inputs = processed([encoder.chat.render(encoder.messages(c)[0][:-1], add_generation_prompt=True) for c in conversations], "left")
+        assert inputs["input_ids"].shape[0] == 3 and [len(p.input_ids) for p in prompts] == inputs["attention_mask"].sum(1).tolist()
+        out = model.generate(**inputs, max_new_tokens=4, do_sample=False, pad_token_id=encoder.pad_token_id, eos_token_id=encoder.eos_token_id)
+    assert ours == [encoder.decode(row[inputs["input_ids"].shape[1]:].tolist()) for row in out]
+
+
+def test_smolvlm_plans_exact_counts_and_trains(cli, tmp_path):
+    """SmolVLM (Idefics3's architecture under its own processor, loaded without its video
+    part): `plan` counts exactly what training encodes, and a LoRA run trains every example."""
+    from tunespec.testing.tiny_multimodal import make_tiny_vision_model
+
+    model = make_tiny_vision_model(tmp_path / "model", "smolvlm", corpus=["Which color?", *COLORS])
+    spec = colors_project(tmp_path, model)(steps=2)
+    code, output = cli("plan", spec)
+    assert re.search(r"token counts +exact", output), output
+    _, counts = planned_counts(spec)
+    code, output = cli("apply", spec, "--yes")
+    assert code == 0, output
+    assert counts == trained_lengths(spec, 24)
+    [run] = runs(spec)
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["metrics"]["steps"] == 2 and manifest["metrics"]["train_examples"] == 24
+    assert {"base", "tuned"} <= set(manifest["evaluation"])
 
 
 # -- counting without torch, for processors that resize or tile by the image's size ------------
@@ -303,29 +432,13 @@ SIZED = [(91, 37), (37, 91), (300, 200), (1024, 17), (17, 1024), (2000, 1500), (
 FAMILIES = ("idefics3", "smolvlm", "qwen2_vl", "qwen2_5_vl", "gemma3")
 
 
-def _without_video(cls):
-    """`cls` (Qwen2-VL's, SmolVLM's processor) without its video processor, which transformers
-    5 builds only with torchvision (not in the local extra): the same image path and saved
-    settings; only `AutoProcessor.from_pretrained` cannot load such a folder here."""
-    import inspect
-
-    class ImagesOnly(cls):
-        def __init__(self, image_processor=None, tokenizer=None, **kwargs):
-            cls.__init__(self, image_processor, tokenizer, None, **kwargs)
-
-    signature = inspect.signature(cls.__init__)  # what the processor saves is read off its signature
-    ImagesOnly.__init__.__signature__ = signature.replace(parameters=[p for p in signature.parameters.values() if p.name != "video_processor"])
-    ImagesOnly.__name__ = ImagesOnly.__qualname__ = cls.__name__
-    return ImagesOnly
-
-
 def sized_processor(folder: Path, family: str, layout: str):
     """A tiny real processor of `family` saved to `folder` with a tokenizer and chat template
     (all validate and plan read; no weights), settings scaled down so the test's images span
     every branch of its arithmetic. `layout`: "saved" as transformers 5 saves it (settings
     nested in processor_config.json), or "hub" as most Hub folders have it (the image
     processor's settings in preprocessor_config.json, Qwen2-VL's as min/max_pixels)."""
-    from tunespec.testing.tiny_multimodal import _tokenizer, chat_template
+    from tunespec.testing.tiny_multimodal import _tokenizer, chat_template, without_video
 
     corpus = ["Which color?", *COLORS]
     if family in ("idefics3", "smolvlm"):
@@ -342,10 +455,7 @@ def sized_processor(folder: Path, family: str, layout: str):
             from transformers.models.smolvlm.image_processing_pil_smolvlm import SmolVLMImageProcessorPil
 
             images = SmolVLMImageProcessorPil(size={"longest_edge": 80}, max_image_size={"longest_edge": 16})
-            with pytest.MonkeyPatch.context() as patch:  # num2words: for its video prompts only (not installed here)
-                patch.setattr("transformers.models.smolvlm.processing_smolvlm.num2words", str)
-                processor = _without_video(SmolVLMProcessor)(image_processor=images, tokenizer=tokenizer, image_seq_len=2,
-                                                             chat_template=chat_template())
+            processor = without_video(SmolVLMProcessor)(image_processor=images, tokenizer=tokenizer, image_seq_len=2, chat_template=chat_template())
     elif family in ("qwen2_vl", "qwen2_5_vl"):
         from transformers import Qwen2_5_VLProcessor, Qwen2VLProcessor
         from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
@@ -353,7 +463,7 @@ def sized_processor(folder: Path, family: str, layout: str):
         tokenizer = _tokenizer(corpus, 512, ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"])
         pixels = {"qwen2_vl": (16 * 16, 64 * 64, 4), "qwen2_5_vl": (8 * 8, 40 * 40, 2)}[family]
         images = Qwen2VLImageProcessorPil(min_pixels=pixels[0], max_pixels=pixels[1], patch_size=pixels[2], merge_size=2)
-        cls = _without_video(Qwen2VLProcessor if family == "qwen2_vl" else Qwen2_5_VLProcessor)
+        cls = without_video(Qwen2VLProcessor if family == "qwen2_vl" else Qwen2_5_VLProcessor)
         processor = cls(image_processor=images, tokenizer=tokenizer, chat_template=chat_template(image="<|vision_start|><|image_pad|><|vision_end|>"))
     else:
         from transformers import Gemma3Processor
@@ -443,10 +553,9 @@ def test_plan_counts_images_of_any_size_as_training_does(family, layout, tmp_pat
     assert counter.exact and "estimated" not in counter.name
 
     encoder = MediaChatEncoder(load_tokenizer(folder), folder, MediaReader(tmp_path))
-    if family in ("idefics3", "gemma3"):
-        assert type(encoder.processor).__name__ == type(processor).__name__  # loaded from the folder, as training loads it
-    else:
-        encoder.processor = processor  # (AutoProcessor would build a video processor: torchvision)
+    # Loaded from the folder, as training loads it (SmolVLM's and Qwen's without their video
+    # processor, which AutoProcessor builds only with torchvision).
+    assert type(encoder.processor).__name__ == type(processor).__name__
     assert counts == [len(encoder.encode(c, 10**6).input_ids) for c in conversations]
     if family != "gemma3":
         assert len(set(counts[: len(SIZED)])) >= 4  # the size made a difference

@@ -15,6 +15,12 @@ ChatML chat template that places media the way the family's templates do (`{"typ
     idefics3     Idefics3ForConditionalGeneration (SmolVLM's architecture): SigLIP-style
                  vision model + pixel-shuffle connector + Llama; images are split into tiles,
                  each with its own run of image tokens, so the count depends on the image's size
+    smolvlm      SmolVLMForConditionalGeneration: Idefics3's architecture under SmolVLM's
+                 model type and processor (the one SmolVLM/SmolVLM2 checkpoints load)
+    qwen2_5_vl   Qwen2_5_VLForConditionalGeneration: windowed ViT over 4-pixel patches, 2x2
+                 patch merger + Qwen2 with 3-D rotary positions (mrope); images resized to
+                 whole 8-pixel cells (64 to 1024 pixels), one `<|image_pad|>` per cell between
+                 `<|vision_start|>` and `<|vision_end|>` (a 40x30 image: 12)
     qwen2_audio  Qwen2AudioForConditionalGeneration: Whisper-style encoder over log-mel
                  features (16 mel bins, 1-second windows) + linear projector + Qwen2;
                  `<|audio_bos|><|AUDIO|><|audio_eos|>`, as many audio tokens as the clip's
@@ -25,7 +31,12 @@ ChatML chat template that places media the way the family's templates do (`{"typ
 
 Each loads with `AutoModelForMultimodalLM.from_pretrained(folder)` and
 `AutoProcessor.from_pretrained(folder)`; usable as a spec's `model.base`. Heavy libraries
-are imported inside the functions.
+are imported inside the functions. SmolVLM's and Qwen2.5-VL's processors are saved without
+their video processor, which transformers 5 builds only with torchvision (not installed by
+tunespec): `AutoProcessor` needs torchvision for them, tunespec's `load_processor` does not.
+
+The image tests parametrise over `llava` and `idefics3` only; the other vision
+architectures have tests of their own.
 """
 
 from __future__ import annotations
@@ -35,7 +46,7 @@ from typing import Iterable
 
 from tunespec.testing.tiny_model import train_tiny_tokenizer
 
-VISION_ARCHITECTURES = ("llava", "idefics3")
+VISION_ARCHITECTURES = ("llava", "idefics3", "smolvlm", "qwen2_5_vl")
 AUDIO_ARCHITECTURES = ("qwen2_audio", "omniasr")
 ARCHITECTURES = VISION_ARCHITECTURES + AUDIO_ARCHITECTURES
 
@@ -67,7 +78,7 @@ def make_tiny_vision_model(folder: str | Path, architecture: str = "llava", *, c
     if architecture not in VISION_ARCHITECTURES:
         raise ValueError(f"architecture must be one of {', '.join(VISION_ARCHITECTURES)}")
     folder = Path(folder)
-    build = {"llava": _llava, "idefics3": _idefics3}[architecture]
+    build = {"llava": _llava, "idefics3": _idefics3, "smolvlm": _smolvlm, "qwen2_5_vl": _qwen2_5_vl}[architecture]
     return _save(folder, build, corpus, vocab_size, hidden_size, seed)
 
 
@@ -152,6 +163,67 @@ def _idefics3(corpus: list[str], vocab_size: int, hidden_size: int):
         pad_token_id=tokenizer.pad_token_id,
     )
     return processor, Idefics3ForConditionalGeneration(config)
+
+
+def _smolvlm(corpus: list[str], vocab_size: int, hidden_size: int):
+    from transformers import SmolVLMConfig, SmolVLMForConditionalGeneration, SmolVLMProcessor
+    from transformers.models.smolvlm.image_processing_pil_smolvlm import SmolVLMImageProcessorPil
+
+    media_tokens = ["<fake_token_around_image>", "<image>", "<end_of_utterance>", "<global-img>"]
+    media_tokens += [f"<row_{i + 1}_col_{j + 1}>" for i in range(6) for j in range(6)]
+    tokenizer = _tokenizer(corpus, vocab_size, media_tokens)
+    # As _idefics3: 32-pixel tiles of 4x4 patches, pixel-shuffled by 2 -> 4 image tokens per tile.
+    image_processor = SmolVLMImageProcessorPil(size={"longest_edge": 64}, max_image_size={"longest_edge": 32}, do_image_splitting=True)
+    processor = without_video(SmolVLMProcessor)(image_processor=image_processor, tokenizer=tokenizer, image_seq_len=4,
+                                                chat_template=MULTIMODAL_CHAT_TEMPLATE)
+    config = SmolVLMConfig(
+        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2, "image_size": 32,
+                       "patch_size": 8},
+        text_config=_text_config(tokenizer, hidden_size).to_dict(),
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+        scale_factor=2,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return processor, SmolVLMForConditionalGeneration(config)
+
+
+def _qwen2_5_vl(corpus: list[str], vocab_size: int, hidden_size: int):
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor, Qwen2Config
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    media = {"vision_start_token_id": "<|vision_start|>", "vision_end_token_id": "<|vision_end|>", "image_token_id": "<|image_pad|>",
+             "video_token_id": "<|video_pad|>"}
+    tokenizer = _tokenizer(corpus, vocab_size, list(media.values()))
+    # 4-pixel patches merged 2x2: one image token per 8x8 cell; images resized (keeping their
+    # aspect) to whole cells between 64 and 1024 pixels, so 1 to 16 image tokens.
+    image_processor = Qwen2VLImageProcessorPil(min_pixels=8 * 8, max_pixels=32 * 32, patch_size=4, merge_size=2, temporal_patch_size=2)
+    processor = without_video(Qwen2_5_VLProcessor)(image_processor=image_processor, tokenizer=tokenizer,
+                                                   chat_template=chat_template(image="<|vision_start|><|image_pad|><|vision_end|>"))
+    text = _text_config(tokenizer, hidden_size, Qwen2Config).to_dict()
+    # mrope: the rotary frequencies of each head (head_dim 16: 8) split between time, height, width
+    text["rope_parameters"] = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]}
+    vision = {"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "patch_size": 4, "spatial_merge_size": 2,
+              "temporal_patch_size": 2, "window_size": 16, "fullatt_block_indexes": [1], "out_hidden_size": hidden_size}
+    config = Qwen2_5_VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=True,
+                              **{key: tokenizer.convert_tokens_to_ids(token) for key, token in media.items()})
+    return processor, Qwen2_5_VLForConditionalGeneration(config)
+
+
+def without_video(cls):
+    """Processor class `cls` (Qwen2-VL's, SmolVLM's...) without its video processor, which
+    transformers 5 builds only with torchvision: the same image path, and it saves the same
+    settings under `cls`'s name (what is saved is read off `__init__`'s signature)."""
+    import inspect
+
+    class ImagesOnly(cls):  # type: ignore[misc, valid-type]
+        def __init__(self, image_processor=None, tokenizer=None, **kwargs):
+            cls.__init__(self, image_processor, tokenizer, None, **kwargs)
+
+    signature = inspect.signature(cls.__init__)
+    ImagesOnly.__init__.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[p for p in signature.parameters.values() if p.name != "video_processor"])
+    ImagesOnly.__name__ = ImagesOnly.__qualname__ = cls.__name__
+    return ImagesOnly
 
 
 def _qwen2_audio(corpus: list[str], vocab_size: int, hidden_size: int):

@@ -200,11 +200,53 @@ def load_processor(folder: str | Path) -> Any:
     if key not in _PROCESSORS:
         from transformers import AutoProcessor
 
-        _PROCESSORS[key] = AutoProcessor.from_pretrained(key)
+        try:
+            _PROCESSORS[key] = AutoProcessor.from_pretrained(key)
+        except (OSError, ImportError, ValueError):
+            images_only = images_only_processor_class(key)
+            if images_only is None:
+                raise
+            _PROCESSORS[key] = images_only.from_pretrained(key)
     return _PROCESSORS[key]
 
 
 _PROCESSORS: dict[str, Any] = {}
+
+
+def images_only_processor_class(folder: str | Path) -> Any:
+    """The folder's processor class without its video processor, for the families that have
+    one (Qwen2-VL, Qwen2.5-VL, SmolVLM...), or None for the others. transformers 5 builds a
+    video processor only with torchvision, which tunespec does not install (no CPU build of it
+    matches the pinned torch); tuning reads images and text, which the image processor and
+    tokenizer handle alone, so the processor is built from those, with the same saved settings."""
+    import inspect
+
+    import transformers
+
+    from tunespec_local.media.count import processor_settings
+
+    cls = getattr(transformers, str(processor_settings(folder).get("processor_class")), None)
+    if cls is None or "video_processor" not in inspect.signature(cls.__init__).parameters:
+        return None
+    # The saved settings this processor takes (SmolVLM's image_seq_len...), as `from_pretrained`
+    # lists them: off the code of `__init__`, which ImagesOnly's does not name.
+    code = cls.__init__.__code__
+    settings = [name for name in code.co_varnames[1 : code.co_argcount] if name != "video_processor"]
+
+    class ImagesOnly(cls):  # type: ignore[misc, valid-type]
+        def __init__(self, image_processor: Any = None, tokenizer: Any = None, **kwargs: Any) -> None:
+            cls.__init__(self, image_processor, tokenizer, None, **kwargs)
+
+        @staticmethod
+        def validate_init_kwargs(processor_config: dict[str, Any], valid_kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+            return cls.validate_init_kwargs(processor_config, settings)
+
+    # transformers reads which parts to load off the __init__ signature: leave the video part out.
+    signature = inspect.signature(cls.__init__)
+    ImagesOnly.__init__.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[p for p in signature.parameters.values() if p.name != "video_processor"])
+    ImagesOnly.__name__ = ImagesOnly.__qualname__ = cls.__name__
+    return ImagesOnly
 
 
 def media_arguments(processor: Any, media: Sequence[Sequence[Media]]) -> dict[str, Any]:

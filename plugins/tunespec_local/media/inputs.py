@@ -9,6 +9,14 @@ differently, so the processor is asked for them the way it knows: called on the 
 media with a text of bare placeholders, keeping every output but the text's own. Decoding
 happens here, per batch (in the DataLoader's workers when there are some), so memory holds
 one batch of decoded media, never the split's.
+
+One input is the batch's token ids' own, not the media's: Qwen2-VL's and Qwen2.5-VL's
+`mm_token_type_ids` (which tokens are image tokens). The model builds its 3-D rotary
+positions (mrope: an image's tokens placed on its patch grid, the text after it shifted by
+the grid's size, not by its token count) from them with `image_grid_thw`; without them it
+falls back to 1-D positions without a warning (every image's tokens in a line, where the
+pretrained model expects a grid). So when the processor returns them, they are made from
+the ids of the batch as collated (padding included), the way the processor makes them.
 """
 
 from __future__ import annotations
@@ -27,18 +35,23 @@ def example_media(example: Any) -> list[Media]:
 
 
 class MediaInputs:
-    """Callable: a list of examples (`Encoded` or `Prompt`) -> the model's media inputs
-    (an empty dict when none of them has media). Pickles as its model folder."""
+    """Callable: a list of examples (`Encoded` or `Prompt`) and the batch's token ids as the
+    model gets them (one row per example, padded) -> the model's media inputs (an empty dict
+    when none of them has media). Pickles as its model folder."""
 
     def __init__(self, model_path: str):
         self.model_path = model_path
 
-    def __call__(self, examples: Sequence[Any]) -> dict[str, Any]:
+    def __call__(self, examples: Sequence[Any], input_ids: Any = None) -> dict[str, Any]:
         media = [example_media(e) for e in examples]
         if not any(media):
             return {}
         processor = load_processor(self.model_path)
         outputs: dict[str, Any] = {}
+        if input_ids is not None and "mm_token_type_ids" in getattr(processor, "model_input_names", ()):
+            import torch
+
+            outputs["mm_token_type_ids"] = torch.tensor(processor.create_mm_token_type_ids(input_ids), dtype=torch.long)
         images = [[m for m in items if m.kind == "image"] for items in media]
         if any(images):  # one text per example: image processors group (and pad) images by example
             outputs.update(_media_outputs(processor, ["".join(processor.image_token for _ in items) for items in images], images))

@@ -129,7 +129,10 @@ class SupervisedObjective:
 
     `media` (multimodal data): what adds the processor's pixel values or audio features to a
     batch (tunespec_local.media.inputs). Such batches are padded, never packed: packing would
-    put one example's image tokens in the same row as another example's text."""
+    put one example's image tokens in the same row as another example's text, and its
+    restarting 1-D `position_ids` would override the 3-D rotary positions that Qwen2-VL's
+    family builds from the ids, the image grids and the attention mask (a padded batch passes
+    no positions, so each model makes its own)."""
 
     name = "sft"
 
@@ -144,7 +147,8 @@ class SupervisedObjective:
 
         if self.media is None:
             return collate(examples, packing, pad_token_id)
-        return {**collate(examples, False, pad_token_id), **self.media(examples)}
+        batch = collate(examples, False, pad_token_id)
+        return {**batch, **self.media(examples, batch["input_ids"])}
 
     def count(self, batch: dict) -> float:
         return float(int((batch["labels"][:, 1:] != IGNORE_INDEX).sum()))
