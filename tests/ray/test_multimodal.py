@@ -39,14 +39,22 @@ def _spec(folder, backend: str, name: str, modality: str = "image"):
     return spec
 
 
-def test_two_workers_train_on_images_like_one_process(ray_cluster, image_project):
+def test_two_workers_train_on_images_like_one_process(ray_cluster, image_project, tmp_path, monkeypatch):
+    """Two workers, one of them killed after step 3: the group restarts from the step-2
+    checkpoint (media decoded again from the cache) and the loss curve is one process's."""
+    monkeypatch.setenv("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")  # quicker recovery
+    marker = tmp_path / "kill-marker"
     local = _spec(image_project, "  name: local\n  checkpoint_every: 0", "images-local")
-    ray = _spec(image_project, "  name: ray\n  num_workers: 2\n  checkpoint_every_steps: 2", "images-ray")
+    ray = _spec(image_project, "  name: ray\n  num_workers: 2\n  checkpoint_every_steps: 2\n  max_failures: 1\n"
+                f"  runtime_env: {{env_vars: {{TUNESPEC_RAY_KILL_AT_STEP: '3:{marker}'}}}}", "images-ray")
     assert apply(local) == 0 and apply(ray) == 0
+    assert (marker / "tunespec-ray-killed").is_file(), "the worker was never killed"
     local_run, ray_run = only_run(local, "images-local"), only_run(ray, "images-ray")
     manifest, problems = verify_run(ray_run)
     assert not problems.has_errors, problems.to_json()
     assert manifest.backend == "ray" and manifest.metrics["steps"] == 4
+    assert manifest.metrics["resumed_from_step"] == 2
+    assert [json.loads(line)["step"] for line in (ray_run / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
     assert losses(ray_run) == pytest.approx(losses(local_run), rel=2e-3)
     assert {"base", "tuned"} <= set(manifest.evaluation)
     tuned = json.loads((ray_run / "evaluation" / "tuned.json").read_text())
