@@ -1,6 +1,6 @@
 """Image data on the local backend: tiny random-initialised models of real architectures
-(LLaVA and Idefics3 for every image test; Qwen2.5-VL and SmolVLM in tests of their own),
-trained through the CLI as a user would, from data in the formats users write (Gemini
+(LLaVA and Idefics3 for every image test; Qwen2.5-VL, Gemma 3 and SmolVLM in tests of their
+own), trained through the CLI as a user would, from data in the formats users write (Gemini
 inlineData and fileData, OpenAI image_url data: URLs)."""
 
 from __future__ import annotations
@@ -422,6 +422,101 @@ def test_smolvlm_plans_exact_counts_and_trains(cli, tmp_path):
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["metrics"]["steps"] == 2 and manifest["metrics"]["train_examples"] == 24
     assert {"base", "tuned"} <= set(manifest["evaluation"])
+
+
+# -- Gemma 3 (image tokens attend to each other both ways) -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gemma_model(tmp_path_factory) -> Path:
+    from tunespec.testing.tiny_multimodal import make_tiny_vision_model
+
+    return make_tiny_vision_model(tmp_path_factory.mktemp("gemma3") / "model", "gemma3", corpus=["Which color?", *COLORS])
+
+
+def test_lora_on_gemma3_plans_trains_evaluates_and_reloads(gemma_model, cli, tmp_path):
+    """Gemma 3: `plan` counts its images exactly (`<start_of_image>`, a fixed run of soft
+    tokens, `<end_of_image>`), every example trains, base and tuned answers are written, and
+    the adapter on the base model answers what the run recorded."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForMultimodalLM
+
+    spec = colors_project(tmp_path, gemma_model)()
+    code, output = cli("plan", spec)
+    assert re.search(r"token counts +exact", output), output
+    counter, counts = planned_counts(spec)
+    assert counter.exact
+    code, output = cli("apply", spec, "--yes")
+    assert code == 0, output
+    assert counts == trained_lengths(spec, 24)
+    [run] = runs(spec)
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["metrics"]["steps"] == 8 and manifest["metrics"]["train_examples"] == 24
+    assert {"base", "tuned"} <= set(manifest["evaluation"])
+    tuned = json.loads((run / "evaluation" / "tuned.json").read_text())
+    assert [o["reference"] for o in tuned["outputs"]] == [*COLORS, *COLORS]
+    adapter = json.loads((run / "adapter" / "adapter_config.json").read_text())
+    assert not any("vision" in t for t in adapter["target_modules"])  # the encoder is frozen
+    assert any("language_model" in t for t in adapter["target_modules"])
+
+    model = PeftModel.from_pretrained(AutoModelForMultimodalLM.from_pretrained(gemma_model, dtype=torch.float32), run / "adapter")
+    assert validation_answers(model, run, gemma_model, spec) == [o["output"] for o in tuned["outputs"]]
+
+
+def test_gemma3_batches_let_image_tokens_attend_both_ways_as_its_processor_does(gemma_model, tmp_path):
+    """Gemma 3's processor marks image tokens in `token_type_ids`, from which the model makes
+    each image's tokens one block that attends both ways (without them: causal, silently). A
+    padded training batch (one example with two images) gives the logits of the processor's
+    own encoding of the same texts and images, and generation the tokens `generate` gives on
+    the processor's left-padded batch."""
+    import torch
+    from transformers import AutoModelForMultimodalLM
+
+    from tunespec_local.encode import load_tokenizer
+    from tunespec_local.evaluation import generate
+    from tunespec_local.media.encode import MediaChatEncoder, decode_image
+    from tunespec_local.media.load import MediaReader
+    from tunespec_local.training.objectives import SupervisedObjective, forward_logits
+
+    spec = colors_project(tmp_path, gemma_model)()
+
+    def image(color: str) -> dict:
+        return {"inlineData": {"mimeType": "image/png", "data": base64.b64encode(png(color)).decode()}}
+
+    two = {"contents": [{"role": "user", "parts": [image("red"), {"text": "Which colors?"}, image("blue")]},
+                        {"role": "model", "parts": [{"text": "red blue"}]}]}
+    records = [gemini("green", image("green")), two, gemini("blue", image("blue"))]
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    conversations = _conversations(spec, "train")
+    encoder = MediaChatEncoder(load_tokenizer(gemma_model), gemma_model, MediaReader(tmp_path))
+    processor = encoder.processor
+    model = AutoModelForMultimodalLM.from_pretrained(gemma_model, dtype=torch.float32).eval()
+
+    def processed(texts: list[str], side: str) -> dict:
+        images = [[decode_image(m.data) for m in encoder.messages(c)[1]] for c in conversations]
+        return processor(text=texts, images=images, padding=True, padding_side=side, return_tensors="pt")
+
+    # Training: the loop's collation (padded, never packed) against the processor's.
+    batch = SupervisedObjective(media=encoder.media_inputs()).collate([encoder.encode(c, 10**6) for c in conversations], True,
+                                                                      encoder.pad_token_id)
+    expected = processed([encoder.chat.render(encoder.messages(c)[0]) for c in conversations], "right")
+    assert torch.equal(batch["input_ids"], expected["input_ids"]) and torch.equal(batch["attention_mask"], expected["attention_mask"])
+    assert torch.equal(batch["token_type_ids"], expected["token_type_ids"]) and int(expected["token_type_ids"].sum()) == 4 * 4
+    mask = expected["attention_mask"].bool()
+    with torch.no_grad():
+        logits = forward_logits(model, batch)[mask]
+        assert torch.allclose(logits, model(**expected, use_cache=False).logits[mask], atol=1e-5)
+        causal = forward_logits(model, {k: v for k, v in batch.items() if k != "token_type_ids"})[mask]  # image tokens causal
+        assert not torch.allclose(logits, causal, atol=1e-3)  # (so the comparison above can tell)
+
+        # Evaluation: tunespec's generate against the processor's left-padded prompts.
+        prompts = [encoder.prompt(c) for c in conversations]
+        ours = generate(model, encoder, prompts, 4, 16, torch.device("cpu"), media_inputs=encoder.media_inputs())
+        inputs = processed([encoder.chat.render(encoder.messages(c)[0][:-1], add_generation_prompt=True) for c in conversations], "left")
+        assert inputs["input_ids"].shape[0] == 3 and [len(p.input_ids) for p in prompts] == inputs["attention_mask"].sum(1).tolist()
+        out = model.generate(**inputs, max_new_tokens=4, do_sample=False, pad_token_id=encoder.pad_token_id, eos_token_id=encoder.eos_token_id)
+    assert ours == [encoder.decode(row[inputs["input_ids"].shape[1]:].tolist()) for row in out]
 
 
 # -- counting without torch, for processors that resize or tile by the image's size ------------

@@ -21,6 +21,12 @@ ChatML chat template that places media the way the family's templates do (`{"typ
                  patch merger + Qwen2 with 3-D rotary positions (mrope); images resized to
                  whole 8-pixel cells (64 to 1024 pixels), one `<|image_pad|>` per cell between
                  `<|vision_start|>` and `<|vision_end|>` (a 40x30 image: 12)
+    gemma3       Gemma3ForConditionalGeneration: SigLIP vision tower (32-pixel images, 8-pixel
+                 patches) + average-pooling projector + Gemma 3 text model (a sliding-window
+                 layer and a global one); every image is `<start_of_image>`, 4
+                 `<image_soft_token>`s, `<end_of_image>` (with the processor's blank lines
+                 around them), and the processor marks the soft tokens in `token_type_ids`,
+                 which the model reads to let an image's tokens attend to each other both ways
     qwen2_audio  Qwen2AudioForConditionalGeneration: Whisper-style encoder over log-mel
                  features (16 mel bins, 1-second windows) + linear projector + Qwen2;
                  `<|audio_bos|><|AUDIO|><|audio_eos|>`, as many audio tokens as the clip's
@@ -46,7 +52,7 @@ from typing import Iterable
 
 from tunespec.testing.tiny_model import train_tiny_tokenizer
 
-VISION_ARCHITECTURES = ("llava", "idefics3", "smolvlm", "qwen2_5_vl")
+VISION_ARCHITECTURES = ("llava", "idefics3", "smolvlm", "qwen2_5_vl", "gemma3")
 AUDIO_ARCHITECTURES = ("qwen2_audio", "omniasr")
 ARCHITECTURES = VISION_ARCHITECTURES + AUDIO_ARCHITECTURES
 
@@ -78,7 +84,7 @@ def make_tiny_vision_model(folder: str | Path, architecture: str = "llava", *, c
     if architecture not in VISION_ARCHITECTURES:
         raise ValueError(f"architecture must be one of {', '.join(VISION_ARCHITECTURES)}")
     folder = Path(folder)
-    build = {"llava": _llava, "idefics3": _idefics3, "smolvlm": _smolvlm, "qwen2_5_vl": _qwen2_5_vl}[architecture]
+    build = {"llava": _llava, "idefics3": _idefics3, "smolvlm": _smolvlm, "qwen2_5_vl": _qwen2_5_vl, "gemma3": _gemma3}[architecture]
     return _save(folder, build, corpus, vocab_size, hidden_size, seed)
 
 
@@ -207,6 +213,34 @@ def _qwen2_5_vl(corpus: list[str], vocab_size: int, hidden_size: int):
     config = Qwen2_5_VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=True,
                               **{key: tokenizer.convert_tokens_to_ids(token) for key, token in media.items()})
     return processor, Qwen2_5_VLForConditionalGeneration(config)
+
+
+def _gemma3(corpus: list[str], vocab_size: int, hidden_size: int):
+    import torch
+    from transformers import Gemma3Config, Gemma3ForConditionalGeneration, Gemma3Processor, Gemma3TextConfig
+    from transformers.models.gemma3.image_processing_pil_gemma3 import Gemma3ImageProcessorPil
+
+    media = {"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>", "image_token": "<image_soft_token>"}
+    tokenizer = _tokenizer(corpus, vocab_size, list(media.values()), extra_special_tokens=media)  # attributes the processor reads
+    # Images resized to 32x32 (no pan-and-scan crops), 8-pixel patches: 4x4 patches, pooled 2x2 -> 4 image tokens.
+    image_processor = Gemma3ImageProcessorPil(size={"height": 32, "width": 32}, do_pan_and_scan=False)
+    processor = Gemma3Processor(image_processor=image_processor, tokenizer=tokenizer, image_seq_length=4,
+                                chat_template=chat_template(image="<start_of_image>"))
+    ids = {name: tokenizer.convert_tokens_to_ids(token) for name, token in media.items()}
+    text = Gemma3TextConfig(
+        vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=hidden_size * 2, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=16, query_pre_attn_scalar=16, sliding_window=32, layer_types=["sliding_attention", "full_attention"],
+        max_position_embeddings=2048, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
+        pad_token_id=tokenizer.pad_token_id)
+    vision = {"model_type": "siglip_vision_model", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+              "image_size": 32, "patch_size": 8}
+    config = Gemma3Config(text_config=text, vision_config=vision, mm_tokens_per_image=4, boi_token_index=ids["boi_token"],
+                          eoi_token_index=ids["eoi_token"], image_token_index=ids["image_token"], tie_word_embeddings=True)
+    model = Gemma3ForConditionalGeneration(config)
+    # Gemma 3 initialises its projection to zeros (every image the same to the language model): random here, so images count.
+    with torch.no_grad():
+        model.model.multi_modal_projector.mm_input_projection_weight.normal_(0.0, 0.2)
+    return processor, model
 
 
 def without_video(cls):

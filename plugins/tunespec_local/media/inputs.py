@@ -15,8 +15,12 @@ One input is the batch's token ids' own, not the media's: Qwen2-VL's and Qwen2.5
 positions (mrope: an image's tokens placed on its patch grid, the text after it shifted by
 the grid's size, not by its token count) from them with `image_grid_thw`; without them it
 falls back to 1-D positions without a warning (every image's tokens in a line, where the
-pretrained model expects a grid). So when the processor returns them, they are made from
-the ids of the batch as collated (padding included), the way the processor makes them.
+pretrained model expects a grid). Gemma 3's processor returns the same marks as
+`token_type_ids` (Gemma 3n's and ShieldGemma 2's too): the model lets an image's tokens
+attend to each other both ways (a block in its causal mask, as it was pretrained), and
+without them every image token sees only those before it, again without a warning. So when
+the processor returns them, they are made from the ids of the batch as collated (padding
+included), the way the processor makes them, under the processor's name for them.
 """
 
 from __future__ import annotations
@@ -48,10 +52,11 @@ class MediaInputs:
             return {}
         processor = load_processor(self.model_path)
         outputs: dict[str, Any] = {}
-        if input_ids is not None and "mm_token_type_ids" in getattr(processor, "model_input_names", ()):
+        type_ids = type_ids_name(processor)
+        if input_ids is not None and type_ids is not None:
             import torch
 
-            outputs["mm_token_type_ids"] = torch.tensor(processor.create_mm_token_type_ids(input_ids), dtype=torch.long)
+            outputs[type_ids] = torch.tensor(processor.create_mm_token_type_ids(input_ids), dtype=torch.long)
         images = [[m for m in items if m.kind == "image"] for items in media]
         if any(images):  # one text per example: image processors group (and pad) images by example
             outputs.update(_media_outputs(processor, ["".join(processor.image_token for _ in items) for items in images], images))
@@ -60,6 +65,19 @@ class MediaInputs:
             # (OmniASR, AudioFlamingo3) take exactly one clip per text
             outputs.update(_media_outputs(processor, [processor.audio_token] * len(clips), [[clip] for clip in clips]))
         return outputs
+
+
+def type_ids_name(processor: Any) -> str | None:
+    """The name the processor gives the marks of its media tokens among its outputs (made by
+    its `create_mm_token_type_ids`), or None when it gives none: `mm_token_type_ids`
+    (Qwen2-VL, Gemma 4...), or `token_type_ids` for the processors that rename them to that
+    (Gemma 3), not the text segment ids some tokenizers return under the same name."""
+    names = getattr(processor, "model_input_names", ())
+    if "mm_token_type_ids" in names:
+        return "mm_token_type_ids"
+    if getattr(processor, "return_mm_token_type_ids", False) and "token_type_ids" in names:
+        return "token_type_ids"
+    return None
 
 
 def _media_outputs(processor: Any, texts: list[str], media: list[list[Media]]) -> dict[str, Any]:
