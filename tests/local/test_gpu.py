@@ -69,6 +69,21 @@ def test_images_train_on_cuda_and_the_adapter_reloads_on_the_cpu(image_project, 
     assert sum(p.numel() for n, p in model.named_parameters() if "lora_" in n) > 0
 
 
+@pytest.mark.parametrize("architecture", ["qwen2_5_vl", "gemma3", "smolvlm"])
+def test_more_image_families_train_on_cuda(architecture, cli, tmp_path):
+    """The families whose batches carry more than pixels: Qwen2.5-VL (its image grid and the
+    image-token marks its 3-D positions come from), Gemma 3 (marks for its bidirectional image
+    attention), SmolVLM (tiles)."""
+    from tests.local.test_multimodal import COLORS, colors_project
+    from tunespec.testing.tiny_multimodal import make_tiny_vision_model
+
+    model = make_tiny_vision_model(tmp_path / "model", architecture, corpus=["Which color?", *COLORS])
+    project = tmp_path / "project"
+    project.mkdir()
+    run = applied_on_cuda(colors_project(project, model)(), cli)
+    assert len(json.loads((run / "evaluation" / "tuned.json").read_text())["outputs"]) == 6
+
+
 def test_audio_trains_on_cuda(audio_spec, cli):
     """Qwen2-Audio (log-mel features) and OmniASR (raw waveform) on the GPU."""
     run = applied_on_cuda(audio_spec, cli)
