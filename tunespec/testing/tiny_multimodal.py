@@ -153,14 +153,29 @@ def _idefics3(corpus: list[str], vocab_size: int, hidden_size: int):
     from transformers import Idefics3Config, Idefics3ForConditionalGeneration, Idefics3Processor
     from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
 
+    return _tiled(corpus, vocab_size, hidden_size, Idefics3Processor, Idefics3ImageProcessorPil, Idefics3Config, Idefics3ForConditionalGeneration)
+
+
+def _smolvlm(corpus: list[str], vocab_size: int, hidden_size: int):
+    """SmolVLM: Idefics3's architecture with its own classes; its processor saved without the
+    video part (transformers 5 builds that only with torchvision)."""
+    from transformers import SmolVLMConfig, SmolVLMForConditionalGeneration, SmolVLMProcessor
+    from transformers.models.smolvlm.image_processing_pil_smolvlm import SmolVLMImageProcessorPil
+
+    return _tiled(corpus, vocab_size, hidden_size, without_video(SmolVLMProcessor), SmolVLMImageProcessorPil, SmolVLMConfig,
+                  SmolVLMForConditionalGeneration)
+
+
+def _tiled(corpus: list[str], vocab_size: int, hidden_size: int, processor_class, image_processor_class, config_class, model_class):
+    """An Idefics3-style model (Idefics3, SmolVLM): images split into tiles plus a global view."""
     media_tokens = ["<fake_token_around_image>", "<image>", "<end_of_utterance>", "<global-img>"]
     media_tokens += [f"<row_{i + 1}_col_{j + 1}>" for i in range(6) for j in range(6)]
     tokenizer = _tokenizer(corpus, vocab_size, media_tokens)
     # Tiles of 32 pixels (the longest edge resized to at most 64: up to 2x2 tiles + the global
     # view); 32/8 = 4x4 patches, pixel-shuffled by 2 -> 4 image tokens per tile.
-    image_processor = Idefics3ImageProcessorPil(size={"longest_edge": 64}, max_image_size={"longest_edge": 32}, do_image_splitting=True)
-    processor = Idefics3Processor(image_processor=image_processor, tokenizer=tokenizer, image_seq_len=4, chat_template=MULTIMODAL_CHAT_TEMPLATE)
-    config = Idefics3Config(
+    image_processor = image_processor_class(size={"longest_edge": 64}, max_image_size={"longest_edge": 32}, do_image_splitting=True)
+    processor = processor_class(image_processor=image_processor, tokenizer=tokenizer, image_seq_len=4, chat_template=MULTIMODAL_CHAT_TEMPLATE)
+    config = config_class(
         vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2, "image_size": 32,
                        "patch_size": 8},
         text_config=_text_config(tokenizer, hidden_size).to_dict(),
@@ -168,29 +183,7 @@ def _idefics3(corpus: list[str], vocab_size: int, hidden_size: int):
         scale_factor=2,
         pad_token_id=tokenizer.pad_token_id,
     )
-    return processor, Idefics3ForConditionalGeneration(config)
-
-
-def _smolvlm(corpus: list[str], vocab_size: int, hidden_size: int):
-    from transformers import SmolVLMConfig, SmolVLMForConditionalGeneration, SmolVLMProcessor
-    from transformers.models.smolvlm.image_processing_pil_smolvlm import SmolVLMImageProcessorPil
-
-    media_tokens = ["<fake_token_around_image>", "<image>", "<end_of_utterance>", "<global-img>"]
-    media_tokens += [f"<row_{i + 1}_col_{j + 1}>" for i in range(6) for j in range(6)]
-    tokenizer = _tokenizer(corpus, vocab_size, media_tokens)
-    # As _idefics3: 32-pixel tiles of 4x4 patches, pixel-shuffled by 2 -> 4 image tokens per tile.
-    image_processor = SmolVLMImageProcessorPil(size={"longest_edge": 64}, max_image_size={"longest_edge": 32}, do_image_splitting=True)
-    processor = without_video(SmolVLMProcessor)(image_processor=image_processor, tokenizer=tokenizer, image_seq_len=4,
-                                                chat_template=MULTIMODAL_CHAT_TEMPLATE)
-    config = SmolVLMConfig(
-        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2, "image_size": 32,
-                       "patch_size": 8},
-        text_config=_text_config(tokenizer, hidden_size).to_dict(),
-        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
-        scale_factor=2,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    return processor, SmolVLMForConditionalGeneration(config)
+    return processor, model_class(config)
 
 
 def _qwen2_5_vl(corpus: list[str], vocab_size: int, hidden_size: int):
