@@ -361,6 +361,51 @@ def test_lora_on_qwen2_5_vl_plans_trains_evaluates_and_reloads(qwen_model, cli, 
     plans_trains_evaluates_and_reloads(qwen_model, "visual", cli, tmp_path)
 
 
+class BesideTheProcessor:
+    """`records` (written as `spec`'s train data) through the loop on `folder`'s model, beside
+    the model's own processor encoding of the same texts and images: the loop's training
+    batch (`batch`, padded, never packed) and the processor's (`expected`)."""
+
+    def __init__(self, folder: Path, tmp_path: Path, spec: Path, records: list[dict]):
+        import torch
+        from transformers import AutoModelForMultimodalLM
+
+        from tunespec_local.encode import load_tokenizer
+        from tunespec_local.media.encode import MediaChatEncoder
+        from tunespec_local.media.load import MediaReader
+        from tunespec_local.training.objectives import SupervisedObjective
+
+        (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+        self.conversations = _conversations(spec, "train")
+        self.encoder = encoder = MediaChatEncoder(load_tokenizer(folder), folder, MediaReader(tmp_path))
+        self.model = AutoModelForMultimodalLM.from_pretrained(folder, dtype=torch.float32).eval()
+        self.batch = SupervisedObjective(media=encoder.media_inputs()).collate([encoder.encode(c, 10**6) for c in self.conversations], True,
+                                                                               encoder.pad_token_id)
+        self.expected = self.processed([encoder.chat.render(encoder.messages(c)[0]) for c in self.conversations], "right")
+
+    def processed(self, texts: list[str], side: str) -> dict:
+        from tunespec_local.media.encode import decode_image
+
+        images = [[decode_image(m.data) for m in self.encoder.messages(c)[1]] for c in self.conversations]
+        return self.encoder.processor(text=texts, images=images, padding=True, padding_side=side, return_tensors="pt")
+
+    def generation_matches(self) -> None:
+        """tunespec's `generate` answers what the model generates on the processor's left-padded prompts."""
+        import torch
+
+        from tunespec_local.evaluation import generate
+
+        encoder, conversations = self.encoder, self.conversations
+        prompts = [encoder.prompt(c) for c in conversations]
+        with torch.no_grad():
+            ours = generate(self.model, encoder, prompts, 4, 16, torch.device("cpu"), media_inputs=encoder.media_inputs())
+            inputs = self.processed([encoder.chat.render(encoder.messages(c)[0][:-1], add_generation_prompt=True) for c in conversations], "left")
+            assert len(prompts) == inputs["input_ids"].shape[0] and [len(p.input_ids) for p in prompts] == inputs["attention_mask"].sum(1).tolist()
+            out = self.model.generate(**inputs, max_new_tokens=4, do_sample=False, pad_token_id=encoder.pad_token_id,
+                                      eos_token_id=encoder.eos_token_id)
+        assert ours == [encoder.decode(row[inputs["input_ids"].shape[1]:].tolist()) for row in out]
+
+
 def test_qwen_batches_get_the_3d_positions_of_qwens_own_processor(qwen_model, tmp_path):
     """Qwen2-VL's family places an image's tokens on their patch grid (mrope), from the
     batch's `mm_token_type_ids` and `image_grid_thw`; without the first it silently falls
@@ -368,32 +413,15 @@ def test_qwen_batches_get_the_3d_positions_of_qwens_own_processor(qwen_model, tm
     logits of the processor's own encoding of the same texts and images, and generation the
     tokens `generate` gives on the processor's left-padded batch."""
     import torch
-    from transformers import AutoModelForMultimodalLM
 
-    from tunespec_local.encode import load_tokenizer
-    from tunespec_local.evaluation import generate
-    from tunespec_local.media.encode import MediaChatEncoder, decode_image
-    from tunespec_local.media.load import MediaReader
-    from tunespec_local.training.objectives import SupervisedObjective, forward_logits
+    from tunespec_local.training.objectives import forward_logits
 
     spec = colors_project(tmp_path, qwen_model)()
     records = [gemini("red", {"inlineData": {"mimeType": "image/png", "data": base64.b64encode(png("red", (40, 30))).decode()}}),
                gemini("blue", {"inlineData": {"mimeType": "image/png", "data": base64.b64encode(png("blue", (16, 64))).decode()}}),
                gemini("green", {"inlineData": {"mimeType": "image/png", "data": base64.b64encode(png("green", (8, 8))).decode()}})]
-    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    conversations = _conversations(spec, "train")
-    encoder = MediaChatEncoder(load_tokenizer(qwen_model), qwen_model, MediaReader(tmp_path))
-    processor = encoder.processor
-    model = AutoModelForMultimodalLM.from_pretrained(qwen_model, dtype=torch.float32).eval()
-
-    def processed(texts: list[str], side: str) -> dict:
-        images = [[decode_image(m.data) for m in encoder.messages(c)[1]] for c in conversations]
-        return processor(text=texts, images=images, padding=True, padding_side=side, return_tensors="pt")
-
-    # Training: the loop's collation (padded, never packed) against the processor's.
-    batch = SupervisedObjective(media=encoder.media_inputs()).collate([encoder.encode(c, 10**6) for c in conversations], True,
-                                                                      encoder.pad_token_id)
-    expected = processed([encoder.chat.render(encoder.messages(c)[0]) for c in conversations], "right")
+    side = BesideTheProcessor(qwen_model, tmp_path, spec, records)
+    batch, expected, model = side.batch, side.expected, side.model
     assert "position_ids" not in batch
     assert torch.equal(batch["input_ids"], expected["input_ids"]) and torch.equal(batch["attention_mask"], expected["attention_mask"])
     assert len(set(map(tuple, expected["image_grid_thw"].tolist()))) == 3
@@ -404,13 +432,7 @@ def test_qwen_batches_get_the_3d_positions_of_qwens_own_processor(qwen_model, tm
         flat = forward_logits(model, {k: v for k, v in batch.items() if k != "mm_token_type_ids"})[mask]  # 1-D positions
         assert not torch.allclose(logits, flat, atol=1e-3)  # (so the comparison above can tell)
 
-        # Evaluation: tunespec's generate against the processor's left-padded prompts.
-        prompts = [encoder.prompt(c) for c in conversations]
-        ours = generate(model, encoder, prompts, 4, 16, torch.device("cpu"), media_inputs=encoder.media_inputs())
-        inputs = processed([encoder.chat.render(encoder.messages(c)[0][:-1], add_generation_prompt=True) for c in conversations], "left")
-        assert inputs["input_ids"].shape[0] == 3 and [len(p.input_ids) for p in prompts] == inputs["attention_mask"].sum(1).tolist()
-        out = model.generate(**inputs, max_new_tokens=4, do_sample=False, pad_token_id=encoder.pad_token_id, eos_token_id=encoder.eos_token_id)
-    assert ours == [encoder.decode(row[inputs["input_ids"].shape[1]:].tolist()) for row in out]
+    side.generation_matches()
 
 
 def test_smolvlm_plans_exact_counts_and_trains(cli, tmp_path):
@@ -456,13 +478,8 @@ def test_gemma3_batches_let_image_tokens_attend_both_ways_as_its_processor_does(
     own encoding of the same texts and images, and generation the tokens `generate` gives on
     the processor's left-padded batch."""
     import torch
-    from transformers import AutoModelForMultimodalLM
 
-    from tunespec_local.encode import load_tokenizer
-    from tunespec_local.evaluation import generate
-    from tunespec_local.media.encode import MediaChatEncoder, decode_image
-    from tunespec_local.media.load import MediaReader
-    from tunespec_local.training.objectives import SupervisedObjective, forward_logits
+    from tunespec_local.training.objectives import forward_logits
 
     spec = colors_project(tmp_path, gemma_model)()
 
@@ -472,20 +489,8 @@ def test_gemma3_batches_let_image_tokens_attend_both_ways_as_its_processor_does(
     two = {"contents": [{"role": "user", "parts": [image("red"), {"text": "Which colors?"}, image("blue")]},
                         {"role": "model", "parts": [{"text": "red blue"}]}]}
     records = [gemini("green", image("green")), two, gemini("blue", image("blue"))]
-    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    conversations = _conversations(spec, "train")
-    encoder = MediaChatEncoder(load_tokenizer(gemma_model), gemma_model, MediaReader(tmp_path))
-    processor = encoder.processor
-    model = AutoModelForMultimodalLM.from_pretrained(gemma_model, dtype=torch.float32).eval()
-
-    def processed(texts: list[str], side: str) -> dict:
-        images = [[decode_image(m.data) for m in encoder.messages(c)[1]] for c in conversations]
-        return processor(text=texts, images=images, padding=True, padding_side=side, return_tensors="pt")
-
-    # Training: the loop's collation (padded, never packed) against the processor's.
-    batch = SupervisedObjective(media=encoder.media_inputs()).collate([encoder.encode(c, 10**6) for c in conversations], True,
-                                                                      encoder.pad_token_id)
-    expected = processed([encoder.chat.render(encoder.messages(c)[0]) for c in conversations], "right")
+    side = BesideTheProcessor(gemma_model, tmp_path, spec, records)
+    batch, expected, model = side.batch, side.expected, side.model
     assert torch.equal(batch["input_ids"], expected["input_ids"]) and torch.equal(batch["attention_mask"], expected["attention_mask"])
     assert torch.equal(batch["token_type_ids"], expected["token_type_ids"]) and int(expected["token_type_ids"].sum()) == 4 * 4
     mask = expected["attention_mask"].bool()
@@ -495,13 +500,7 @@ def test_gemma3_batches_let_image_tokens_attend_both_ways_as_its_processor_does(
         causal = forward_logits(model, {k: v for k, v in batch.items() if k != "token_type_ids"})[mask]  # image tokens causal
         assert not torch.allclose(logits, causal, atol=1e-3)  # (so the comparison above can tell)
 
-        # Evaluation: tunespec's generate against the processor's left-padded prompts.
-        prompts = [encoder.prompt(c) for c in conversations]
-        ours = generate(model, encoder, prompts, 4, 16, torch.device("cpu"), media_inputs=encoder.media_inputs())
-        inputs = processed([encoder.chat.render(encoder.messages(c)[0][:-1], add_generation_prompt=True) for c in conversations], "left")
-        assert inputs["input_ids"].shape[0] == 3 and [len(p.input_ids) for p in prompts] == inputs["attention_mask"].sum(1).tolist()
-        out = model.generate(**inputs, max_new_tokens=4, do_sample=False, pad_token_id=encoder.pad_token_id, eos_token_id=encoder.eos_token_id)
-    assert ours == [encoder.decode(row[inputs["input_ids"].shape[1]:].tolist()) for row in out]
+    side.generation_matches()
 
 
 # -- counting without torch, for processors that resize or tile by the image's size ------------
