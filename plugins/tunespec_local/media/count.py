@@ -286,6 +286,8 @@ def wav_samples(data: bytes, rate: int) -> int | None:
     import io
     import wave
 
+    from tunespec_local.media.encode import resampled_length
+
     try:
         with wave.open(io.BytesIO(data)) as clip:
             frames, source_rate = clip.getnframes(), clip.getframerate()
@@ -293,7 +295,7 @@ def wav_samples(data: bytes, rate: int) -> int | None:
         return None
     if frames <= 0 or source_rate <= 0:
         return None
-    return frames if source_rate == rate else max(1, round(frames * rate / source_rate))
+    return resampled_length(frames, source_rate, rate)
 
 
 class _PlaceholderReader(MediaReader):

@@ -294,9 +294,15 @@ def decode_audio(data: bytes, rate: int) -> Any:
         raise ValueError("the clip has no samples")
     wave = wave.mean(axis=1)
     if source_rate != rate:  # linear resampling: enough for speech features
-        n = max(1, round(len(wave) * rate / source_rate))
+        n = resampled_length(len(wave), source_rate, rate)
         wave = np.interp(np.linspace(0, len(wave) - 1, n), np.arange(len(wave)), wave).astype(np.float32)
     return wave
+
+
+def resampled_length(samples: int, source_rate: int, rate: int) -> int:
+    """How many samples a clip of `samples` at `source_rate` has once `decode_audio` resamples
+    it to `rate` (what `plan` counts a clip's tokens from, without decoding it)."""
+    return samples if source_rate == rate else max(1, round(samples * rate / source_rate))
 
 
 def audio_library() -> Any:

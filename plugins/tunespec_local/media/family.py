@@ -80,14 +80,13 @@ def media_to(model: Any, media: dict[str, Any], device: Any) -> dict[str, Any]:
     encoders take their input as given (OmniASR's first convolution fails on an fp32
     waveform when the frozen base is held in bf16)."""
     encoders, _ = media_modules(model)
-    weights = (p for p in model.get_submodule(encoders[0]).parameters() if p.is_floating_point())
-    dtype = next(weights, None)
+    weight = next((p for p in model.get_submodule(encoders[0]).parameters() if p.is_floating_point()), None)
     moved = {}
     for key, value in media.items():
         if not hasattr(value, "to"):
             moved[key] = value
-        elif value.is_floating_point() and dtype is not None:
-            moved[key] = value.to(device, dtype=dtype.dtype)
+        elif value.is_floating_point() and weight is not None:
+            moved[key] = value.to(device, dtype=weight.dtype)
         else:
             moved[key] = value.to(device)
     return moved
