@@ -14,25 +14,10 @@ import types
 import pytest
 
 from tests.data.media import wav
+from tests.local import test_audio
 from tunespec import DiagnosticError
 from tunespec_local.media.encode import MediaChatEncoder
 from tunespec_local.media.load import Media
-
-SPEC = """\
-apiVersion: tunespec.dev/v1
-kind: TuningJob
-metadata:
-  name: pitches
-model:
-  base: {model}
-data:
-  modality: audio
-  train: train.jsonl
-  max_seq_length: 128
-backend:
-  name: local
-  device: cpu
-"""
 
 
 class _Processor:
@@ -90,10 +75,10 @@ def test_validate_says_audio_data_needs_soundfile_at_the_modality_line(tmp_path,
     """Before any run: `validate` of an audio spec on a machine without soundfile is one
     TS300 at `data.modality`, with the pip command of the extra that brings it."""
     clip = {"inlineData": {"mimeType": "audio/wav", "data": base64.b64encode(wav()).decode()}}
-    record = {"contents": [{"role": "user", "parts": [clip, {"text": "Which pitch?"}]}, {"role": "model", "parts": [{"text": "low"}]}]}
-    (tmp_path / "train.jsonl").write_text(json.dumps(record) + "\n")
+    for split in ("train", "validation"):
+        (tmp_path / f"{split}.jsonl").write_text(json.dumps(test_audio.gemini("low", clip)) + "\n")
     spec = tmp_path / "tunespec.yaml"
-    spec.write_text(SPEC.format(model=tiny_model))
+    spec.write_text(test_audio.SPEC.format(model=tiny_model))
     monkeypatch.setitem(sys.modules, "soundfile", None)
     code, output = cli("validate", spec)
     assert code != 0

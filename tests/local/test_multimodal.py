@@ -322,6 +322,23 @@ def qwen_model(tmp_path_factory) -> Path:
     return make_tiny_vision_model(tmp_path_factory.mktemp("qwen2_5_vl") / "model", "qwen2_5_vl", corpus=["Which color?", *COLORS])
 
 
+def planned_exactly_and_applied(spec: Path, cli, steps: int) -> Path:
+    """`plan` says `spec`'s token counts are exact and they are what `apply` then encodes;
+    the run trains `steps` steps over all 24 examples and evaluates base and tuned. The run."""
+    code, output = cli("plan", spec)
+    assert re.search(r"token counts +exact", output), output
+    counter, counts = planned_counts(spec)
+    assert counter.exact
+    code, output = cli("apply", spec, "--yes")
+    assert code == 0, output
+    assert counts == trained_lengths(spec, 24)
+    [run] = runs(spec)
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["metrics"]["steps"] == steps and manifest["metrics"]["train_examples"] == 24
+    assert {"base", "tuned"} <= set(manifest["evaluation"])
+    return run
+
+
 def plans_trains_evaluates_and_reloads(model_folder: Path, encoder: str, cli, tmp_path: Path) -> None:
     """A family's full story through the CLI: `plan` counts its images exactly and as training
     encodes them, every example trains, base and tuned answers are written, LoRA stays off the
@@ -332,17 +349,7 @@ def plans_trains_evaluates_and_reloads(model_folder: Path, encoder: str, cli, tm
     from transformers import AutoModelForMultimodalLM
 
     spec = colors_project(tmp_path, model_folder)()
-    code, output = cli("plan", spec)
-    assert re.search(r"token counts +exact", output), output
-    counter, counts = planned_counts(spec)
-    assert counter.exact
-    code, output = cli("apply", spec, "--yes")
-    assert code == 0, output
-    assert counts == trained_lengths(spec, 24)
-    [run] = runs(spec)
-    manifest = json.loads((run / "manifest.json").read_text())
-    assert manifest["metrics"]["steps"] == 8 and manifest["metrics"]["train_examples"] == 24
-    assert {"base", "tuned"} <= set(manifest["evaluation"])
+    run = planned_exactly_and_applied(spec, cli, steps=8)
     tuned = json.loads((run / "evaluation" / "tuned.json").read_text())
     assert [o["reference"] for o in tuned["outputs"]] == [*COLORS, *COLORS]
     adapter = json.loads((run / "adapter" / "adapter_config.json").read_text())
@@ -441,17 +448,7 @@ def test_smolvlm_plans_exact_counts_and_trains(cli, tmp_path):
     from tunespec.testing.tiny_multimodal import make_tiny_vision_model
 
     model = make_tiny_vision_model(tmp_path / "model", "smolvlm", corpus=["Which color?", *COLORS])
-    spec = colors_project(tmp_path, model)(steps=2)
-    code, output = cli("plan", spec)
-    assert re.search(r"token counts +exact", output), output
-    _, counts = planned_counts(spec)
-    code, output = cli("apply", spec, "--yes")
-    assert code == 0, output
-    assert counts == trained_lengths(spec, 24)
-    [run] = runs(spec)
-    manifest = json.loads((run / "manifest.json").read_text())
-    assert manifest["metrics"]["steps"] == 2 and manifest["metrics"]["train_examples"] == 24
-    assert {"base", "tuned"} <= set(manifest["evaluation"])
+    planned_exactly_and_applied(colors_project(tmp_path, model)(steps=2), cli, steps=2)
 
 
 # -- Gemma 3 (image tokens attend to each other both ways) -----------------------------------------
